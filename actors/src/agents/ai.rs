@@ -1,0 +1,188 @@
+//! AiAgent: one per tenant. Calls the model through the `LlmClient` port behind a timeout, a
+//! circuit breaker and a governor rate limit; when the model cannot answer it returns the
+//! tenant's fallback text plus a handoff to the default queue, so a customer never meets silence.
+
+use crate::breaker::CircuitBreaker;
+use crate::metrics::HubMetrics;
+use crate::ports::{LlmAction, LlmClient, LlmRequest};
+use crate::tenant::TenantPolicy;
+use actix::prelude::*;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// The AI agent of one tenant.
+pub struct AiAgent {
+    policy: Arc<TenantPolicy>,
+    llm: Option<Arc<dyn LlmClient>>,
+    breaker: CircuitBreaker,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    metrics: Arc<HubMetrics>,
+}
+
+impl AiAgent {
+    /// An agent using `llm`; `None` (no model configured) always falls back.
+    pub fn new(policy: Arc<TenantPolicy>, llm: Option<Arc<dyn LlmClient>>, metrics: Arc<HubMetrics>) -> Self {
+        let rate = NonZeroU32::new(policy.ai.rate_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            breaker: CircuitBreaker::new(policy.ai.breaker_failures, policy.ai.breaker_cooldown),
+            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            policy,
+            llm,
+            metrics,
+        }
+    }
+
+    fn fallback(&self, why: String) -> AiOutcome {
+        HubMetrics::inc(&self.metrics.llm_fallbacks);
+        tracing::warn!(tenant = %self.policy.id, reason = %why, "ai fallback");
+        AiOutcome {
+            action: LlmAction::Handoff {
+                queue: Some(self.policy.default_queue.clone()),
+                reason: format!("ai unavailable: {why}"),
+                message: Some(self.policy.ai.fallback_message.clone()),
+            },
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            fallback: true,
+        }
+    }
+}
+
+impl Actor for AiAgent {
+    type Context = Context<Self>;
+}
+
+/// Asks the model for the next turn of a conversation.
+#[derive(Message, Debug)]
+#[rtype(result = "AiOutcome")]
+pub struct Generate(pub LlmRequest);
+
+/// The agent's answer: always something to do, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, MessageResponse)]
+pub struct AiOutcome {
+    /// What to do.
+    pub action: LlmAction,
+    /// Prompt tokens used.
+    pub prompt_tokens: u32,
+    /// Completion tokens used.
+    pub completion_tokens: u32,
+    /// True when the fallback was used.
+    pub fallback: bool,
+}
+
+impl Handler<Generate> for AiAgent {
+    type Result = ResponseActFuture<Self, AiOutcome>;
+
+    fn handle(&mut self, msg: Generate, _: &mut Context<Self>) -> Self::Result {
+        let Some(llm) = self.llm.clone() else {
+            return Box::pin(fut::ready(self.fallback("no model configured".into())));
+        };
+        if !self.breaker.try_acquire() {
+            return Box::pin(fut::ready(self.fallback("circuit breaker open".into())));
+        }
+        HubMetrics::inc(&self.metrics.llm_calls);
+        let limiter = self.limiter.clone();
+        let timeout = self.policy.ai.timeout;
+        // The limiter wait counts against the timeout: a tenant over its rate gets the fallback
+        // rather than an unbounded wait.
+        let call = async move {
+            tokio::time::timeout(timeout, async {
+                limiter.until_ready().await;
+                llm.complete(msg.0).await
+            })
+            .await
+        };
+        Box::pin(call.into_actor(self).map(move |result, act, _| match result {
+            Ok(Ok(resp)) => {
+                act.breaker.on_success();
+                act.metrics.llm_prompt_tokens.fetch_add(u64::from(resp.prompt_tokens), std::sync::atomic::Ordering::Relaxed);
+                act.metrics.llm_completion_tokens.fetch_add(u64::from(resp.completion_tokens), std::sync::atomic::Ordering::Relaxed);
+                AiOutcome {
+                    action: resp.action,
+                    prompt_tokens: resp.prompt_tokens,
+                    completion_tokens: resp.completion_tokens,
+                    fallback: false,
+                }
+            }
+            Ok(Err(e)) => {
+                act.breaker.on_failure();
+                HubMetrics::inc(&act.metrics.llm_errors);
+                act.fallback(e.to_string())
+            }
+            Err(_) => {
+                act.breaker.on_failure();
+                HubMetrics::inc(&act.metrics.llm_errors);
+                act.fallback(format!("model timed out after {timeout:?}"))
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{LlmError, LlmResponse, Speaker};
+    use crate::tenant::Route;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    struct Flaky {
+        calls: AtomicU32,
+        fail: bool,
+        delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl LlmClient for Flaky {
+        async fn complete(&self, req: LlmRequest) -> Result<LlmResponse, LlmError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if self.fail {
+                return Err(LlmError::Unavailable("503".into()));
+            }
+            Ok(LlmResponse { action: LlmAction::Reply(format!("re: {}", req.history.last().unwrap().1)), prompt_tokens: 3, completion_tokens: 2 })
+        }
+    }
+
+    fn request() -> Generate {
+        Generate(LlmRequest { system_prompt: "s".into(), history: vec![(Speaker::Customer, "oi".into())], queues: vec![] })
+    }
+
+    fn agent(fail: bool, delay: Duration) -> (Addr<AiAgent>, Arc<Flaky>, Arc<HubMetrics>) {
+        let mut policy = TenantPolicy::example("t", Route::Ai);
+        policy.ai.breaker_failures = 2;
+        policy.ai.timeout = Duration::from_millis(500);
+        let llm = Arc::new(Flaky { calls: AtomicU32::new(0), fail, delay });
+        let metrics = Arc::new(HubMetrics::default());
+        (AiAgent::new(Arc::new(policy), Some(llm.clone()), metrics.clone()).start(), llm, metrics)
+    }
+
+    #[actix::test]
+    async fn answers_and_counts_tokens() {
+        let (ai, _, metrics) = agent(false, Duration::ZERO);
+        let out = ai.send(request()).await.unwrap();
+        assert_eq!(out.action, LlmAction::Reply("re: oi".into()));
+        assert!(!out.fallback);
+        assert_eq!(metrics.llm_prompt_tokens.load(Ordering::Relaxed), 3);
+    }
+
+    #[actix::test]
+    async fn model_down_falls_back_and_breaker_stops_calling() {
+        let (ai, llm, _) = agent(true, Duration::ZERO);
+        for _ in 0..4 {
+            let out = ai.send(request()).await.unwrap();
+            assert!(out.fallback);
+            assert!(matches!(out.action, LlmAction::Handoff { queue: Some(ref q), .. } if q == "support"));
+        }
+        assert_eq!(llm.calls.load(Ordering::SeqCst), 2, "breaker opened after two failures");
+    }
+
+    #[actix::test]
+    async fn slow_model_times_out_into_fallback() {
+        let (ai, _, metrics) = agent(false, Duration::from_secs(3));
+        let out = ai.send(request()).await.unwrap();
+        assert!(out.fallback);
+        assert_eq!(metrics.llm_errors.load(Ordering::Relaxed), 1);
+    }
+}

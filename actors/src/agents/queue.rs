@@ -1,0 +1,330 @@
+//! QueueAgent: one per human queue. Keeps the waiting list (with positions), the online agents
+//! with their capacity, and assigns by policy (`round_robin`, `least_busy`, or `manual`, where
+//! agents pick). Assignments reach the conversation as `command.assign` inputs on the bus; the
+//! conversation has the last word (it may have closed meanwhile and then rejects).
+
+use crate::domain::{AgentId, ConversationId, TenantId};
+use crate::event::{Envelope, Input};
+use crate::ports::Clock;
+use crate::sink::InputSink;
+use crate::tenant::{AssignPolicy, QueuePolicy};
+use actix::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+struct AgentSlot {
+    online: bool,
+    capacity: u32,
+    active: HashSet<ConversationId>,
+}
+
+impl AgentSlot {
+    fn has_room(&self) -> bool {
+        self.online && (self.active.len() as u32) < self.capacity
+    }
+}
+
+/// One human queue of a tenant.
+pub struct QueueAgent {
+    tenant: TenantId,
+    policy: QueuePolicy,
+    waiting: VecDeque<(ConversationId, u64)>,
+    agents: BTreeMap<AgentId, AgentSlot>,
+    rr_cursor: usize,
+    sink: Arc<dyn InputSink>,
+    clock: Arc<dyn Clock>,
+}
+
+impl QueueAgent {
+    /// An empty queue.
+    pub fn new(tenant: TenantId, policy: QueuePolicy, sink: Arc<dyn InputSink>, clock: Arc<dyn Clock>) -> Self {
+        Self { tenant, policy, waiting: VecDeque::new(), agents: BTreeMap::new(), rr_cursor: 0, sink, clock }
+    }
+
+    fn position(&self, id: &ConversationId) -> Option<u32> {
+        self.waiting.iter().position(|(c, _)| c == id).map(|p| p as u32 + 1)
+    }
+
+    fn pick_agent(&mut self) -> Option<AgentId> {
+        let with_room: Vec<&AgentId> = self.agents.iter().filter(|(_, s)| s.has_room()).map(|(a, _)| a).collect();
+        if with_room.is_empty() {
+            return None;
+        }
+        match self.policy.assign {
+            AssignPolicy::Manual => None,
+            AssignPolicy::RoundRobin => {
+                let agent = with_room[self.rr_cursor % with_room.len()].clone();
+                self.rr_cursor = self.rr_cursor.wrapping_add(1);
+                Some(agent)
+            }
+            AssignPolicy::LeastBusy => with_room
+                .into_iter()
+                .min_by_key(|a| self.agents[*a].active.len())
+                .cloned(),
+        }
+    }
+
+    fn assign(&mut self, conversation: ConversationId, agent: AgentId) {
+        if let Some(slot) = self.agents.get_mut(&agent) {
+            slot.active.insert(conversation.clone());
+        }
+        tracing::info!(tenant = %self.tenant, queue = %self.policy.name, %conversation, %agent, "assigning");
+        let env = Envelope::new(
+            self.tenant.clone(),
+            conversation,
+            uuid::Uuid::now_v7().to_string(),
+            self.clock.now_ms(),
+            Input::Assign { queue: self.policy.name.clone(), agent },
+        );
+        self.sink.submit(env);
+    }
+
+    fn try_assign(&mut self) {
+        while !self.waiting.is_empty() {
+            let Some(agent) = self.pick_agent() else { return };
+            let Some((conversation, _)) = self.waiting.pop_front() else { return };
+            self.assign(conversation, agent);
+        }
+    }
+
+    fn forget(&mut self, conversation: &ConversationId) {
+        self.waiting.retain(|(c, _)| c != conversation);
+        for slot in self.agents.values_mut() {
+            slot.active.remove(conversation);
+        }
+    }
+}
+
+impl Actor for QueueAgent {
+    type Context = Context<Self>;
+}
+
+/// Puts a conversation at the end of the waiting list (idempotent).
+#[derive(Message, Debug)]
+#[rtype(result = "Enqueued")]
+pub struct Enqueue(pub ConversationId);
+
+/// Where an enqueued conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, MessageResponse)]
+pub struct Enqueued {
+    /// Position from 1 (0 when it was assigned at once).
+    pub position: u32,
+    /// Whether the queue is inside business hours.
+    pub open: bool,
+}
+
+impl Handler<Enqueue> for QueueAgent {
+    type Result = Enqueued;
+
+    fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Enqueued {
+        let now = self.clock.now_ms();
+        let open = self.policy.hours.as_ref().is_none_or(|h| h.is_open(now));
+        if self.position(&msg.0).is_none() && !self.agents.values().any(|s| s.active.contains(&msg.0)) {
+            self.waiting.push_back((msg.0.clone(), now));
+        }
+        let position = self.position(&msg.0).unwrap_or(0);
+        self.try_assign();
+        Enqueued { position, open }
+    }
+}
+
+/// Removes a conversation from the queue entirely (closed, transferred, rejected an assignment).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Release(pub ConversationId);
+
+impl Handler<Release> for QueueAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: Release, _: &mut Context<Self>) {
+        self.forget(&msg.0);
+        self.try_assign();
+    }
+}
+
+/// An agent goes online or offline, or changes capacity.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetPresence {
+    /// The agent.
+    pub agent: AgentId,
+    /// Online or not.
+    pub online: bool,
+    /// Maximum simultaneous conversations.
+    pub capacity: u32,
+}
+
+impl Handler<SetPresence> for QueueAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetPresence, _: &mut Context<Self>) {
+        let slot = self.agents.entry(msg.agent).or_default();
+        slot.online = msg.online;
+        slot.capacity = msg.capacity;
+        self.try_assign();
+    }
+}
+
+/// Why an agent could not take a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcceptError {
+    /// Someone else was faster, or it left the queue.
+    #[error("conversation is not waiting in this queue (already taken?)")]
+    NotWaiting,
+    /// The agent is offline or full.
+    #[error("agent is offline or at capacity")]
+    NoCapacity,
+}
+
+/// An agent picks a waiting conversation (manual policy, or taking one out of turn).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), AcceptError>")]
+pub struct Accept {
+    /// Who picks.
+    pub agent: AgentId,
+    /// Which conversation.
+    pub conversation: ConversationId,
+}
+
+impl Handler<Accept> for QueueAgent {
+    type Result = Result<(), AcceptError>;
+
+    fn handle(&mut self, msg: Accept, _: &mut Context<Self>) -> Self::Result {
+        if !self.agents.get(&msg.agent).is_some_and(AgentSlot::has_room) {
+            return Err(AcceptError::NoCapacity);
+        }
+        let Some(pos) = self.position(&msg.conversation) else { return Err(AcceptError::NotWaiting) };
+        self.waiting.remove(pos as usize - 1);
+        self.assign(msg.conversation, msg.agent);
+        Ok(())
+    }
+}
+
+/// Moves an assigned conversation to another agent of this queue.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reassign {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// New owner.
+    pub agent: AgentId,
+}
+
+impl Handler<Reassign> for QueueAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reassign, _: &mut Context<Self>) {
+        self.forget(&msg.conversation);
+        self.agents.entry(msg.agent).or_default().active.insert(msg.conversation);
+    }
+}
+
+/// Asks for the queue's current state.
+#[derive(Message, Debug)]
+#[rtype(result = "QueueSnapshot")]
+pub struct GetQueueSnapshot;
+
+/// A queue's state, for consoles and tests.
+#[derive(Debug, Clone, Serialize, MessageResponse)]
+pub struct QueueSnapshot {
+    /// Queue name.
+    pub queue: String,
+    /// Waiting conversations in order, with how long they have waited (ms).
+    pub waiting: Vec<(ConversationId, u64)>,
+    /// Agents: id, online, capacity, active conversations.
+    pub agents: Vec<(AgentId, bool, u32, usize)>,
+}
+
+impl Handler<GetQueueSnapshot> for QueueAgent {
+    type Result = QueueSnapshot;
+
+    fn handle(&mut self, _: GetQueueSnapshot, _: &mut Context<Self>) -> QueueSnapshot {
+        let now = self.clock.now_ms();
+        QueueSnapshot {
+            queue: self.policy.name.clone(),
+            waiting: self.waiting.iter().map(|(c, t)| (c.clone(), now.saturating_sub(*t))).collect(),
+            agents: self
+                .agents
+                .iter()
+                .map(|(a, s)| (a.clone(), s.online, s.capacity, s.active.len()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::ManualClock;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Probe(Mutex<Vec<(String, Input)>>);
+    impl InputSink for Probe {
+        fn submit(&self, e: Envelope<Input>) {
+            self.0.lock().unwrap().push((e.conversation_id.to_string(), e.body));
+        }
+    }
+
+    fn queue(assign: AssignPolicy) -> (Addr<QueueAgent>, Arc<Probe>) {
+        let probe = Arc::new(Probe::default());
+        let policy = QueuePolicy { name: "sales".into(), assign, hours: None };
+        let agent = QueueAgent::new(TenantId::new("t"), policy, probe.clone(), Arc::new(ManualClock::at(0)));
+        (agent.start(), probe)
+    }
+
+    fn assigned(probe: &Probe) -> Vec<(String, String)> {
+        probe.0.lock().unwrap().iter().map(|(c, i)| match i {
+            Input::Assign { agent, .. } => (c.clone(), agent.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }).collect()
+    }
+
+    fn online(agent: &str, capacity: u32) -> SetPresence {
+        SetPresence { agent: AgentId::new(agent), online: true, capacity }
+    }
+
+    #[actix::test]
+    async fn waiting_list_positions_then_round_robin_within_capacity() {
+        let (q, probe) = queue(AssignPolicy::RoundRobin);
+        for (i, c) in ["c1", "c2", "c3"].iter().enumerate() {
+            let e = q.send(Enqueue(ConversationId::new(c))).await.unwrap();
+            assert_eq!(e.position, i as u32 + 1);
+        }
+        assert_eq!(q.send(Enqueue(ConversationId::new("c2"))).await.unwrap().position, 2, "idempotent");
+        q.send(online("ana", 1)).await.unwrap();
+        q.send(online("bia", 1)).await.unwrap();
+        assert_eq!(assigned(&probe), vec![("c1".into(), "ana".into()), ("c2".into(), "bia".into())]);
+        let snap = q.send(GetQueueSnapshot).await.unwrap();
+        assert_eq!(snap.waiting.len(), 1, "c3 waits: both agents are full");
+        q.send(Release(ConversationId::new("c1"))).await.unwrap();
+        assert_eq!(assigned(&probe)[2], ("c3".into(), "ana".into()), "freed capacity is used");
+    }
+
+    #[actix::test]
+    async fn least_busy_prefers_the_emptier_agent() {
+        let (q, probe) = queue(AssignPolicy::LeastBusy);
+        q.send(online("ana", 5)).await.unwrap();
+        q.send(Enqueue(ConversationId::new("c1"))).await.unwrap();
+        q.send(Enqueue(ConversationId::new("c2"))).await.unwrap();
+        q.send(online("bia", 5)).await.unwrap();
+        q.send(Enqueue(ConversationId::new("c3"))).await.unwrap();
+        assert_eq!(assigned(&probe).last().unwrap().1, "bia");
+    }
+
+    #[actix::test]
+    async fn manual_queue_waits_for_an_accept_and_only_one_agent_wins() {
+        let (q, probe) = queue(AssignPolicy::Manual);
+        q.send(online("ana", 2)).await.unwrap();
+        q.send(online("bia", 2)).await.unwrap();
+        q.send(Enqueue(ConversationId::new("c1"))).await.unwrap();
+        assert!(assigned(&probe).is_empty(), "manual: nobody is assigned automatically");
+        let a = q.send(Accept { agent: AgentId::new("ana"), conversation: ConversationId::new("c1") });
+        let b = q.send(Accept { agent: AgentId::new("bia"), conversation: ConversationId::new("c1") });
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a.is_ok() ^ b.is_ok(), "exactly one wins: {a:?} {b:?}");
+        assert_eq!(assigned(&probe).len(), 1);
+    }
+}

@@ -1,0 +1,244 @@
+//! The actor shell: lifecycle (rehydrate, passivate), the journal/flush cycle and effects.
+
+use super::{CommandError, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
+use crate::dispatcher::{LeaveQueue, MoveToAgent};
+use crate::domain::{AgentId, Author, ConversationId, OutboundContent, TenantId};
+use crate::event::{Envelope, Event, Input, SendOutcome};
+use crate::metrics::HubMetrics;
+use crate::outbox::SendOutbound;
+use crate::ports::OutboundMessage;
+use crate::state::ConversationState;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Bounded mailbox: past this the registry's sends wait (backpressure towards the bus).
+const MAILBOX: usize = 64;
+
+/// Work to do once the journal is durable.
+pub(super) enum Effect {
+    Send(SendOutbound),
+    LeaveQueue(String),
+    MoveToAgent { queue: String, agent: AgentId },
+}
+
+/// One conversation.
+pub struct ConversationActor {
+    pub(super) state: ConversationState,
+    pub(super) rt: Arc<TenantRuntime>,
+    registry: Recipient<IdleReport>,
+    unsaved: Vec<Envelope<Event>>,
+    effects: Vec<Effect>,
+    /// Epoch under which the model is thinking, if it is.
+    pub(super) ai_turn: Option<u64>,
+    pub(super) debounce_armed: bool,
+    last_activity: Instant,
+    processed: u64,
+    /// Trace id of the input being handled; stamped on the events it causes.
+    pub(super) trace_id: String,
+}
+
+impl ConversationActor {
+    /// A conversation that will load its state from the store when it starts.
+    pub fn new(id: ConversationId, tenant: TenantId, rt: Arc<TenantRuntime>, registry: Recipient<IdleReport>) -> Self {
+        Self {
+            state: ConversationState::new(id, tenant),
+            rt,
+            registry,
+            unsaved: Vec::new(),
+            effects: Vec::new(),
+            ai_turn: None,
+            debounce_armed: false,
+            last_activity: Instant::now(),
+            processed: 0,
+            trace_id: String::new(),
+        }
+    }
+
+    /// Applies an event to the state and queues it for the journal.
+    pub(super) fn record(&mut self, event: Event) {
+        let now = self.rt.clock.now_ms();
+        self.state.apply(&event, now, self.rt.policy.history_window);
+        let mut env = Envelope::new(self.state.tenant.clone(), self.state.id.clone(), self.trace_id.clone(), now, event);
+        env.idempotency_key = Some(format!("{}#{}", self.state.id, self.state.seq));
+        self.unsaved.push(env);
+    }
+
+    /// Records an outbound message and queues its send for after the flush.
+    pub(super) fn send(&mut self, author: Author, content: OutboundContent, callback_query_id: Option<String>) {
+        let Some(to) = self.state.reply_to.clone() else {
+            tracing::warn!(conversation = %self.state.id, "no reply address; message not sent");
+            return;
+        };
+        let local_id = self.state.next_local_id;
+        self.record(Event::OutboundQueued { local_id, author, content: content.clone() });
+        let Some(_) = self.rt.outboxes.get(&to.channel) else {
+            self.record(Event::OutboundFailed { local_id, reason: format!("channel {} is disabled", to.channel.name) });
+            return;
+        };
+        let message = OutboundMessage {
+            tenant: self.state.tenant.clone(),
+            to,
+            content,
+            key: format!("{}/{}", self.state.id, local_id),
+            callback_query_id,
+        };
+        self.effects.push(Effect::Send(SendOutbound {
+            conversation: self.state.id.clone(),
+            local_id,
+            trace_id: self.trace_id.clone(),
+            message,
+        }));
+    }
+
+    pub(super) fn leave_queue(&mut self) {
+        if let Some(q) = self.state.status.queue() {
+            self.effects.push(Effect::LeaveQueue(q.to_owned()));
+        }
+    }
+
+    pub(super) fn push_effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// Makes recorded events durable, then runs their effects. On a store failure the actor
+    /// stops: its in-memory state ran ahead of the store, and the next delivery rehydrates.
+    pub(super) fn flush(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
+        if self.unsaved.is_empty() {
+            self.run_effects();
+            return Box::pin(fut::ready(Ok(())));
+        }
+        let events = std::mem::take(&mut self.unsaved);
+        let snapshot = self.state.clone();
+        let store = self.rt.store.clone();
+        let write = async move { store.append(&snapshot, &events).await };
+        Box::pin(write.into_actor(self).map(|res, act, ctx| match res {
+            Ok(()) => {
+                act.run_effects();
+                act.maybe_start_ai_turn(ctx);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(conversation = %act.state.id, error = %e, "journal write failed; stopping");
+                act.effects.clear();
+                ctx.stop();
+                Err(CommandError::Unavailable(e.to_string()))
+            }
+        }))
+    }
+
+    fn run_effects(&mut self) {
+        for effect in std::mem::take(&mut self.effects) {
+            match effect {
+                Effect::Send(msg) => {
+                    if let Some(outbox) = self.rt.outboxes.get(&msg.message.to.channel) {
+                        tracing::debug!(conversation = %msg.conversation, trace_id = %msg.trace_id, "outbound.message.queued");
+                        outbox.do_send(msg);
+                    }
+                }
+                Effect::LeaveQueue(queue) => self.rt.dispatcher.do_send(LeaveQueue {
+                    tenant: self.state.tenant.clone(),
+                    queue,
+                    conversation: self.state.id.clone(),
+                }),
+                Effect::MoveToAgent { queue, agent } => self.rt.dispatcher.do_send(MoveToAgent {
+                    tenant: self.state.tenant.clone(),
+                    queue,
+                    conversation: self.state.id.clone(),
+                    agent,
+                }),
+            }
+        }
+    }
+
+    fn check_idle(&mut self) {
+        if self.ai_turn.is_none() && self.last_activity.elapsed() >= self.rt.policy.idle_timeout {
+            self.registry.do_send(IdleReport { id: self.state.id.clone(), processed: self.processed });
+        }
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        self.rt.metrics.live_conversations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let idle = self.rt.policy.idle_timeout;
+        let tick = (idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(30));
+        ctx.run_interval(tick, |act, _| act.check_idle());
+        // Rehydrate before the first message is handled: `wait` holds the mailbox.
+        let store = self.rt.store.clone();
+        let id = self.state.id.clone();
+        ctx.wait(async move { store.load(&id).await }.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Some(state)) => {
+                HubMetrics::inc(&act.rt.metrics.rehydrations);
+                act.state = state;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(conversation = %act.state.id, error = %e, "could not load conversation; stopping");
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.rt.metrics.live_conversations.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Handler<Process> for ConversationActor {
+    type Result = AtomicResponse<Self, ProcessResult>;
+
+    fn handle(&mut self, msg: Process, _: &mut Context<Self>) -> Self::Result {
+        self.processed += 1;
+        self.last_activity = Instant::now();
+        HubMetrics::inc(&self.rt.metrics.events_consumed);
+        let env = msg.0;
+        self.trace_id = env.trace_id.clone();
+        tracing::debug!(conversation = %env.conversation_id, trace_id = %env.trace_id, kind = env.body.type_name(), "conversation.input");
+        let step: ResponseActFuture<Self, ProcessResult> = match env.body {
+            Input::MessageReceived(m) => self.on_customer_message(m),
+            Input::StatusReceived(u) => Box::pin(fut::ready(self.on_status(u))),
+            Input::Assign { queue, agent } => Box::pin(fut::ready(self.on_assign(queue, agent))),
+            Input::AgentReply { agent, body } => Box::pin(fut::ready(self.on_agent_reply(agent, body))),
+            Input::Transfer { target } => self.on_transfer(target),
+            Input::Close { by } => Box::pin(fut::ready(self.on_close(by))),
+            Input::OutboundResult { local_id, outcome } => {
+                match outcome {
+                    SendOutcome::Sent { provider_message_id } => {
+                        self.record(Event::OutboundSent { local_id, provider_message_id })
+                    }
+                    SendOutcome::Failed { reason } => self.record(Event::OutboundFailed { local_id, reason }),
+                }
+                Box::pin(fut::ready(Ok(super::Outcome::Applied)))
+            }
+        };
+        AtomicResponse::new(Box::pin(step.then(|result, act, _| {
+            act.flush().map(move |flushed, _, _| match flushed {
+                Ok(()) => result,
+                Err(e) => Err(e),
+            })
+        })))
+    }
+}
+
+impl Handler<Passivate> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) {
+        HubMetrics::inc(&self.rt.metrics.passivations);
+        tracing::debug!(conversation = %self.state.id, "passivated");
+        ctx.stop();
+    }
+}
+
+impl Handler<Inspect> for ConversationActor {
+    type Result = MessageResult<Inspect>;
+
+    fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state.clone())
+    }
+}

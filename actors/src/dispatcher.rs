@@ -1,0 +1,149 @@
+//! Dispatcher: decides where a new ticket goes (tenant entry route) and carries handoffs to the
+//! right queue, falling back to the tenant's default queue for unknown names.
+
+use crate::agents::queue::{Enqueue, Enqueued, QueueAgent, Reassign, Release};
+use crate::domain::{AgentId, ConversationId, TenantId};
+use crate::tenant::{Route, TenantPolicy};
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the dispatcher knows of one tenant.
+pub struct TenantRoutes {
+    /// The tenant's policy.
+    pub policy: Arc<TenantPolicy>,
+    /// Its queues by name.
+    pub queues: HashMap<String, Addr<QueueAgent>>,
+}
+
+/// Routes conversations of all tenants of this node.
+pub struct Dispatcher {
+    tenants: HashMap<TenantId, TenantRoutes>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over these tenants.
+    pub fn new(tenants: HashMap<TenantId, TenantRoutes>) -> Self {
+        Self { tenants }
+    }
+
+    fn queue(&self, tenant: &TenantId, name: &str) -> Option<&Addr<QueueAgent>> {
+        self.tenants.get(tenant)?.queues.get(name)
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+}
+
+/// Routing failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// Tenant not configured on this node.
+    #[error("unknown tenant")]
+    UnknownTenant,
+    /// The queue actor is gone (shutting down).
+    #[error("queue unavailable")]
+    QueueUnavailable,
+}
+
+/// Where does a new ticket of this tenant go?
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Route, DispatchError>")]
+pub struct RouteNew(pub TenantId);
+
+impl Handler<RouteNew> for Dispatcher {
+    type Result = Result<Route, DispatchError>;
+
+    fn handle(&mut self, msg: RouteNew, _: &mut Context<Self>) -> Self::Result {
+        let routes = self.tenants.get(&msg.0).ok_or(DispatchError::UnknownTenant)?;
+        Ok(routes.policy.entry.clone())
+    }
+}
+
+/// Hand a conversation to a human queue.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Handoff, DispatchError>")]
+pub struct RequestHandoff {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Conversation.
+    pub conversation: ConversationId,
+    /// Queue asked for; unknown or `None` means the default queue.
+    pub queue: Option<String>,
+    /// Why (logged).
+    pub reason: String,
+}
+
+/// Where the conversation landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// The queue used.
+    pub queue: String,
+    /// Position and opening hours.
+    pub enqueued: Enqueued,
+}
+
+impl Handler<RequestHandoff> for Dispatcher {
+    type Result = ResponseFuture<Result<Handoff, DispatchError>>;
+
+    fn handle(&mut self, msg: RequestHandoff, _: &mut Context<Self>) -> Self::Result {
+        let Some(routes) = self.tenants.get(&msg.tenant) else {
+            return Box::pin(async { Err(DispatchError::UnknownTenant) });
+        };
+        let queue = routes.policy.resolve_queue(msg.queue.as_deref());
+        tracing::info!(tenant = %msg.tenant, conversation = %msg.conversation, %queue, reason = %msg.reason, "routing.handoff.requested");
+        let addr = routes.queues.get(&queue).cloned();
+        Box::pin(async move {
+            let addr = addr.ok_or(DispatchError::QueueUnavailable)?;
+            let enqueued = addr.send(Enqueue(msg.conversation)).await.map_err(|_| DispatchError::QueueUnavailable)?;
+            Ok(Handoff { queue, enqueued })
+        })
+    }
+}
+
+/// A conversation leaves a queue (closed, transferred, refused an assignment).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LeaveQueue {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Queue.
+    pub queue: String,
+    /// Conversation.
+    pub conversation: ConversationId,
+}
+
+impl Handler<LeaveQueue> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeaveQueue, _: &mut Context<Self>) {
+        if let Some(q) = self.queue(&msg.tenant, &msg.queue) {
+            q.do_send(Release(msg.conversation));
+        }
+    }
+}
+
+/// An assigned conversation moves to another agent of its queue.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct MoveToAgent {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Queue.
+    pub queue: String,
+    /// Conversation.
+    pub conversation: ConversationId,
+    /// New owner.
+    pub agent: AgentId,
+}
+
+impl Handler<MoveToAgent> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: MoveToAgent, _: &mut Context<Self>) {
+        if let Some(q) = self.queue(&msg.tenant, &msg.queue) {
+            q.do_send(Reassign { conversation: msg.conversation, agent: msg.agent });
+        }
+    }
+}

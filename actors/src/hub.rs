@@ -1,0 +1,358 @@
+//! The hub: wires ports, tenants and actors together on one node, runs the partition consumers,
+//! and is the single entry point for ingress (webhooks) and commands (console, REST, MCP).
+
+use crate::agents::ai::AiAgent;
+use crate::agents::queue::{QueueAgent, SetPresence};
+use crate::agents::triage::TriageAgent;
+use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
+use crate::dispatcher::{Dispatcher, TenantRoutes};
+use crate::domain::{AgentId, ChannelRef, ConversationId, TenantId};
+use crate::event::{Envelope, Event, Input};
+use crate::metrics::HubMetrics;
+use crate::outbox::{Outbox, OutboxPolicy};
+use crate::partition::partition_of;
+use crate::ports::{Bus, BusError, Clock, ConversationStore, Dedup, LlmClient, Outbound};
+use crate::registry::{ConversationRegistry, Deliver, InspectConversation, LiveCount, REGISTRY_MAILBOX};
+use crate::sink::{BusSink, InputSink};
+use crate::state::ConversationState;
+use crate::tenant::TenantPolicy;
+use actix::prelude::*;
+use futures_util::future::join_all;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+/// Backend ports (memory or Redis).
+pub struct Backend {
+    /// Event bus.
+    pub bus: Arc<dyn Bus>,
+    /// Ingress dedup gate.
+    pub dedup: Arc<dyn Dedup>,
+    /// Conversation store.
+    pub store: Arc<dyn ConversationStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// One outbound channel of a tenant.
+pub struct ChannelSetup {
+    /// Which channel.
+    pub channel: ChannelRef,
+    /// Its send API.
+    pub outbound: Arc<dyn Outbound>,
+    /// Limits and retries.
+    pub policy: OutboxPolicy,
+}
+
+/// One tenant to run.
+pub struct TenantSetup {
+    /// Policy.
+    pub policy: TenantPolicy,
+    /// Model, if configured (without one the AI always falls back to a human).
+    pub llm: Option<Arc<dyn LlmClient>>,
+    /// Enabled channels.
+    pub channels: Vec<ChannelSetup>,
+}
+
+/// Node settings.
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    /// Threads running actors (conversations are spread over them by partition).
+    pub workers: usize,
+    /// How long provider ids are remembered by the ingress gate.
+    pub dedup_ttl: Duration,
+    /// Events taken from a partition at once.
+    pub batch: usize,
+    /// How long a command waits for its conversation.
+    pub command_timeout: Duration,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self { workers: 2, dedup_ttl: Duration::from_secs(24 * 3600), batch: 256, command_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Why ingress refused an event. The caller answers 503 and the provider retries.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Queues are full (backpressure).
+    #[error("hub is busy, retry later")]
+    Busy,
+    /// A backend is unreachable.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What ingress did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// On the bus.
+    Accepted,
+    /// Seen before: nothing published.
+    Duplicate,
+}
+
+struct TenantHandles {
+    policy: Arc<TenantPolicy>,
+    queues: HashMap<String, Addr<QueueAgent>>,
+}
+
+type Replies = Mutex<HashMap<Uuid, oneshot::Sender<ProcessResult>>>;
+
+struct Inner {
+    bus: Arc<dyn Bus>,
+    dedup: Arc<dyn Dedup>,
+    store: Arc<dyn ConversationStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<HubMetrics>,
+    registries: Vec<Addr<ConversationRegistry>>,
+    tenants: HashMap<TenantId, TenantHandles>,
+    replies: Arc<Replies>,
+    settings: HubSettings,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Handle to a running hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub(Arc<Inner>);
+
+impl Hub {
+    /// Starts every actor. Must run inside an actix `System`.
+    pub fn start(backend: Backend, tenants: Vec<TenantSetup>, settings: HubSettings) -> Hub {
+        let metrics = Arc::new(HubMetrics::default());
+        let arbiters: Vec<ArbiterHandle> = (0..settings.workers.max(1)).map(|_| Arbiter::new().handle()).collect();
+        let sink: Arc<dyn InputSink> = Arc::new(BusSink(backend.bus.clone()));
+        let mut routes = HashMap::new();
+        let mut handles = HashMap::new();
+        let mut pending_runtimes = Vec::new();
+        for (i, setup) in tenants.into_iter().enumerate() {
+            let arbiter = &arbiters[i % arbiters.len()];
+            let policy = Arc::new(setup.policy);
+            let id = policy.id.clone();
+            let queues: HashMap<String, Addr<QueueAgent>> = policy
+                .queues
+                .iter()
+                .map(|q| {
+                    let (tenant, q2, s, c) = (id.clone(), q.clone(), sink.clone(), backend.clock.clone());
+                    (q.name.clone(), QueueAgent::start_in_arbiter(arbiter, move |_| QueueAgent::new(tenant, q2, s, c)))
+                })
+                .collect();
+            let outboxes = setup
+                .channels
+                .into_iter()
+                .enumerate()
+                .map(|(j, ch)| {
+                    let (s, c, m) = (sink.clone(), backend.clock.clone(), metrics.clone());
+                    let arb = &arbiters[(i + j + 1) % arbiters.len()];
+                    let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(ch.outbound, ch.policy, s, c, m));
+                    (ch.channel, addr.recipient())
+                })
+                .collect();
+            let (p, llm, m) = (policy.clone(), setup.llm, metrics.clone());
+            let ai = AiAgent::start_in_arbiter(arbiter, move |_| AiAgent::new(p, llm, m));
+            let p = policy.clone();
+            let triage = TriageAgent::start_in_arbiter(arbiter, move |_| TriageAgent::new(p));
+            routes.insert(id.clone(), TenantRoutes { policy: policy.clone(), queues: queues.clone() });
+            handles.insert(id.clone(), TenantHandles { policy: policy.clone(), queues });
+            pending_runtimes.push((id, policy, ai, triage, outboxes));
+        }
+        let dispatcher = Dispatcher::start_in_arbiter(&arbiters[0], move |_| Dispatcher::new(routes));
+        let runtimes: HashMap<TenantId, Arc<TenantRuntime>> = pending_runtimes
+            .into_iter()
+            .map(|(id, policy, ai, triage, outboxes)| {
+                let rt = TenantRuntime {
+                    policy,
+                    dispatcher: dispatcher.clone(),
+                    ai,
+                    triage,
+                    outboxes,
+                    store: backend.store.clone(),
+                    clock: backend.clock.clone(),
+                    metrics: metrics.clone(),
+                };
+                (id, Arc::new(rt))
+            })
+            .collect();
+        let runtimes = Arc::new(runtimes);
+        let replies: Arc<Replies> = Arc::default();
+        let (shutdown, _) = watch::channel(false);
+        let registries = (0..backend.bus.partitions())
+            .map(|p| {
+                let arbiter = &arbiters[p as usize % arbiters.len()];
+                let rts = runtimes.clone();
+                let registry = ConversationRegistry::start_in_arbiter(arbiter, move |_| ConversationRegistry::new(p, rts));
+                let consumer = consume(p, backend.bus.clone(), registry.clone(), replies.clone(), settings.batch, shutdown.subscribe());
+                arbiter.spawn(consumer);
+                registry
+            })
+            .collect();
+        Hub(Arc::new(Inner {
+            bus: backend.bus,
+            dedup: backend.dedup,
+            store: backend.store,
+            clock: backend.clock,
+            metrics,
+            registries,
+            tenants: handles,
+            replies,
+            settings,
+            shutdown,
+        }))
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Arc<HubMetrics> {
+        &self.0.metrics
+    }
+
+    /// The clock the hub runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.0.clock
+    }
+
+    /// Whether the tenant exists.
+    pub fn tenant(&self, tenant: &TenantId) -> Option<&Arc<TenantPolicy>> {
+        self.0.tenants.get(tenant).map(|t| &t.policy)
+    }
+
+    /// Ingress: dedup gate, then onto the bus. `Ok` means durable: the webhook may answer 2xx.
+    pub async fn ingest(&self, envelope: Envelope<Input>, dedup_key: Option<String>) -> Result<Ingested, IngestError> {
+        let inner = &self.0;
+        if let Some(key) = &dedup_key {
+            let first = inner.dedup.first_seen(key, inner.settings.dedup_ttl).await.map_err(|e| IngestError::Unavailable(e.to_string()))?;
+            if !first {
+                return Ok(Ingested::Duplicate);
+            }
+        }
+        let partition = partition_of(envelope.conversation_id.as_str(), inner.bus.partitions());
+        let result = inner.bus.publish(partition, envelope, false).await;
+        if let Err(e) = result {
+            // Not on the bus: the provider's retry must pass the gate again.
+            if let Some(key) = &dedup_key {
+                let _ = inner.dedup.forget(key).await;
+            }
+            return Err(match e {
+                BusError::Full { .. } => IngestError::Busy,
+                other => IngestError::Unavailable(other.to_string()),
+            });
+        }
+        Ok(Ingested::Accepted)
+    }
+
+    /// A command for one conversation (agent reply, transfer, close…), ordered with everything
+    /// else it receives; waits for the conversation's verdict.
+    pub async fn execute(&self, tenant: TenantId, conversation: ConversationId, input: Input, trace_id: &str) -> ProcessResult {
+        let inner = &self.0;
+        if !inner.tenants.contains_key(&tenant) {
+            return Err(CommandError::UnknownTenant);
+        }
+        let envelope = Envelope::new(tenant, conversation, trace_id, inner.clock.now_ms(), input);
+        let (tx, rx) = oneshot::channel();
+        let event_id = envelope.event_id;
+        inner.replies.lock().map_err(|_| CommandError::Unavailable("poisoned".into()))?.insert(event_id, tx);
+        let partition = partition_of(envelope.conversation_id.as_str(), inner.bus.partitions());
+        if let Err(e) = inner.bus.publish(partition, envelope, false).await {
+            inner.replies.lock().ok().map(|mut r| r.remove(&event_id));
+            return Err(CommandError::Unavailable(e.to_string()));
+        }
+        match tokio::time::timeout(inner.settings.command_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            _ => {
+                inner.replies.lock().ok().map(|mut r| r.remove(&event_id));
+                Err(CommandError::Unavailable("conversation did not answer in time".into()))
+            }
+        }
+    }
+
+    /// A human agent goes online/offline in a queue.
+    pub async fn set_presence(&self, tenant: &TenantId, queue: &str, agent: AgentId, online: bool, capacity: u32) -> Result<(), CommandError> {
+        let addr = self.queue(tenant, queue)?;
+        addr.send(SetPresence { agent, online, capacity }).await.map_err(|e| CommandError::Unavailable(e.to_string()))
+    }
+
+    /// The actor of a queue.
+    pub fn queue(&self, tenant: &TenantId, queue: &str) -> Result<Addr<QueueAgent>, CommandError> {
+        let t = self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?;
+        t.queues.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
+    }
+
+    /// Current state of a conversation.
+    pub async fn conversation(&self, tenant: &TenantId, id: &ConversationId) -> Option<ConversationState> {
+        let registry = self.registry_of(id);
+        registry.send(InspectConversation { tenant: tenant.clone(), id: id.clone() }).await.ok().flatten()
+    }
+
+    /// The journal of a conversation from sequence `from`.
+    pub async fn journal(&self, id: &ConversationId, from: u64) -> Vec<Envelope<Event>> {
+        self.0.store.journal(id, from).await.unwrap_or_default()
+    }
+
+    /// Live conversation actors on this node.
+    pub async fn live_conversations(&self) -> usize {
+        let counts = join_all(self.0.registries.iter().map(|r| r.send(LiveCount))).await;
+        counts.into_iter().map(|c| c.unwrap_or(0)).sum()
+    }
+
+    /// Stops the partition consumers (in-flight batches finish).
+    pub fn shutdown(&self) {
+        let _ = self.0.shutdown.send(true);
+    }
+
+    fn registry_of(&self, id: &ConversationId) -> &Addr<ConversationRegistry> {
+        let p = partition_of(id.as_str(), self.0.bus.partitions()) as usize;
+        &self.0.registries[p % self.0.registries.len()]
+    }
+}
+
+/// One partition's consumer: take a batch, hand each event to its conversation (in order:
+/// sends are queued in batch order), acknowledge once all are persisted.
+async fn consume(
+    partition: u32,
+    bus: Arc<dyn Bus>,
+    registry: Addr<ConversationRegistry>,
+    replies: Arc<Replies>,
+    batch: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let batch = batch.min(REGISTRY_MAILBOX / 2);
+    loop {
+        let deliveries = tokio::select! {
+            _ = shutdown.changed() => break,
+            next = bus.next_batch(partition, batch) => match next {
+                Ok(d) => d,
+                Err(BusError::Closed) => break,
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "bus read failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+        };
+        let mut ids = Vec::with_capacity(deliveries.len());
+        let mut pending = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            ids.push(d.id);
+            pending.push((d.envelope.event_id, registry.send(Deliver(d.envelope))));
+        }
+        let (event_ids, requests): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        let results = join_all(requests).await;
+        for (event_id, result) in event_ids.into_iter().zip(results) {
+            let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
+            if let Err(e) = &result {
+                tracing::debug!(partition, %event_id, error = %e, "input refused");
+            }
+            let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
+            if let Some(tx) = waiter {
+                let _ = tx.send(result);
+            } else if matches!(result, Ok(Outcome::Applied)) {
+                tracing::trace!(partition, %event_id, "applied");
+            }
+        }
+        if let Err(e) = bus.ack(partition, &ids).await {
+            tracing::warn!(partition, error = %e, "ack failed");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Outbox: one per channel (a WhatsApp number, a Telegram bot). Sends through the `Outbound`
+//! port with a rate limit (per channel, and per chat where the provider wants it), retries with
+//! backoff on throttling and transient errors, and a circuit breaker. Sends of one conversation
+//! go out one at a time and in order; different conversations go in parallel. Results return to
+//! the conversation as `outbound.result` inputs on the bus.
+
+use crate::breaker::CircuitBreaker;
+use crate::domain::ConversationId;
+use crate::event::{Envelope, Input, SendOutcome};
+use crate::metrics::HubMetrics;
+use crate::ports::{Clock, Outbound, OutboundMessage, SendError};
+use crate::sink::InputSink;
+use actix::prelude::*;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Limits and retry behaviour of one outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxPolicy {
+    /// Messages per second for the whole channel (WhatsApp: 80 per number; Telegram: 30 per bot).
+    pub per_second: u32,
+    /// Messages per second to one chat (Telegram: 1), `None` for no per-chat limit.
+    pub per_chat_per_second: Option<u32>,
+    /// Attempts before a transient failure becomes permanent.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub backoff: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failures: u32,
+    /// Breaker cooldown.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for OutboxPolicy {
+    fn default() -> Self {
+        Self {
+            per_second: 80,
+            per_chat_per_second: None,
+            max_attempts: 6,
+            backoff: Duration::from_millis(200),
+            breaker_failures: 10,
+            breaker_cooldown: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Limits {
+    channel: DefaultDirectRateLimiter,
+    per_chat: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+fn quota(per_second: u32) -> Quota {
+    Quota::per_second(NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN))
+}
+
+/// The outbox of one channel.
+pub struct Outbox {
+    outbound: Arc<dyn Outbound>,
+    policy: OutboxPolicy,
+    limits: Arc<Limits>,
+    breaker: Arc<Mutex<CircuitBreaker>>,
+    /// Per conversation: messages waiting behind the one in flight.
+    lanes: HashMap<ConversationId, VecDeque<SendOutbound>>,
+    sink: Arc<dyn InputSink>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<HubMetrics>,
+}
+
+impl Outbox {
+    /// An outbox over `outbound`.
+    pub fn new(
+        outbound: Arc<dyn Outbound>,
+        policy: OutboxPolicy,
+        sink: Arc<dyn InputSink>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<HubMetrics>,
+    ) -> Self {
+        let limits = Limits {
+            channel: RateLimiter::direct(quota(policy.per_second)),
+            per_chat: policy.per_chat_per_second.map(|n| RateLimiter::keyed(quota(n))),
+        };
+        let breaker = CircuitBreaker::new(policy.breaker_failures, policy.breaker_cooldown);
+        Self {
+            outbound,
+            policy,
+            limits: Arc::new(limits),
+            breaker: Arc::new(Mutex::new(breaker)),
+            lanes: HashMap::new(),
+            sink,
+            clock,
+            metrics,
+        }
+    }
+
+    fn start_send(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {
+        let outbound = self.outbound.clone();
+        let limits = self.limits.clone();
+        let breaker = self.breaker.clone();
+        let policy = self.policy.clone();
+        let metrics = self.metrics.clone();
+        let message = msg.message.clone();
+        let attempt = async move { deliver(&*outbound, &message, &limits, &breaker, &policy, &metrics).await };
+        ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
+            match &outcome {
+                SendOutcome::Sent { .. } => HubMetrics::inc(&act.metrics.outbound_sent),
+                SendOutcome::Failed { reason } => {
+                    HubMetrics::inc(&act.metrics.outbound_failed);
+                    tracing::warn!(conversation = %msg.conversation, trace_id = %msg.trace_id, %reason, "outbound.message.failed");
+                }
+            }
+            let env = Envelope::new(
+                msg.message.tenant.clone(),
+                msg.conversation.clone(),
+                msg.trace_id.clone(),
+                act.clock.now_ms(),
+                Input::OutboundResult { local_id: msg.local_id, outcome },
+            );
+            act.sink.submit(env);
+            let next = act.lanes.get_mut(&msg.conversation).and_then(VecDeque::pop_front);
+            match next {
+                Some(next) => act.start_send(next, ctx),
+                None => {
+                    act.lanes.remove(&msg.conversation);
+                }
+            }
+        }));
+    }
+}
+
+/// One send with its retries. Returns what the conversation should record.
+async fn deliver(
+    outbound: &dyn Outbound,
+    msg: &OutboundMessage,
+    limits: &Limits,
+    breaker: &Mutex<CircuitBreaker>,
+    policy: &OutboxPolicy,
+    metrics: &HubMetrics,
+) -> SendOutcome {
+    let mut attempt = 0;
+    let mut delay = policy.backoff;
+    loop {
+        attempt += 1;
+        limits.channel.until_ready().await;
+        if let Some(per_chat) = &limits.per_chat {
+            per_chat.until_key_ready(&msg.to.recipient).await;
+        }
+        let allowed = breaker.lock().map(|mut b| b.try_acquire()).unwrap_or(true);
+        let result = if allowed {
+            outbound.send(msg).await
+        } else {
+            Err(SendError::Transient("circuit breaker open".into()))
+        };
+        let wait = match result {
+            Ok(id) => {
+                if let Ok(mut b) = breaker.lock() {
+                    b.on_success();
+                }
+                return SendOutcome::Sent { provider_message_id: id };
+            }
+            Err(SendError::Permanent(reason)) => return SendOutcome::Failed { reason },
+            // Throttling is the provider working as designed: wait as told, and do not count it
+            // against the breaker.
+            Err(SendError::RateLimited { retry_after }) => retry_after,
+            Err(SendError::Transient(reason)) => {
+                if allowed && let Ok(mut b) = breaker.lock() {
+                    b.on_failure();
+                }
+                tracing::debug!(%reason, attempt, "outbound transient failure");
+                let d = delay;
+                delay = delay.saturating_mul(2).min(Duration::from_secs(30));
+                d
+            }
+        };
+        if attempt >= policy.max_attempts {
+            return SendOutcome::Failed { reason: format!("gave up after {attempt} attempts") };
+        }
+        HubMetrics::inc(&metrics.outbound_retries);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl Actor for Outbox {
+    type Context = Context<Self>;
+}
+
+/// Send a message to a customer.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct SendOutbound {
+    /// Conversation it belongs to (ordering lane, and where the result goes).
+    pub conversation: ConversationId,
+    /// The conversation's id for it.
+    pub local_id: u64,
+    /// Trace id of the request that caused it.
+    pub trace_id: String,
+    /// What and where.
+    pub message: OutboundMessage,
+}
+
+impl Handler<SendOutbound> for Outbox {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {
+        if let Some(lane) = self.lanes.get_mut(&msg.conversation) {
+            lane.push_back(msg);
+            return;
+        }
+        self.lanes.insert(msg.conversation.clone(), VecDeque::new());
+        self.start_send(msg, ctx);
+    }
+}

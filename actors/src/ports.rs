@@ -1,0 +1,250 @@
+//! Ports: the traits the actors need from the outside world. Adapters implement them
+//! (`adapters::memory` for one process; Redis later), tests fake them.
+
+use crate::domain::{ConversationId, MenuOption, OutboundContent, ReplyAddress, TenantId};
+use crate::event::{Envelope, Event, Input};
+use crate::state::ConversationState;
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Why the bus refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The partition's queue is at its bound: the caller should answer 503 and let the provider retry.
+    #[error("bus partition {partition} is full")]
+    Full {
+        /// The partition.
+        partition: u32,
+    },
+    /// The backend is unreachable.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    /// The bus is shutting down.
+    #[error("bus closed")]
+    Closed,
+}
+
+/// One event taken from a partition, to be acknowledged once its effect is persisted.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Backend id used to acknowledge (stream entry id in Redis).
+    pub id: String,
+    /// The event.
+    pub envelope: Envelope<Input>,
+}
+
+/// Partitioned event bus: per-partition order, one consumer per partition.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Number of partitions (fixed per cluster).
+    fn partitions(&self) -> u32;
+    /// Appends to a partition; returns once durable. `wait` = wait for room instead of `Full`.
+    async fn publish(&self, partition: u32, envelope: Envelope<Input>, wait: bool) -> Result<(), BusError>;
+    /// Waits for the next events of a partition this node owns (at most `max`).
+    async fn next_batch(&self, partition: u32, max: usize) -> Result<Vec<Delivery>, BusError>;
+    /// Acknowledges handled deliveries.
+    async fn ack(&self, partition: u32, ids: &[String]) -> Result<(), BusError>;
+}
+
+/// Dedup errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DedupError {
+    /// Backend unreachable.
+    #[error("dedup unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Ingress dedup gate keyed by provider message id.
+#[async_trait]
+pub trait Dedup: Send + Sync + 'static {
+    /// Marks `key` as seen; true if it was not seen before (atomic across concurrent callers).
+    async fn first_seen(&self, key: &str, ttl: Duration) -> Result<bool, DedupError>;
+    /// Forgets `key` (its event could not be published, so the provider's retry must pass).
+    async fn forget(&self, key: &str) -> Result<(), DedupError>;
+}
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Backend unreachable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A writer with an older fencing token tried to write.
+    #[error("stale writer")]
+    Fenced,
+}
+
+/// Durable conversation state: snapshot + journal.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// Latest snapshot, if the conversation exists.
+    async fn load(&self, id: &ConversationId) -> Result<Option<ConversationState>, StoreError>;
+    /// Appends journal events and replaces the snapshot, atomically.
+    async fn append(
+        &self,
+        state: &ConversationState,
+        events: &[Envelope<Event>],
+    ) -> Result<(), StoreError>;
+    /// The journal of a conversation, from sequence `from` (1-based).
+    async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;
+}
+
+/// A message for a provider's send API.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboundMessage {
+    /// Tenant sending.
+    pub tenant: TenantId,
+    /// Channel and recipient.
+    pub to: ReplyAddress,
+    /// What to send.
+    pub content: OutboundContent,
+    /// Idempotency key (`conversation/local_id`) for providers that support one.
+    pub key: String,
+    /// Telegram callback query to answer before sending.
+    pub callback_query_id: Option<String>,
+}
+
+impl OutboundMessage {
+    /// The menu options, if the content is a menu.
+    pub fn options(&self) -> &[MenuOption] {
+        match &self.content {
+            OutboundContent::Menu { options, .. } => options,
+            OutboundContent::Text { .. } => &[],
+        }
+    }
+}
+
+/// Why a provider send failed, in terms the outbox can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Throttled: wait this long, then retry.
+    #[error("rate limited, retry after {retry_after:?}")]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// Network error or provider 5xx: retry with backoff.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// The provider refused for good (bad recipient, window closed, auth): do not retry.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// A provider's send API for one channel.
+#[async_trait]
+pub trait Outbound: Send + Sync + 'static {
+    /// Sends one message; returns the provider's message id.
+    async fn send(&self, msg: &OutboundMessage) -> Result<String, SendError>;
+}
+
+/// Speaker of a chat turn given to the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaker {
+    /// The customer.
+    Customer,
+    /// Us (bot, system notices or a human agent).
+    Assistant,
+}
+
+/// A request to the language model.
+#[derive(Clone, Debug)]
+pub struct LlmRequest {
+    /// Tenant system prompt.
+    pub system_prompt: String,
+    /// Recent history, oldest first.
+    pub history: Vec<(Speaker, String)>,
+    /// Queues the model may hand off to (for the tool's schema).
+    pub queues: Vec<String>,
+}
+
+/// What the model decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LlmAction {
+    /// Answer the customer.
+    Reply(String),
+    /// Tool call `handoff_to_human(queue, reason)`; optional text to send first.
+    Handoff {
+        /// Queue asked for (may be unknown; the dispatcher falls back to the default).
+        queue: Option<String>,
+        /// Why.
+        reason: String,
+        /// Text the model sent alongside the call.
+        message: Option<String>,
+    },
+    /// Tool call `close_conversation`; optional goodbye text.
+    Close {
+        /// Text the model sent alongside the call.
+        message: Option<String>,
+    },
+}
+
+/// Model answer plus token usage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmResponse {
+    /// The decision.
+    pub action: LlmAction,
+    /// Prompt tokens used.
+    pub prompt_tokens: u32,
+    /// Completion tokens used.
+    pub completion_tokens: u32,
+}
+
+/// Model errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// Network error, 5xx, 429.
+    #[error("model unavailable: {0}")]
+    Unavailable(String),
+    /// The model answered something we cannot use.
+    #[error("unusable model answer: {0}")]
+    Invalid(String),
+}
+
+/// An OpenAI-compatible chat model.
+#[async_trait]
+pub trait LlmClient: Send + Sync + 'static {
+    /// One completion.
+    async fn complete(&self, req: LlmRequest) -> Result<LlmResponse, LlmError>;
+}
+
+/// Wall clock in milliseconds since the Unix epoch; injected so tests control time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in ms.
+    fn now_ms(&self) -> u64;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// Starts at `ms`.
+    pub fn at(ms: u64) -> Self {
+        Self(AtomicU64::new(ms))
+    }
+    /// Moves forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,127 @@
+//! ConversationRegistry: one per partition. Spawns conversation actors lazily (they rehydrate
+//! from the store), routes inputs to them, and stops idle ones only when nothing is in flight.
+
+use crate::conversation::{
+    CommandError, ConversationActor, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
+};
+use crate::domain::{ConversationId, TenantId};
+use crate::event::{Envelope, Input};
+use crate::state::ConversationState;
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Mailbox bound of a registry; the partition consumer never has more than one batch in flight.
+pub const REGISTRY_MAILBOX: usize = 1024;
+
+struct Live {
+    addr: Addr<ConversationActor>,
+    delivered: u64,
+}
+
+/// The conversations of one partition on this node.
+pub struct ConversationRegistry {
+    partition: u32,
+    tenants: Arc<HashMap<TenantId, Arc<TenantRuntime>>>,
+    live: HashMap<ConversationId, Live>,
+}
+
+impl ConversationRegistry {
+    /// An empty registry for `partition`.
+    pub fn new(partition: u32, tenants: Arc<HashMap<TenantId, Arc<TenantRuntime>>>) -> Self {
+        Self { partition, tenants, live: HashMap::new() }
+    }
+
+    fn get_or_spawn(&mut self, id: &ConversationId, tenant: &TenantId, ctx: &mut Context<Self>) -> Option<&mut Live> {
+        let rt = self.tenants.get(tenant)?.clone();
+        let stale = self.live.get(id).is_some_and(|l| !l.addr.connected());
+        if stale {
+            self.live.remove(id);
+        }
+        let registry = ctx.address().recipient();
+        Some(self.live.entry(id.clone()).or_insert_with(|| {
+            let actor = ConversationActor::new(id.clone(), tenant.clone(), rt, registry);
+            Live { addr: actor.start(), delivered: 0 }
+        }))
+    }
+}
+
+impl Actor for ConversationRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+        tracing::debug!(partition = self.partition, "registry started");
+    }
+}
+
+/// Hand an input to its conversation (spawning or rehydrating it).
+#[derive(Message, Debug)]
+#[rtype(result = "ProcessResult")]
+pub struct Deliver(pub Envelope<Input>);
+
+impl Handler<Deliver> for ConversationRegistry {
+    type Result = ResponseFuture<ProcessResult>;
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        let env = msg.0;
+        let Some(live) = self.get_or_spawn(&env.conversation_id, &env.tenant_id, ctx) else {
+            return Box::pin(async { Err(CommandError::UnknownTenant) });
+        };
+        live.delivered += 1;
+        let request = live.addr.send(Process(env));
+        Box::pin(async move {
+            request
+                .await
+                .unwrap_or_else(|e| Err(CommandError::Unavailable(format!("conversation stopped: {e}"))))
+        })
+    }
+}
+
+impl Handler<IdleReport> for ConversationRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: IdleReport, _: &mut Context<Self>) {
+        if self.live.get(&msg.id).is_some_and(|l| l.delivered == msg.processed)
+            && let Some(live) = self.live.remove(&msg.id)
+        {
+            live.addr.do_send(Passivate);
+        }
+    }
+}
+
+/// Current state of a conversation (live actor, or the store if passivated).
+#[derive(Message, Debug)]
+#[rtype(result = "Option<ConversationState>")]
+pub struct InspectConversation {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Conversation.
+    pub id: ConversationId,
+}
+
+impl Handler<InspectConversation> for ConversationRegistry {
+    type Result = ResponseFuture<Option<ConversationState>>;
+
+    fn handle(&mut self, msg: InspectConversation, _: &mut Context<Self>) -> Self::Result {
+        if let Some(live) = self.live.get(&msg.id).filter(|l| l.addr.connected()) {
+            let request = live.addr.send(Inspect);
+            return Box::pin(async move { request.await.ok() });
+        }
+        let store = self.tenants.get(&msg.tenant).map(|rt| rt.store.clone());
+        Box::pin(async move { store?.load(&msg.id).await.ok().flatten() })
+    }
+}
+
+/// Number of live conversation actors in this partition.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct LiveCount;
+
+impl Handler<LiveCount> for ConversationRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: LiveCount, _: &mut Context<Self>) -> usize {
+        self.live.len()
+    }
+}

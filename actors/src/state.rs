@@ -1,0 +1,263 @@
+//! Conversation state and how journal events change it (event sourcing: `apply` is the only
+//! writer, so replaying a journal over a snapshot rebuilds any past state).
+
+use crate::domain::{
+    AgentId, Author, Contact, ConversationId, DeliveryState, OutboundContent, ReplyAddress,
+    TenantId,
+};
+use crate::event::{Event, TransferTarget};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// How many provider ids a conversation remembers for dedup (after the ingress gate).
+const HANDLED_IDS: usize = 64;
+/// How many outbound messages keep their delivery state in the snapshot.
+const OUTBOUND_WINDOW: usize = 16;
+
+/// Who owns the conversation now. Variants carry their data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Status {
+    /// The AI agent answers.
+    Bot,
+    /// The triage menu is waiting for a choice.
+    Triage {
+        /// Invalid answers so far.
+        invalid_attempts: u8,
+    },
+    /// Waiting for a human in a queue.
+    Queued {
+        /// The queue.
+        queue: String,
+    },
+    /// A human agent owns it.
+    Assigned {
+        /// The queue it came through.
+        queue: String,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// No open ticket; the next customer message opens one.
+    Closed,
+}
+
+impl Status {
+    /// Lowercase name (`bot`, `triage`, `queued`, `assigned`, `closed`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Bot => "bot",
+            Self::Triage { .. } => "triage",
+            Self::Queued { .. } => "queued",
+            Self::Assigned { .. } => "assigned",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// The queue involved, if any.
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            Self::Queued { queue } | Self::Assigned { queue, .. } => Some(queue),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the context window an agent sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Who said it.
+    pub author: Author,
+    /// Text form.
+    pub text: String,
+    /// Journal sequence of the event that added it; the AI answers entries after its last turn.
+    pub seq: u64,
+}
+
+/// Delivery state of one of our recent messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    /// Our id.
+    pub local_id: u64,
+    /// Provider's id once sent.
+    pub provider_message_id: Option<String>,
+    /// Latest known state; `None` while queued in the outbox.
+    pub state: Option<DeliveryState>,
+}
+
+/// The state a conversation actor owns. Cloneable snapshot; persisted by the store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationState {
+    /// Identity.
+    pub id: ConversationId,
+    /// Owner tenant.
+    pub tenant: TenantId,
+    /// The customer.
+    pub contact: Option<Contact>,
+    /// Where replies go (updated from the latest customer message).
+    pub reply_to: Option<ReplyAddress>,
+    /// Who owns it.
+    pub status: Status,
+    /// Bumped on every change of owner; a reply computed under an older epoch is dropped.
+    pub epoch: u64,
+    /// Ticket number, from 1; 0 before the first message.
+    pub ticket: u32,
+    /// Sequence of the last applied journal event.
+    pub seq: u64,
+    /// Recent messages, oldest first, bounded by the tenant's history window.
+    pub history: VecDeque<HistoryEntry>,
+    /// Most recent provider ids handled, to ignore redeliveries that passed the ingress gate.
+    pub handled_ids: VecDeque<String>,
+    /// When the customer last wrote (ms): opens WhatsApp's 24-hour service window.
+    pub last_customer_at: Option<u64>,
+    /// Next local id for an outbound message.
+    pub next_local_id: u64,
+    /// Recent outbound messages and their delivery state.
+    pub outbound: VecDeque<OutboundRecord>,
+    /// Sequence of the last customer entry the AI has answered.
+    pub ai_answered_seq: u64,
+}
+
+impl ConversationState {
+    /// Empty state of a conversation that has never received anything.
+    pub fn new(id: ConversationId, tenant: TenantId) -> Self {
+        Self {
+            id,
+            tenant,
+            contact: None,
+            reply_to: None,
+            status: Status::Closed,
+            epoch: 0,
+            ticket: 0,
+            seq: 0,
+            history: VecDeque::new(),
+            handled_ids: VecDeque::new(),
+            last_customer_at: None,
+            next_local_id: 1,
+            outbound: VecDeque::new(),
+            ai_answered_seq: 0,
+        }
+    }
+
+    /// Whether this provider id was already handled.
+    pub fn has_handled(&self, provider_id: &str) -> bool {
+        self.handled_ids.iter().any(|id| id == provider_id)
+    }
+
+    /// Customer entries the AI has not answered yet, oldest first.
+    pub fn unanswered(&self) -> impl Iterator<Item = &HistoryEntry> {
+        let after = self.ai_answered_seq;
+        self.history
+            .iter()
+            .filter(move |e| e.author == Author::Customer && e.seq > after)
+    }
+
+    /// Applies one journal event. `occurred_at` is the event time (ms), `window` the history bound.
+    pub fn apply(&mut self, event: &Event, occurred_at: u64, window: usize) {
+        self.seq += 1;
+        if event.changes_owner() {
+            self.epoch += 1;
+        }
+        match event {
+            Event::MessageReceived(msg) => {
+                self.contact = Some(msg.contact.clone());
+                self.reply_to = Some(msg.reply_to.clone());
+                self.last_customer_at = Some(occurred_at);
+                self.handled_ids.push_back(msg.provider_id.clone());
+                if self.handled_ids.len() > HANDLED_IDS {
+                    self.handled_ids.pop_front();
+                }
+                self.push_history(Author::Customer, msg.content.as_text(), window);
+            }
+            Event::StatusReceived(update) => {
+                if let Some(rec) = self.outbound.iter_mut().find(|r| {
+                    r.provider_message_id.as_deref() == Some(update.provider_message_id.as_str())
+                }) {
+                    let newer = rec.state.as_ref().is_none_or(|s| update.state.rank() > s.rank());
+                    if newer {
+                        rec.state = Some(update.state.clone());
+                    }
+                }
+            }
+            Event::Opened { ticket } => {
+                self.ticket = *ticket;
+                // A new ticket starts a fresh AI turn: earlier tickets' messages stay in history
+                // for context, but the AI only answers what arrives from now on.
+                self.ai_answered_seq = self.seq;
+            }
+            Event::AiStarted => {
+                // What was said before the AI took over (e.g. the menu choice) is not its to answer.
+                self.ai_answered_seq = self.seq;
+                self.status = Status::Bot;
+            }
+            Event::TriageStarted => self.status = Status::Triage { invalid_attempts: 0 },
+            Event::TriageInvalid => {
+                if let Status::Triage { invalid_attempts } = &mut self.status {
+                    *invalid_attempts = invalid_attempts.saturating_add(1);
+                }
+            }
+            Event::HandoffRequested { queue, .. } | Event::Queued { queue, .. } => {
+                self.status = Status::Queued { queue: queue.clone() };
+            }
+            Event::Assigned { queue, agent } => {
+                self.status = Status::Assigned { queue: queue.clone(), agent: agent.clone() };
+            }
+            Event::Transferred { target } => match target {
+                TransferTarget::Queue(queue) => self.status = Status::Queued { queue: queue.clone() },
+                TransferTarget::Agent(agent) => {
+                    let queue = self.status.queue().unwrap_or_default().to_owned();
+                    self.status = Status::Assigned { queue, agent: agent.clone() };
+                }
+            },
+            Event::Closed { .. } => self.status = Status::Closed,
+            Event::AiResponse { answered_through, .. } => {
+                self.ai_answered_seq = self.ai_answered_seq.max(*answered_through);
+            }
+            Event::OutboundQueued { local_id, author, content } => {
+                self.next_local_id = local_id + 1;
+                self.push_history(author.clone(), content.body().to_owned(), window);
+                self.outbound.push_back(OutboundRecord {
+                    local_id: *local_id,
+                    provider_message_id: None,
+                    state: None,
+                });
+                if self.outbound.len() > OUTBOUND_WINDOW {
+                    self.outbound.pop_front();
+                }
+            }
+            Event::OutboundSent { local_id, provider_message_id } => {
+                if let Some(rec) = self.outbound.iter_mut().find(|r| r.local_id == *local_id) {
+                    rec.provider_message_id = Some(provider_message_id.clone());
+                    if rec.state.is_none() {
+                        rec.state = Some(DeliveryState::Sent);
+                    }
+                }
+            }
+            Event::OutboundFailed { local_id, .. } => {
+                if let Some(rec) = self.outbound.iter_mut().find(|r| r.local_id == *local_id) {
+                    rec.state = Some(DeliveryState::Failed);
+                }
+            }
+        }
+    }
+
+    fn push_history(&mut self, author: Author, text: String, window: usize) {
+        self.history.push_back(HistoryEntry { author, text, seq: self.seq });
+        while self.history.len() > window.max(1) {
+            self.history.pop_front();
+        }
+    }
+
+    /// The outbound content of a menu or text, for tests and the console.
+    pub fn last_outbound_text(&self) -> Option<&str> {
+        self.history
+            .iter()
+            .rev()
+            .find(|e| e.author != Author::Customer)
+            .map(|e| e.text.as_str())
+    }
+}
+
+/// Helper for tests and replies: a text outbound content.
+pub fn text(body: impl Into<String>) -> OutboundContent {
+    OutboundContent::Text { body: body.into() }
+}

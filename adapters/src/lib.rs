@@ -1,0 +1,14 @@
+//! Switchboard adapters: everything that touches the outside world, translated into the core's
+//! ports and domain types.
+//!
+//! - `memory`: the embedded backend (bus, dedup, store) for one process.
+//! - `whatsapp`: WhatsApp Cloud API webhooks (verify + parse) and the Graph send API.
+//! - `telegram`: Telegram Bot API webhooks (teloxide types) and sending with teloxide's `Bot`.
+//! - `openai`: OpenAI-compatible chat completions (async-openai) as the `LlmClient` port.
+//! - `phone`: phone number normalisation (Brazil's ninth digit).
+
+pub mod memory;
+pub mod openai;
+pub mod phone;
+pub mod telegram;
+pub mod whatsapp;

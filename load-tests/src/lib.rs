@@ -1,0 +1,11 @@
+//! Test support for Switchboard: in-process fakes of the external APIs the hub calls, and
+//! builders for the webhook bodies it receives. Used by integration tests (under
+//! `#[actix_web::test]`) and by the load generator (under `#[tokio::main]`).
+//!
+//! Modules:
+//! * [`fakes`] — `FakeGraph` (WhatsApp Cloud API), `FakeTelegram` (Bot API), `FakeOpenAi`
+//!   (chat completions), and the shared request `Recorder`.
+//! * [`payloads`] — inbound WhatsApp/Telegram webhook bodies and the WhatsApp `wa_sign`.
+
+pub mod fakes;
+pub mod payloads;
