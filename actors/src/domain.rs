@@ -41,6 +41,13 @@ string_id!(TenantId);
 string_id!(ConversationId);
 string_id!(AgentId);
 
+impl ConversationId {
+    /// The id of a contact's conversation on a channel: `{tenant}:{kind}.{channel}:{contact}`.
+    pub fn for_contact(tenant: &TenantId, channel: &ChannelRef, contact_key: &str) -> Self {
+        Self::new(format!("{tenant}:{}.{}:{contact_key}", channel.kind.as_str(), channel.name))
+    }
+}
+
 /// The kind of provider a channel talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -90,7 +90,13 @@ impl WaMeta {
 }
 
 /// Wraps one `messages[]`/`statuses[]` item (`list` names which) in the full envelope.
-fn wa_envelope(meta: &WaMeta, phone_number_id: &str, wa_id: &str, list: &str, item: &str) -> String {
+fn wa_envelope(
+    meta: &WaMeta,
+    phone_number_id: &str,
+    wa_id: &str,
+    list: &str,
+    item: &str,
+) -> String {
     format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":{},"changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":{},"phone_number_id":{}}},"contacts":[{{"profile":{{"name":{}}},"wa_id":{},"user_id":{}}}],"{list}":[{item}]}},"field":"messages"}}]}}]}}"#,
         json_ascii(&meta.waba_id),
@@ -153,7 +159,15 @@ pub fn wa_interactive_button(
         json_ascii(title)
     );
     let meta = WaMeta::for_sender(from);
-    wa_message_with(&meta, phone_number_id, from, wamid, None, "interactive", &payload)
+    wa_message_with(
+        &meta,
+        phone_number_id,
+        from,
+        wamid,
+        None,
+        "interactive",
+        &payload,
+    )
 }
 
 /// Inbound image: only the media id arrives (fetch it with `GET /v{N}/{media_id}`).
@@ -191,12 +205,25 @@ pub fn wa_location(
     }
     payload.push('}');
     let meta = WaMeta::for_sender(from);
-    wa_message_with(&meta, phone_number_id, from, wamid, None, "location", &payload)
+    wa_message_with(
+        &meta,
+        phone_number_id,
+        from,
+        wamid,
+        None,
+        "location",
+        &payload,
+    )
 }
 
 /// Status webhook for an outbound message; `"failed"` carries the 131047 error of
 /// `wa_in_more.json` (24-hour window closed).
-pub fn wa_statuses(phone_number_id: &str, wamid_out: &str, status: &str, recipient: &str) -> String {
+pub fn wa_statuses(
+    phone_number_id: &str,
+    wamid_out: &str,
+    status: &str,
+    recipient: &str,
+) -> String {
     let meta = WaMeta::for_sender(recipient);
     let errors = if status == "failed" {
         r#","errors":[{"code":131047,"title":"Re-engagement message","message":"Re-engagement message","error_data":{"details":"More than 24 hours have passed since the recipient last replied."},"href":"https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]"#
@@ -307,7 +334,10 @@ mod tests {
 
     #[test]
     fn json_ascii_escapes_like_meta() {
-        assert_eq!(format!(r#"{{"x":{}}}"#, json_ascii("café")), r#"{"x":"caf\u00e9"}"#);
+        assert_eq!(
+            format!(r#"{{"x":{}}}"#, json_ascii("café")),
+            r#"{"x":"caf\u00e9"}"#
+        );
         assert_eq!(json_ascii("a\"b\\\n😀"), r#""a\"b\\\n\ud83d\ude00""#);
     }
 
@@ -329,17 +359,26 @@ mod tests {
 
     #[test]
     fn wa_text_differs_from_the_example_only_in_user_id_and_timestamp() {
-        let body = wa_text("200000000000002", "15551234567", "wamid.TEST-IN-1", "hi hub");
+        let body = wa_text(
+            "200000000000002",
+            "15551234567",
+            "wamid.TEST-IN-1",
+            "hi hub",
+        );
         let ts = &body.split(r#""timestamp":""#).nth(1).unwrap()[..10];
         let normalised = body
             .replace("US.1000015551234567", "US.1000000000000001")
-            .replace(&format!(r#""timestamp":"{ts}""#), r#""timestamp":"1760000000""#);
+            .replace(
+                &format!(r#""timestamp":"{ts}""#),
+                r#""timestamp":"1760000000""#,
+            );
         assert_eq!(normalised, WA_IN_TEXT);
     }
 
     #[test]
     fn button_reply_with_context_matches_the_example_item() {
-        let payload = r#"{"type":"button_reply","button_reply":{"id":"confirm_yes","title":"Yes"}}"#;
+        let payload =
+            r#"{"type":"button_reply","button_reply":{"id":"confirm_yes","title":"Yes"}}"#;
         let meta = fixture_meta(1_760_000_100);
         let body = wa_message_with(
             &meta,

@@ -33,4 +33,3 @@ async fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.expect("JSON body"))
 }
-

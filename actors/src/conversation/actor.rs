@@ -37,6 +37,8 @@ pub struct ConversationActor {
     processed: u64,
     /// Trace id of the input being handled; stamped on the events it causes.
     pub(super) trace_id: String,
+    /// Telegram callback query of the customer's last menu tap, answered with our next send.
+    pub(super) pending_callback: Option<String>,
 }
 
 impl ConversationActor {
@@ -53,6 +55,7 @@ impl ConversationActor {
             last_activity: Instant::now(),
             processed: 0,
             trace_id: String::new(),
+            pending_callback: None,
         }
     }
 
@@ -71,6 +74,7 @@ impl ConversationActor {
             tracing::warn!(conversation = %self.state.id, "no reply address; message not sent");
             return;
         };
+        let callback_query_id = callback_query_id.or_else(|| self.pending_callback.take());
         let local_id = self.state.next_local_id;
         self.record(Event::OutboundQueued { local_id, author, content: content.clone() });
         let Some(_) = self.rt.outboxes.get(&to.channel) else {

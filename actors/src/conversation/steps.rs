@@ -9,7 +9,7 @@ use crate::domain::{AgentId, Author, ChannelKind, DeliveryUpdate, InboundMessage
 use crate::event::{Event, TransferTarget};
 use crate::metrics::HubMetrics;
 use crate::ports::{LlmAction, LlmRequest, Speaker};
-use crate::state::{Status, text};
+use crate::state::{HistoryEntry, Status, text};
 use crate::tenant::Route;
 use actix::prelude::*;
 
@@ -26,6 +26,7 @@ impl ConversationActor {
             return done(Ok(Outcome::Duplicate));
         }
         let callback = msg.callback_query_id.clone();
+        self.pending_callback = callback.clone();
         match self.state.status.clone() {
             Status::Closed => {
                 self.record(Event::Opened { ticket: self.state.ticket + 1 });
@@ -166,14 +167,14 @@ impl ConversationActor {
         let Some(through) = self.state.unanswered().last().map(|e| e.seq) else { return };
         let epoch = self.state.epoch;
         self.ai_turn = Some(epoch);
-        let history = self
-            .state
-            .history
-            .iter()
-            .map(|e| {
-                let speaker = if e.author == Author::Customer { Speaker::Customer } else { Speaker::Assistant };
-                (speaker, e.text.clone())
-            })
+        // The model reads what it already answered first, then everything still unanswered:
+        // messages that arrived while it was thinking come after its previous reply.
+        let answered = self.state.ai_answered_seq;
+        let is_pending = |e: &&HistoryEntry| e.author == Author::Customer && e.seq > answered;
+        let speaker = |e: &HistoryEntry| if e.author == Author::Customer { Speaker::Customer } else { Speaker::Assistant };
+        let history = (self.state.history.iter().filter(|e| !is_pending(e)))
+            .chain(self.state.history.iter().filter(is_pending))
+            .map(|e| (speaker(e), e.text.clone()))
             .collect();
         let policy = &self.rt.policy;
         let request = LlmRequest {

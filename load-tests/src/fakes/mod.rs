@@ -76,12 +76,46 @@ impl RecordedRequest {
 }
 
 /// Parses a request body the way every fake records it (see [`RecordedRequest::body`]).
-pub(crate) fn parse_body(bytes: &[u8]) -> serde_json::Value {
+pub(crate) fn parse_body(req: &HttpRequest, bytes: &[u8]) -> serde_json::Value {
     if bytes.is_empty() {
         return serde_json::Value::Null;
     }
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(fields) = parse_multipart(content_type, bytes) {
+        return fields;
+    }
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// `multipart/form-data` as a JSON object of field name to (lossy) text value. teloxide sends
+/// `setWebhook` (and uploads) this way; Telegram itself reads every field as a string.
+fn parse_multipart(content_type: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+    let rest = content_type.strip_prefix("multipart/form-data")?;
+    let boundary = rest
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    let text = String::from_utf8_lossy(bytes);
+    let mut fields = serde_json::Map::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let name = head
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("name="))
+            .and_then(|n| n.trim_start_matches('"').split(['"', '\r', '\n']).next());
+        if let Some(name) = name {
+            let value = value.strip_suffix("\r\n").unwrap_or(value);
+            fields.insert(name.to_owned(), value.into());
+        }
+    }
+    Some(serde_json::Value::Object(fields))
 }
 
 /// Current Unix time in seconds (what Telegram `date` and OpenAI `created` carry).

@@ -105,7 +105,12 @@ fn content_text(content: &Value) -> String {
 
 /// The user messages after the last assistant message, joined with `\n`.
 fn echo_text(messages: &[Value]) -> String {
-    let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or("").to_owned();
+    let role = |m: &Value| {
+        m.get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     let start = messages
         .iter()
         .rposition(|m| role(m) == "assistant")
@@ -176,12 +181,17 @@ impl OaiState {
     fn render(&self, body: &Value, reply: &Reply) -> (String, &'static str) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("chatcmpl-fake-{n}");
-        let model = body.get("model").and_then(Value::as_str).unwrap_or("fake-model");
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("fake-model");
         let created = unix_now();
         let prompt: u64 = body
             .get("messages")
             .and_then(Value::as_array)
-            .map_or(1, |ms| ms.iter().map(|m| words(&content_text(&m["content"]))).sum());
+            .map_or(1, |ms| {
+                ms.iter().map(|m| words(&content_text(&m["content"]))).sum()
+            });
         let (message, finish, completion) = match reply {
             Reply::Text(text) => (
                 json!({"role": "assistant", "content": text}),
@@ -226,7 +236,11 @@ impl OaiState {
         chunks.push(chunk(
             json!([{"index": 0, "delta": {}, "finish_reason": finish}]),
         ));
-        if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+        if body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
             let mut last = chunk(json!([]));
             last["usage"] = usage;
             chunks.push(last);
@@ -243,7 +257,7 @@ async fn completions(
     state: web::Data<OaiState>,
 ) -> HttpResponse {
     let _in_flight = InFlight::enter(&state);
-    let body = parse_body(&bytes);
+    let body = parse_body(&req, &bytes);
     let decision = state.decide(&req, &body);
     let status = decision.as_ref().map_or_else(|(s, _)| *s, |_| 200);
     // Recorded on arrival so a test can see a request while its answer is still delayed.
@@ -266,7 +280,7 @@ async fn completions(
 }
 
 async fn unknown(req: HttpRequest, bytes: web::Bytes, state: web::Data<OaiState>) -> HttpResponse {
-    let body = parse_body(&bytes);
+    let body = parse_body(&req, &bytes);
     let msg = format!("Invalid URL ({} {})", req.method(), req.path());
     state
         .recorder
@@ -319,7 +333,11 @@ impl FakeOpenAi {
 
     /// The current mode.
     pub fn mode(&self) -> Mode {
-        self.state.mode.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.state
+            .mode
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every stored request (bodies as sent), whatever was answered.

@@ -69,7 +69,11 @@ impl TgState {
             "answercallbackquery" | "setwebhook" | "deletewebhook" | "sendchataction" => {
                 (200, TRUE_BODY.to_owned(), None)
             }
-            "getme" => (200, json!({"ok": true, "result": me_json()}).to_string(), None),
+            "getme" => (
+                200,
+                json!({"ok": true, "result": me_json()}).to_string(),
+                None,
+            ),
             _ => (404, NOT_FOUND_BODY.to_owned(), None),
         }
     }
@@ -109,16 +113,24 @@ impl TgState {
         } else {
             json!({"id": chat_id, "type": "private", "first_name": "Ada"})
         };
-        let from = json!({"id": BOT_ID, "is_bot": true, "first_name": "HubBot", "username": BOT_USERNAME});
+        let from =
+            json!({"id": BOT_ID, "is_bot": true, "first_name": "HubBot", "username": BOT_USERNAME});
         let mut message = json!({
             "message_id": message_id, "from": from, "chat": chat,
             "date": unix_now(), "text": text
         });
         // Telegram echoes an inline keyboard back in the sent Message; other markups are not.
-        if let Some(markup) = body.get("reply_markup").filter(|m| m.get("inline_keyboard").is_some()) {
+        if let Some(markup) = body
+            .get("reply_markup")
+            .filter(|m| m.get("inline_keyboard").is_some())
+        {
             message["reply_markup"] = markup.clone();
         }
-        (200, json!({"ok": true, "result": message}).to_string(), None)
+        (
+            200,
+            json!({"ok": true, "result": message}).to_string(),
+            None,
+        )
     }
 }
 
@@ -129,7 +141,7 @@ async fn call(
     state: web::Data<TgState>,
 ) -> HttpResponse {
     let (token, method) = path.into_inner();
-    let body = parse_body(&bytes);
+    let body = parse_body(&req, &bytes);
     let (status, resp, retry_after) = state.answer(&token, &method, &body);
     state
         .recorder
@@ -144,7 +156,7 @@ async fn call(
 
 /// Unknown paths get the Bot API's 404 (recorded, to spot a wrong base URL).
 async fn unknown(req: HttpRequest, bytes: web::Bytes, state: web::Data<TgState>) -> HttpResponse {
-    let body = parse_body(&bytes);
+    let body = parse_body(&req, &bytes);
     state
         .recorder
         .record_with(|| RecordedRequest::from_http(&req, body, 404));
@@ -208,7 +220,11 @@ impl FakeTelegram {
     }
 
     fn push_failures(&self, n: usize, failure: TgFailure) {
-        let mut queue = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self
+            .state
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         queue.extend(std::iter::repeat_n(failure, n));
     }
 
@@ -219,7 +235,10 @@ impl FakeTelegram {
 
     /// Waits until `n` successful `sendMessage` calls are stored or `timeout` passes.
     pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.state.recorder.wait_for_matching(n, timeout, is_sent).await
+        self.state
+            .recorder
+            .wait_for_matching(n, timeout, is_sent)
+            .await
     }
 
     /// Every stored call of `method` (case-insensitive), whatever its outcome.

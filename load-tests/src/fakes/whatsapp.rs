@@ -131,14 +131,18 @@ async fn messages(
     state: web::Data<GraphState>,
 ) -> HttpResponse {
     let at = Instant::now();
-    let body = parse_body(&bytes);
+    let body = parse_body(&req, &bytes);
     let (status, resp, to) = state.answer(&req, &body);
     let delay = Duration::from_micros(state.delay_micros.load(Ordering::Relaxed));
     if !delay.is_zero() {
         actix_web::rt::time::sleep(delay).await;
     }
     if let Some(to) = to {
-        let hook = state.on_send.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let hook = state
+            .on_send
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(hook) = hook {
             hook(&to, &body);
         }
@@ -153,8 +157,12 @@ async fn messages(
 }
 
 /// Anything else is recorded (to spot wrong URLs) and answered like Graph's unknown path.
-async fn unknown(req: HttpRequest, bytes: web::Bytes, state: web::Data<GraphState>) -> HttpResponse {
-    let body = parse_body(&bytes);
+async fn unknown(
+    req: HttpRequest,
+    bytes: web::Bytes,
+    state: web::Data<GraphState>,
+) -> HttpResponse {
+    let body = parse_body(&req, &bytes);
     state
         .recorder
         .record_with(|| RecordedRequest::from_http(&req, body, 404));
@@ -214,7 +222,11 @@ impl FakeGraph {
 
     /// Answers the next `n` sends with `failure` (queued after already programmed failures).
     pub fn fail_next(&self, n: usize, failure: Failure) {
-        let mut queue = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self
+            .state
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         queue.extend(std::iter::repeat_n(failure, n));
     }
 
@@ -240,7 +252,11 @@ impl FakeGraph {
 
     /// Installs (or removes) the hook called on every accepted send.
     pub fn set_on_send(&self, hook: Option<OnSend>) {
-        *self.state.on_send.write().unwrap_or_else(|p| p.into_inner()) = hook;
+        *self
+            .state
+            .on_send
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Accepted (200) message sends, read receipts excluded.

@@ -9,6 +9,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
     CreateChatCompletionRequestArgs, FinishReason,
 };
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_load_tests::fakes::openai::{FakeOpenAi, Mode};
 
@@ -41,10 +42,16 @@ async fn async_openai_parses_an_echo_of_the_unanswered_user_messages() {
         .unwrap();
     let response = client(&fake).chat().create(request).await.unwrap();
     let choice = &response.choices[0];
-    assert_eq!(choice.message.content.as_deref(), Some("echo: first\nsecond"));
+    assert_eq!(
+        choice.message.content.as_deref(),
+        Some("echo: first\nsecond")
+    );
     assert_eq!(choice.finish_reason, Some(FinishReason::Stop));
     let usage = response.usage.unwrap();
-    assert_eq!(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
     assert_eq!(response.model, "test-model");
 
     let recorded = fake.wait_for_requests(1, WAIT).await;
@@ -92,7 +99,10 @@ async fn raw_shapes_for_fixed_parts_and_errors() {
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["choices"][0]["message"]["content"], "echo: a\nb");
 
-    fake.set_mode(Mode::Fixed { text: "fixed".to_owned(), delay: Duration::ZERO });
+    fake.set_mode(Mode::Fixed {
+        text: "fixed".to_owned(),
+        delay: Duration::ZERO,
+    });
     let hello = json!({"model":"m","messages":[{"role":"user","content":"hi"}]});
     let (_, body) = post(&url(&fake), Some("k"), &hello).await;
     assert_eq!(body["choices"][0]["message"]["content"], "fixed");
@@ -108,7 +118,10 @@ async fn raw_shapes_for_fixed_parts_and_errors() {
 
     fake.set_mode(Mode::Unauthorized);
     let (status, body) = post(&url(&fake), Some("k"), &hello).await;
-    assert_eq!((status, body["error"]["code"].clone()), (401, json!("invalid_api_key")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("invalid_api_key"))
+    );
     assert!(body["error"]["param"].is_null());
 
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
@@ -118,13 +131,21 @@ async fn raw_shapes_for_fixed_parts_and_errors() {
 #[actix_web::test]
 async fn delay_keeps_requests_in_flight() {
     let fake = FakeOpenAi::start().await.unwrap();
-    fake.set_mode(Mode::Echo { delay: Duration::from_millis(300) });
-    let (target, hello) = (url(&fake), json!({"model":"m","messages":[{"role":"user","content":"hi"}]}));
+    fake.set_mode(Mode::Echo {
+        delay: Duration::from_millis(300),
+    });
+    let (target, hello) = (
+        url(&fake),
+        json!({"model":"m","messages":[{"role":"user","content":"hi"}]}),
+    );
     let task = actix_web::rt::spawn(async move { post(&target, Some("k"), &hello).await });
     assert_eq!(fake.wait_for_requests(1, WAIT).await.len(), 1);
     assert_eq!(fake.in_flight(), 1);
     let (status, body) = task.await.unwrap();
-    assert_eq!((status, body["choices"][0]["message"]["content"].clone()), (200, json!("echo: hi")));
+    assert_eq!(
+        (status, body["choices"][0]["message"]["content"].clone()),
+        (200, json!("echo: hi"))
+    );
     assert_eq!(fake.in_flight(), 0);
     assert_eq!(fake.max_in_flight(), 1);
 }
@@ -153,9 +174,61 @@ async fn stream_requests_get_sse_chunks() {
         .iter()
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
     assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "echo: hi");
     assert_eq!(chunks[2]["choices"][0]["finish_reason"], "stop");
     assert_eq!(chunks[3]["choices"], json!([]));
     assert!(chunks[3]["usage"]["total_tokens"].is_u64());
+}
+
+#[actix_web::test]
+async fn async_openai_parses_streamed_text_and_tool_calls() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    let request = || {
+        CreateChatCompletionRequestArgs::default()
+            .model("test-model")
+            .messages([ChatCompletionRequestUserMessage::from("hi").into()])
+            .build()
+            .unwrap()
+    };
+    let mut stream = client(&fake).chat().create_stream(request()).await.unwrap();
+    let mut text = String::new();
+    let mut finish = None;
+    while let Some(chunk) = stream.next().await {
+        for choice in chunk.unwrap().choices {
+            text.push_str(choice.delta.content.as_deref().unwrap_or(""));
+            finish = finish.or(choice.finish_reason);
+        }
+    }
+    assert_eq!(
+        (text.as_str(), finish),
+        ("echo: hi", Some(FinishReason::Stop))
+    );
+
+    fake.set_mode(Mode::ToolCall {
+        name: "send_message".to_owned(),
+        arguments: json!({"text": "x"}),
+        delay: Duration::ZERO,
+    });
+    let mut stream = client(&fake).chat().create_stream(request()).await.unwrap();
+    let (mut name, mut arguments) = (String::new(), String::new());
+    while let Some(chunk) = stream.next().await {
+        for choice in chunk.unwrap().choices {
+            for call in choice.delta.tool_calls.unwrap_or_default() {
+                let function = call.function.unwrap();
+                name.push_str(function.name.as_deref().unwrap_or(""));
+                arguments.push_str(function.arguments.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    assert_eq!(name, "send_message");
+    assert_eq!(
+        serde_json::from_str::<Value>(&arguments).unwrap(),
+        json!({"text": "x"})
+    );
+    assert_eq!(fake.requests()[0].body["stream"], true);
 }

@@ -30,7 +30,10 @@ async fn teloxide_send_message_parses_and_is_recorded() {
     assert_eq!(sent[0].path, format!("/bot{TOKEN}/SendMessage"));
 
     // Message ids increase.
-    let second = bot(&fake).send_message(ChatId(4242), "again").await.unwrap();
+    let second = bot(&fake)
+        .send_message(ChatId(4242), "again")
+        .await
+        .unwrap();
     assert!(second.id.0 > message.id.0);
 }
 
@@ -63,13 +66,35 @@ async fn teloxide_get_me_and_small_methods() {
     let me = bot.get_me().await.unwrap();
     assert_eq!(me.username(), "hub_bot");
     assert!(me.is_bot);
-    bot.answer_callback_query(CallbackQueryId("cbq-1".to_owned())).await.unwrap();
+    bot.answer_callback_query(CallbackQueryId("cbq-1".to_owned()))
+        .await
+        .unwrap();
     bot.delete_webhook().await.unwrap();
     bot.set_webhook("https://hub.example/tg".parse().unwrap())
         .await
         .unwrap();
     assert_eq!(fake.calls("answerCallbackQuery").len(), 1);
-    assert_eq!(fake.calls("setwebhook")[0].body["url"], "https://hub.example/tg");
+    // teloxide sends setWebhook as multipart/form-data; the fake records its text fields.
+    assert_eq!(
+        fake.calls("setwebhook")[0].body["url"],
+        "https://hub.example/tg"
+    );
+}
+
+#[actix_web::test]
+async fn dropping_the_fake_under_actix_stops_its_server() {
+    let fake = FakeTelegram::start(TOKEN).await.unwrap();
+    let url = format!("{}/bot{TOKEN}/getMe", fake.base_url());
+    assert!(reqwest::Client::new().post(&url).send().await.is_ok());
+    drop(fake);
+    let deadline = Instant::now() + WAIT;
+    while reqwest::Client::new().post(&url).send().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "server still answering after drop"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_web::test]
@@ -98,7 +123,12 @@ async fn raw_answers_match_the_bot_api_shapes() {
     let err_429 = json!({"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}});
     assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), err_429);
 
-    let (status, body) = post(&url("answerCallbackQuery"), None, &json!({"callback_query_id":"1"})).await;
+    let (status, body) = post(
+        &url("answerCallbackQuery"),
+        None,
+        &json!({"callback_query_id":"1"}),
+    )
+    .await;
     assert_eq!((status, body), (200, json!({"ok":true,"result":true})));
     let (status, body) = post(&url("noSuchMethod"), None, &json!({})).await;
     assert_eq!(status, 404);
@@ -106,7 +136,13 @@ async fn raw_answers_match_the_bot_api_shapes() {
 
     let wrong = format!("{}/botWRONG/sendMessage", fake.base_url());
     let (status, body) = post(&wrong, None, &json!({"chat_id":1,"text":"x"})).await;
-    assert_eq!((status, body), (401, json!({"ok":false,"error_code":401,"description":"Unauthorized"})));
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"ok":false,"error_code":401,"description":"Unauthorized"})
+        )
+    );
 
     let (status, body) = post(&url("sendMessage"), None, &json!({"chat_id":4242})).await;
     assert_eq!((status, body["ok"].clone()), (400, json!(false)));

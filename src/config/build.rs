@@ -1,0 +1,181 @@
+//! Turns the validated config into running parts: tenant policies, channel adapters and the
+//! index webhooks use to find a channel. Channels whose secrets are missing are left out with
+//! one warning each; the hub still starts.
+
+use super::types::{Settings, TenantConfig};
+use super::validate::{parse_day, parse_hhmm};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_actors::domain::{ChannelKind, ChannelRef, TenantId};
+use switchboard_actors::hub::{ChannelSetup, TenantSetup};
+use switchboard_actors::outbox::OutboxPolicy;
+use switchboard_actors::ports::LlmClient;
+use switchboard_actors::tenant::{
+    AiPolicy, AssignPolicy, BusinessHours, Notices, QueuePolicy, Route, TenantPolicy, TriageOption, TriagePolicy,
+};
+use switchboard_adapters::openai::{OpenAiClient, OpenAiSettings};
+use switchboard_adapters::telegram::{TelegramOutbound, TelegramSettings};
+use switchboard_adapters::whatsapp::{WhatsAppOutbound, WhatsAppSettings};
+
+/// A WhatsApp number as the webhook sees it.
+pub struct WhatsAppEndpoint {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Channel.
+    pub channel: ChannelRef,
+    /// Settings (secrets included).
+    pub settings: WhatsAppSettings,
+}
+
+/// What the webhook routes need to find a channel.
+#[derive(Default)]
+pub struct ChannelIndex {
+    /// By `phone_number_id`.
+    pub whatsapp: HashMap<String, WhatsAppEndpoint>,
+    /// Telegram bots by channel name.
+    pub telegram: HashMap<String, (TenantId, ChannelRef, TelegramSettings)>,
+}
+
+/// The result of wiring the config.
+pub struct TenantWiring {
+    /// For the hub.
+    pub tenants: Vec<TenantSetup>,
+    /// For the webhooks.
+    pub channels: ChannelIndex,
+    /// One line per disabled channel or missing model.
+    pub warnings: Vec<String>,
+}
+
+fn route(s: &str) -> Route {
+    match s {
+        "triage" => Route::Triage,
+        "ai" => Route::Ai,
+        q => Route::Queue(q.to_owned()),
+    }
+}
+
+fn assign(s: &str) -> AssignPolicy {
+    match s {
+        "least_busy" => AssignPolicy::LeastBusy,
+        "manual" => AssignPolicy::Manual,
+        _ => AssignPolicy::RoundRobin,
+    }
+}
+
+/// The actors' policy for a tenant (config already validated).
+pub fn policy(id: &str, t: &TenantConfig) -> TenantPolicy {
+    TenantPolicy {
+        id: TenantId::new(id),
+        entry: route(&t.entry),
+        default_queue: t.default_queue.clone(),
+        queues: t
+            .queues
+            .iter()
+            .map(|q| QueuePolicy {
+                name: q.name.clone(),
+                assign: assign(&q.assign),
+                hours: q.hours.as_ref().map(|h| BusinessHours {
+                    utc_offset_minutes: h.utc_offset_minutes,
+                    days: h.days.iter().filter_map(|d| parse_day(d)).collect(),
+                    open_minute: parse_hhmm(&h.open).unwrap_or(0),
+                    close_minute: parse_hhmm(&h.close).unwrap_or(24 * 60),
+                }),
+            })
+            .collect(),
+        triage: TriagePolicy {
+            greeting: t.triage.greeting.clone(),
+            options: t.triage.options.iter().map(|o| TriageOption { label: o.label.clone(), route: route(&o.route) }).collect(),
+            max_invalid: t.triage.max_invalid.max(1),
+            invalid_message: t.triage.invalid_message.clone(),
+        },
+        ai: AiPolicy {
+            system_prompt: t.ai.system_prompt.clone(),
+            timeout: Duration::from_millis(t.ai.timeout_ms),
+            fallback_message: t.ai.fallback_message.clone(),
+            breaker_failures: t.ai.breaker_failures,
+            breaker_cooldown: Duration::from_secs(t.ai.breaker_cooldown_secs),
+            rate_per_second: t.ai.rate_per_second,
+            debounce: (t.ai.debounce_ms > 0).then(|| Duration::from_millis(t.ai.debounce_ms)),
+        },
+        notices: Notices {
+            queued: t.notices.queued.clone(),
+            out_of_hours: t.notices.out_of_hours.clone(),
+            assigned: t.notices.assigned.clone(),
+            handoff: t.notices.handoff.clone(),
+            ai_greeting: t.notices.ai_greeting.clone(),
+        },
+        history_window: t.history_window,
+        idle_timeout: Duration::from_secs(t.idle_timeout_secs),
+        service_window: Duration::from_secs(t.service_window_hours * 3600),
+    }
+}
+
+fn secret(env: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    env.get(name).filter(|v| !v.is_empty()).cloned()
+}
+
+/// Builds policies, adapters and the channel index.
+pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> anyhow::Result<TenantWiring> {
+    let mut wiring = TenantWiring { tenants: Vec::new(), channels: ChannelIndex::default(), warnings: Vec::new() };
+    for (id, t) in &settings.tenants {
+        let tenant = TenantId::new(id);
+        let mut channels = Vec::new();
+        for (name, wa) in &t.whatsapp {
+            let (token, app_secret, verify) = (
+                secret(env, &wa.access_token_env),
+                secret(env, &wa.app_secret_env),
+                secret(env, &wa.verify_token_env),
+            );
+            let (Some(access_token), Some(app_secret), Some(verify_token), false) = (token, app_secret, verify, wa.phone_number_id.is_empty()) else {
+                wiring.warnings.push(format!(
+                    "tenant {id}: whatsapp channel {name} disabled: set {}, {}, {} and a phone_number_id",
+                    wa.access_token_env, wa.app_secret_env, wa.verify_token_env
+                ));
+                continue;
+            };
+            let channel = ChannelRef::new(ChannelKind::WhatsApp, name);
+            let ws = WhatsAppSettings {
+                tenant: id.clone(),
+                channel: name.clone(),
+                access_token,
+                app_secret,
+                verify_token,
+                phone_number_id: wa.phone_number_id.clone(),
+                graph_url: wa.graph_url.clone(),
+                graph_version: wa.graph_version.clone(),
+            };
+            let outbound = Arc::new(WhatsAppOutbound::new(&ws)?);
+            let policy = OutboxPolicy { per_second: wa.rate_per_second, ..OutboxPolicy::default() };
+            channels.push(ChannelSetup { channel: channel.clone(), outbound, policy });
+            wiring.channels.whatsapp.insert(wa.phone_number_id.clone(), WhatsAppEndpoint { tenant: tenant.clone(), channel, settings: ws });
+        }
+        for (name, tg) in &t.telegram {
+            let (Some(bot_token), Some(secret_token)) = (secret(env, &tg.bot_token_env), secret(env, &tg.secret_token_env)) else {
+                wiring.warnings.push(format!("tenant {id}: telegram channel {name} disabled: set {} and {}", tg.bot_token_env, tg.secret_token_env));
+                continue;
+            };
+            let channel = ChannelRef::new(ChannelKind::Telegram, name);
+            let ts = TelegramSettings { channel: name.clone(), tenant: id.clone(), bot_token, secret_token, api_url: tg.api_url.clone() };
+            let outbound = Arc::new(TelegramOutbound::new(&ts)?);
+            let policy = OutboxPolicy { per_second: tg.rate_per_second, per_chat_per_second: Some(tg.per_chat_per_second), ..OutboxPolicy::default() };
+            channels.push(ChannelSetup { channel: channel.clone(), outbound, policy });
+            wiring.channels.telegram.insert(name.clone(), (tenant.clone(), channel, ts));
+        }
+        let llm: Option<Arc<dyn LlmClient>> = match secret(env, &t.ai.api_key_env) {
+            Some(api_key) => Some(Arc::new(OpenAiClient::new(&OpenAiSettings {
+                base_url: t.ai.base_url.clone(),
+                api_key,
+                model: t.ai.model.clone(),
+                max_completion_tokens: t.ai.max_completion_tokens,
+                temperature: None,
+            })?)),
+            None => {
+                wiring.warnings.push(format!("tenant {id}: no AI model: set {} (until then the AI hands every conversation to {})", t.ai.api_key_env, t.default_queue));
+                None
+            }
+        };
+        wiring.tenants.push(TenantSetup { policy: policy(id, t), llm, channels });
+    }
+    Ok(wiring)
+}

@@ -1,0 +1,13 @@
+//! Typed configuration. Layers, lowest first: built-in defaults, `config/default.toml`,
+//! `--config FILE`, then `SWITCHBOARD__SECTION__KEY` environment variables. String values may
+//! use `${VAR}` / `${VAR:-default}`. Secrets are never literal: fields ending in `_env` name the
+//! environment variable that holds them.
+
+mod build;
+mod load;
+mod types;
+mod validate;
+
+pub use build::{ChannelIndex, TenantWiring, build_tenants};
+pub use load::{ConfigError, load};
+pub use types::*;

@@ -1,0 +1,301 @@
+//! The config file's shape. Every field's `///` line is its user documentation.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Storage and event bus.
+    #[serde(default)]
+    pub backend: BackendConfig,
+    /// Tenants by id.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// HTTP worker threads.
+    pub http_workers: usize,
+    /// Threads running actors.
+    pub actor_workers: usize,
+    /// Largest accepted request body, in bytes (bigger → 413).
+    pub body_limit_bytes: usize,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    /// Seconds to drain in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            http_workers: 2,
+            actor_workers: 2,
+            body_limit_bytes: 1024 * 1024,
+            log_format: "text".into(),
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// Backend settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// `memory` (one process, nothing to install). `redis` comes with the Redis backend.
+    pub kind: String,
+    /// Conversation partitions (unit of ordering and placement).
+    pub partitions: u32,
+    /// Events a partition queues before webhooks get 503 + Retry-After.
+    pub partition_capacity: usize,
+    /// Seconds a provider message id is remembered for dedup.
+    pub dedup_ttl_secs: u64,
+    /// Events a partition consumer takes at once.
+    pub batch: usize,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self { kind: "memory".into(), partitions: 64, partition_capacity: 4096, dedup_ttl_secs: 86_400, batch: 256 }
+    }
+}
+
+/// One tenant (business).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Where a new ticket goes: `triage`, `ai`, or a queue name.
+    pub entry: String,
+    /// Queue for fallbacks, unknown queue names and exhausted triage.
+    pub default_queue: String,
+    /// Messages kept as context for agents.
+    #[serde(default = "default_history")]
+    pub history_window: usize,
+    /// Seconds of inactivity before a conversation actor is passivated.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// WhatsApp customer-service window in hours.
+    #[serde(default = "default_window")]
+    pub service_window_hours: u64,
+    /// Human queues.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+    /// The triage menu.
+    pub triage: TriageConfig,
+    /// The AI agent.
+    pub ai: AiConfig,
+    /// Texts the hub sends on its own.
+    pub notices: NoticesConfig,
+    /// WhatsApp numbers by channel name.
+    #[serde(default)]
+    pub whatsapp: BTreeMap<String, WhatsAppConfig>,
+    /// Telegram bots by channel name (the name is the webhook path: `/webhooks/telegram/{name}`).
+    #[serde(default)]
+    pub telegram: BTreeMap<String, TelegramConfig>,
+}
+
+fn default_history() -> usize {
+    20
+}
+fn default_idle() -> u64 {
+    300
+}
+fn default_window() -> u64 {
+    24
+}
+
+/// A human queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// `round_robin`, `least_busy` or `manual`.
+    #[serde(default = "default_assign")]
+    pub assign: String,
+    /// Opening hours; absent = always open.
+    pub hours: Option<HoursConfig>,
+}
+
+fn default_assign() -> String {
+    "round_robin".into()
+}
+
+/// Opening hours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursConfig {
+    /// Offset from UTC in minutes (São Paulo: -180).
+    pub utc_offset_minutes: i32,
+    /// Open days: `mon` … `sun`.
+    pub days: Vec<String>,
+    /// Opening time, `HH:MM`.
+    pub open: String,
+    /// Closing time, `HH:MM`.
+    pub close: String,
+}
+
+/// The triage menu.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageConfig {
+    /// Text above the options.
+    pub greeting: String,
+    /// Invalid answers tolerated before the default queue.
+    #[serde(default = "default_max_invalid")]
+    pub max_invalid: u8,
+    /// Sent before the menu is repeated.
+    pub invalid_message: String,
+    /// Options, numbered from 1.
+    #[serde(default)]
+    pub options: Vec<TriageOptionConfig>,
+}
+
+fn default_max_invalid() -> u8 {
+    3
+}
+
+/// One menu option.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageOptionConfig {
+    /// Label shown.
+    pub label: String,
+    /// `ai` or a queue name.
+    pub route: String,
+}
+
+/// The AI agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiConfig {
+    /// OpenAI-compatible base URL, including `/v1`.
+    pub base_url: String,
+    /// Model name.
+    pub model: String,
+    /// Environment variable holding the API key; unset → no model (fallback + handoff).
+    pub api_key_env: String,
+    /// System prompt.
+    pub system_prompt: String,
+    /// Model call timeout in milliseconds.
+    #[serde(default = "default_ai_timeout")]
+    pub timeout_ms: u64,
+    /// Sent when the model cannot answer; the conversation then goes to the default queue.
+    pub fallback_message: String,
+    /// Consecutive failures that open the circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// Seconds the breaker stays open.
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown_secs: u64,
+    /// Model calls per second for this tenant.
+    #[serde(default = "default_ai_rate")]
+    pub rate_per_second: u32,
+    /// Milliseconds to wait for more messages before answering a burst (0 = off).
+    #[serde(default)]
+    pub debounce_ms: u64,
+    /// Upper bound of answer tokens.
+    pub max_completion_tokens: Option<u32>,
+}
+
+fn default_ai_timeout() -> u64 {
+    15_000
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> u64 {
+    30
+}
+fn default_ai_rate() -> u32 {
+    50
+}
+
+/// Texts the hub sends on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticesConfig {
+    /// On enqueue; `{queue}` and `{position}` are replaced.
+    pub queued: String,
+    /// Outside business hours.
+    pub out_of_hours: String,
+    /// On assignment; `{agent}` is replaced.
+    pub assigned: String,
+    /// When the AI hands off to a human.
+    pub handoff: String,
+    /// When a menu option leads to the AI.
+    pub ai_greeting: String,
+}
+
+/// One WhatsApp Cloud API number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppConfig {
+    /// The number's `phone_number_id`; empty → channel disabled.
+    pub phone_number_id: String,
+    /// Environment variable with the Graph access token.
+    pub access_token_env: String,
+    /// Environment variable with the app secret (webhook signatures).
+    pub app_secret_env: String,
+    /// Environment variable with the webhook verify token.
+    pub verify_token_env: String,
+    /// Graph API base URL.
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// Graph API version.
+    #[serde(default = "default_graph_version")]
+    pub graph_version: String,
+    /// Messages per second for this number.
+    #[serde(default = "default_wa_rate")]
+    pub rate_per_second: u32,
+}
+
+fn default_graph_url() -> String {
+    "https://graph.facebook.com".into()
+}
+fn default_graph_version() -> String {
+    "v21.0".into()
+}
+fn default_wa_rate() -> u32 {
+    80
+}
+
+/// One Telegram bot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Environment variable with the bot token.
+    pub bot_token_env: String,
+    /// Environment variable with the webhook secret token.
+    pub secret_token_env: String,
+    /// Bot API base URL.
+    #[serde(default = "default_tg_url")]
+    pub api_url: String,
+    /// Messages per second for the bot.
+    #[serde(default = "default_tg_rate")]
+    pub rate_per_second: u32,
+    /// Messages per second to one chat.
+    #[serde(default = "default_tg_chat_rate")]
+    pub per_chat_per_second: u32,
+}
+
+fn default_tg_url() -> String {
+    "https://api.telegram.org".into()
+}
+fn default_tg_rate() -> u32 {
+    30
+}
+fn default_tg_chat_rate() -> u32 {
+    1
+}

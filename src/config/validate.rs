@@ -1,0 +1,119 @@
+//! Semantic checks the types cannot express. Every problem is reported, with its path.
+
+use super::types::{HoursConfig, Settings};
+use std::collections::HashMap;
+
+/// Parses `HH:MM` into minutes of the day.
+pub fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+}
+
+/// Day name to index, Monday = 0.
+pub fn parse_day(s: &str) -> Option<u8> {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().position(|d| d.eq_ignore_ascii_case(s)).map(|i| i as u8)
+}
+
+fn check_hours(hours: &HoursConfig, path: &str, errors: &mut Vec<String>) {
+    let open = parse_hhmm(&hours.open);
+    let close = parse_hhmm(&hours.close);
+    if open.is_none() {
+        errors.push(format!("{path}.open: expected HH:MM, got {:?}", hours.open));
+    }
+    if close.is_none() {
+        errors.push(format!("{path}.close: expected HH:MM, got {:?}", hours.close));
+    }
+    if let (Some(o), Some(c)) = (open, close)
+        && o >= c
+    {
+        errors.push(format!("{path}: open must be before close"));
+    }
+    for (i, d) in hours.days.iter().enumerate() {
+        if parse_day(d).is_none() {
+            errors.push(format!("{path}.days[{i}]: unknown day {d:?} (mon … sun)"));
+        }
+    }
+}
+
+/// Adds every semantic problem of `settings` to `errors`.
+pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
+    if settings.server.bind.parse::<std::net::SocketAddr>().is_err() {
+        errors.push(format!("server.bind: not a socket address: {:?}", settings.server.bind));
+    }
+    if settings.server.body_limit_bytes == 0 {
+        errors.push("server.body_limit_bytes: must be greater than 0".into());
+    }
+    if !matches!(settings.server.log_format.as_str(), "text" | "json") {
+        errors.push(format!("server.log_format: expected text or json, got {:?}", settings.server.log_format));
+    }
+    if settings.backend.kind != "memory" {
+        errors.push(format!("backend.kind: only \"memory\" is available in this build, got {:?}", settings.backend.kind));
+    }
+    if settings.backend.partitions == 0 {
+        errors.push("backend.partitions: must be greater than 0".into());
+    }
+    if settings.backend.partition_capacity == 0 {
+        errors.push("backend.partition_capacity: must be greater than 0".into());
+    }
+    if settings.tenants.is_empty() {
+        errors.push("tenants: at least one tenant is required".into());
+    }
+    let mut phone_ids: HashMap<&str, String> = HashMap::new();
+    let mut bots: HashMap<&str, String> = HashMap::new();
+    for (id, t) in &settings.tenants {
+        let p = format!("tenants.{id}");
+        let queues: Vec<&str> = t.queues.iter().map(|q| q.name.as_str()).collect();
+        let route_ok = |r: &str| r == "ai" || queues.contains(&r);
+        if !(t.entry == "triage" || route_ok(&t.entry)) {
+            errors.push(format!("{p}.entry: expected triage, ai or a queue name, got {:?}", t.entry));
+        }
+        if !queues.contains(&t.default_queue.as_str()) {
+            errors.push(format!("{p}.default_queue: no queue named {:?}", t.default_queue));
+        }
+        for (i, q) in t.queues.iter().enumerate() {
+            if !matches!(q.assign.as_str(), "round_robin" | "least_busy" | "manual") {
+                errors.push(format!("{p}.queues[{i}].assign: expected round_robin, least_busy or manual, got {:?}", q.assign));
+            }
+            if queues.iter().filter(|n| **n == q.name).count() > 1 {
+                errors.push(format!("{p}.queues[{i}].name: duplicate queue {:?}", q.name));
+            }
+            if let Some(h) = &q.hours {
+                check_hours(h, &format!("{p}.queues[{i}].hours"), errors);
+            }
+        }
+        if t.entry == "triage" && t.triage.options.is_empty() {
+            errors.push(format!("{p}.triage.options: entry is triage but the menu has no options"));
+        }
+        for (i, o) in t.triage.options.iter().enumerate() {
+            if !route_ok(&o.route) {
+                errors.push(format!("{p}.triage.options[{i}].route: expected ai or a queue name, got {:?}", o.route));
+            }
+        }
+        if t.history_window == 0 {
+            errors.push(format!("{p}.history_window: must be greater than 0"));
+        }
+        if !t.ai.base_url.starts_with("http://") && !t.ai.base_url.starts_with("https://") {
+            errors.push(format!("{p}.ai.base_url: expected an http(s) URL, got {:?}", t.ai.base_url));
+        }
+        for (name, wa) in &t.whatsapp {
+            if !wa.graph_url.starts_with("http://") && !wa.graph_url.starts_with("https://") {
+                errors.push(format!("{p}.whatsapp.{name}.graph_url: expected an http(s) URL, got {:?}", wa.graph_url));
+            }
+            if !wa.phone_number_id.is_empty()
+                && let Some(other) = phone_ids.insert(&wa.phone_number_id, format!("{p}.whatsapp.{name}"))
+            {
+                errors.push(format!("{p}.whatsapp.{name}.phone_number_id: already used by {other}"));
+            }
+        }
+        for (name, tg) in &t.telegram {
+            if !tg.api_url.starts_with("http://") && !tg.api_url.starts_with("https://") {
+                errors.push(format!("{p}.telegram.{name}.api_url: expected an http(s) URL, got {:?}", tg.api_url));
+            }
+            // The webhook path names only the channel, so names are global.
+            if let Some(other) = bots.insert(name, format!("{p}.telegram.{name}")) {
+                errors.push(format!("{p}.telegram.{name}: channel name already used by {other}"));
+            }
+        }
+    }
+}

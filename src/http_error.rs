@@ -1,0 +1,68 @@
+//! Errors as HTTP answers: every error gets a status and a JSON body
+//! `{"error":{"code":"…","message":"…"}}`. This is the only place statuses are chosen.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong credentials/signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials understood but refused (WhatsApp handshake token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (unknown channel).
+    #[error("{0}")]
+    NotFound(String),
+    /// Body over the configured limit.
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Backpressure: try again soon.
+    #[error("hub is busy, retry later")]
+    Busy,
+    /// A dependency is down.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Busy => "busy",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Busy | Self::Unavailable(_)) {
+            // WhatsApp and Telegram retry non-2xx; tell them when.
+            res.insert_header(("Retry-After", "1"));
+        }
+        res.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+    }
+}

@@ -1,0 +1,46 @@
+//! Liveness, readiness, metrics and a small index.
+
+use crate::app::AppState;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+/// What this is.
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "name": "switchboard",
+        "version": env!("CARGO_PKG_VERSION"),
+        "webhooks": ["/webhooks/whatsapp", "/webhooks/telegram/{channel}"],
+        "health": ["/healthz", "/readyz", "/metrics"]
+    }))
+}
+
+/// The process is alive.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// The hub can take traffic (memory backend: as soon as it is up).
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let live = state.hub.metrics().live_conversations.load(Ordering::Relaxed);
+    HttpResponse::Ok().json(json!({ "status": "ready", "backend": "memory", "live_conversations": live }))
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut out = String::new();
+    let hub = state.hub.metrics();
+    for (name, value) in hub.counters() {
+        let _ = writeln!(out, "# TYPE switchboard_{name}_total counter\nswitchboard_{name}_total {value}");
+    }
+    let live = hub.live_conversations.load(Ordering::Relaxed);
+    let _ = writeln!(out, "# TYPE switchboard_live_conversations gauge\nswitchboard_live_conversations {live}");
+    let _ = writeln!(out, "# TYPE switchboard_webhooks_total counter");
+    for (channel, outcome, n) in state.webhooks.rows() {
+        let _ = writeln!(out, "switchboard_webhooks_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}");
+    }
+    let unknown = state.webhooks.unknown_numbers.load(Ordering::Relaxed);
+    let _ = writeln!(out, "# TYPE switchboard_webhook_unknown_numbers_total counter\nswitchboard_webhook_unknown_numbers_total {unknown}");
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+}

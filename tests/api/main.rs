@@ -1,0 +1,11 @@
+//! App-level tests: the real HTTP server on port 0, the real wiring, and local fakes of the
+//! WhatsApp Graph API, the Telegram Bot API and an OpenAI-compatible API. One test binary.
+
+mod helpers;
+
+mod bad_input;
+mod config_files;
+mod lifecycle;
+mod ordering;
+mod telegram;
+mod whatsapp;
