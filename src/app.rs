@@ -39,7 +39,12 @@ pub struct Running {
 }
 
 /// Wires the hub and binds the HTTP server on `listener`. Must run inside an actix `System`.
-pub fn start(settings: &Settings, env: &BTreeMap<String, String>, clock: Arc<dyn Clock>, listener: TcpListener) -> anyhow::Result<Running> {
+pub fn start(
+    settings: &Settings,
+    env: &BTreeMap<String, String>,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+) -> anyhow::Result<Running> {
     let wiring = build_tenants(settings, env)?;
     let backend = Backend {
         bus: Arc::new(MemoryBus::new(settings.backend.partitions, settings.backend.partition_capacity)),
@@ -62,10 +67,7 @@ pub fn start(settings: &Settings, env: &BTreeMap<String, String>, clock: Arc<dyn
     });
     let data = state.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .wrap(from_fn(crate::trace::trace_id))
-            .configure(routes::configure)
+        App::new().app_data(data.clone()).wrap(from_fn(crate::trace::trace_id)).configure(routes::configure)
     })
     .workers(settings.server.http_workers.max(1))
     .backlog(4096)

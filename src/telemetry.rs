@@ -34,7 +34,10 @@ impl WebhookMetrics {
 
     /// Count of one row (tests).
     pub fn get(&self, channel: &str, outcome: &str) -> u64 {
-        self.counts.lock().map(|c| c.iter().filter(|((ch, o), _)| *ch == channel && *o == outcome).map(|(_, n)| *n).sum()).unwrap_or(0)
+        self.counts
+            .lock()
+            .map(|c| c.iter().filter(|((ch, o), _)| *ch == channel && *o == outcome).map(|(_, n)| *n).sum())
+            .unwrap_or(0)
     }
 }
 
@@ -73,7 +76,14 @@ pub struct WebhookAccepted<'a> {
 impl WebhookAccepted<'_> {
     /// Logs and counts.
     pub fn emit(self, metrics: &WebhookMetrics) {
-        tracing::info!(channel = self.channel, accepted = self.accepted, duplicates = self.duplicates, ignored = self.ignored, trace_id = self.trace_id, "webhook accepted");
+        tracing::info!(
+            channel = self.channel,
+            accepted = self.accepted,
+            duplicates = self.duplicates,
+            ignored = self.ignored,
+            trace_id = self.trace_id,
+            "webhook accepted"
+        );
         metrics.add(self.channel, "accepted", self.accepted);
         metrics.add(self.channel, "duplicate", self.duplicates);
         metrics.add(self.channel, "ignored", self.ignored);

@@ -20,7 +20,10 @@ fn acceptable(id: &str) -> bool {
 }
 
 /// Middleware: attach a trace id to the request and the response.
-pub async fn trace_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn trace_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
         .headers()
         .get(TRACE_HEADER)
@@ -41,7 +44,8 @@ impl FromRequest for TraceId {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let id = req.extensions().get::<TraceId>().cloned().unwrap_or_else(|| TraceId(uuid::Uuid::now_v7().to_string()));
+        let id =
+            req.extensions().get::<TraceId>().cloned().unwrap_or_else(|| TraceId(uuid::Uuid::now_v7().to_string()));
         ready(Ok(id))
     }
 }

@@ -198,7 +198,10 @@ impl Content {
                 None => format!("[{media:?}]"),
             },
             Self::Location { latitude, longitude, name, .. } => {
-                format!("[location {latitude},{longitude}{}]", name.as_deref().map(|n| format!(" {n}")).unwrap_or_default())
+                format!(
+                    "[location {latitude},{longitude}{}]",
+                    name.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
+                )
             }
             Self::Contacts { names } => format!("[contacts {}]", names.join(", ")),
             Self::Reaction { emoji, .. } => format!("[reaction {emoji}]"),

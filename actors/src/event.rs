@@ -2,9 +2,7 @@
 //! and journal events (what a conversation records). Both serialize to the documented wire form
 //! `{event_id, type, tenant_id, conversation_id, trace_id, idempotency_key, occurred_at, version, payload}`.
 
-use crate::domain::{
-    AgentId, Author, ConversationId, DeliveryUpdate, InboundMessage, OutboundContent, TenantId,
-};
+use crate::domain::{AgentId, Author, ConversationId, DeliveryUpdate, InboundMessage, OutboundContent, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -71,7 +71,12 @@ pub struct HubSettings {
 
 impl Default for HubSettings {
     fn default() -> Self {
-        Self { workers: 2, dedup_ttl: Duration::from_secs(24 * 3600), batch: 256, command_timeout: Duration::from_secs(10) }
+        Self {
+            workers: 2,
+            dedup_ttl: Duration::from_secs(24 * 3600),
+            batch: 256,
+            command_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -183,8 +188,16 @@ impl Hub {
             .map(|p| {
                 let arbiter = &arbiters[p as usize % arbiters.len()];
                 let rts = runtimes.clone();
-                let registry = ConversationRegistry::start_in_arbiter(arbiter, move |_| ConversationRegistry::new(p, rts));
-                let consumer = consume(p, backend.bus.clone(), registry.clone(), replies.clone(), settings.batch, shutdown.subscribe());
+                let registry =
+                    ConversationRegistry::start_in_arbiter(arbiter, move |_| ConversationRegistry::new(p, rts));
+                let consumer = consume(
+                    p,
+                    backend.bus.clone(),
+                    registry.clone(),
+                    replies.clone(),
+                    settings.batch,
+                    shutdown.subscribe(),
+                );
                 arbiter.spawn(consumer);
                 registry
             })
@@ -222,7 +235,11 @@ impl Hub {
     pub async fn ingest(&self, envelope: Envelope<Input>, dedup_key: Option<String>) -> Result<Ingested, IngestError> {
         let inner = &self.0;
         if let Some(key) = &dedup_key {
-            let first = inner.dedup.first_seen(key, inner.settings.dedup_ttl).await.map_err(|e| IngestError::Unavailable(e.to_string()))?;
+            let first = inner
+                .dedup
+                .first_seen(key, inner.settings.dedup_ttl)
+                .await
+                .map_err(|e| IngestError::Unavailable(e.to_string()))?;
             if !first {
                 return Ok(Ingested::Duplicate);
             }
@@ -244,7 +261,13 @@ impl Hub {
 
     /// A command for one conversation (agent reply, transfer, close…), ordered with everything
     /// else it receives; waits for the conversation's verdict.
-    pub async fn execute(&self, tenant: TenantId, conversation: ConversationId, input: Input, trace_id: &str) -> ProcessResult {
+    pub async fn execute(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        input: Input,
+        trace_id: &str,
+    ) -> ProcessResult {
         let inner = &self.0;
         if !inner.tenants.contains_key(&tenant) {
             return Err(CommandError::UnknownTenant);
@@ -268,7 +291,14 @@ impl Hub {
     }
 
     /// A human agent goes online/offline in a queue.
-    pub async fn set_presence(&self, tenant: &TenantId, queue: &str, agent: AgentId, online: bool, capacity: u32) -> Result<(), CommandError> {
+    pub async fn set_presence(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        agent: AgentId,
+        online: bool,
+        capacity: u32,
+    ) -> Result<(), CommandError> {
         let addr = self.queue(tenant, queue)?;
         addr.send(SetPresence { agent, online, capacity }).await.map_err(|e| CommandError::Unavailable(e.to_string()))
     }

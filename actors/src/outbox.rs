@@ -148,11 +148,8 @@ async fn deliver(
             per_chat.until_key_ready(&msg.to.recipient).await;
         }
         let allowed = breaker.lock().map(|mut b| b.try_acquire()).unwrap_or(true);
-        let result = if allowed {
-            outbound.send(msg).await
-        } else {
-            Err(SendError::Transient("circuit breaker open".into()))
-        };
+        let result =
+            if allowed { outbound.send(msg).await } else { Err(SendError::Transient("circuit breaker open".into())) };
         let wait = match result {
             Ok(id) => {
                 if let Ok(mut b) = breaker.lock() {

@@ -25,7 +25,10 @@ mod tests {
         // Fixed expectations: a change here would move every conversation to another node.
         assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(partition_of("demo:whatsapp.main:5511987654321", 64), partition_of("demo:whatsapp.main:5511987654321", 64));
+        assert_eq!(
+            partition_of("demo:whatsapp.main:5511987654321", 64),
+            partition_of("demo:whatsapp.main:5511987654321", 64)
+        );
     }
 
     #[test]

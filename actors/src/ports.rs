@@ -81,11 +81,7 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Latest snapshot, if the conversation exists.
     async fn load(&self, id: &ConversationId) -> Result<Option<ConversationState>, StoreError>;
     /// Appends journal events and replaces the snapshot, atomically.
-    async fn append(
-        &self,
-        state: &ConversationState,
-        events: &[Envelope<Event>],
-    ) -> Result<(), StoreError>;
+    async fn append(&self, state: &ConversationState, events: &[Envelope<Event>]) -> Result<(), StoreError>;
     /// The journal of a conversation, from sequence `from` (1-based).
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;
 }
@@ -221,10 +217,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default()
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
     }
 }
 

@@ -71,9 +71,7 @@ impl Handler<Deliver> for ConversationRegistry {
         live.delivered += 1;
         let request = live.addr.send(Process(env));
         Box::pin(async move {
-            request
-                .await
-                .unwrap_or_else(|e| Err(CommandError::Unavailable(format!("conversation stopped: {e}"))))
+            request.await.unwrap_or_else(|e| Err(CommandError::Unavailable(format!("conversation stopped: {e}"))))
         })
     }
 }

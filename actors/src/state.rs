@@ -1,10 +1,7 @@
 //! Conversation state and how journal events change it (event sourcing: `apply` is the only
 //! writer, so replaying a journal over a snapshot rebuilds any past state).
 
-use crate::domain::{
-    AgentId, Author, Contact, ConversationId, DeliveryState, OutboundContent, ReplyAddress,
-    TenantId,
-};
+use crate::domain::{AgentId, Author, Contact, ConversationId, DeliveryState, OutboundContent, ReplyAddress, TenantId};
 use crate::event::{Event, TransferTarget};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -146,9 +143,7 @@ impl ConversationState {
     /// Customer entries the AI has not answered yet, oldest first.
     pub fn unanswered(&self) -> impl Iterator<Item = &HistoryEntry> {
         let after = self.ai_answered_seq;
-        self.history
-            .iter()
-            .filter(move |e| e.author == Author::Customer && e.seq > after)
+        self.history.iter().filter(move |e| e.author == Author::Customer && e.seq > after)
     }
 
     /// Applies one journal event. `occurred_at` is the event time (ms), `window` the history bound.
@@ -169,9 +164,11 @@ impl ConversationState {
                 self.push_history(Author::Customer, msg.content.as_text(), window);
             }
             Event::StatusReceived(update) => {
-                if let Some(rec) = self.outbound.iter_mut().find(|r| {
-                    r.provider_message_id.as_deref() == Some(update.provider_message_id.as_str())
-                }) {
+                if let Some(rec) = self
+                    .outbound
+                    .iter_mut()
+                    .find(|r| r.provider_message_id.as_deref() == Some(update.provider_message_id.as_str()))
+                {
                     let newer = rec.state.as_ref().is_none_or(|s| update.state.rank() > s.rank());
                     if newer {
                         rec.state = Some(update.state.clone());
@@ -215,11 +212,7 @@ impl ConversationState {
             Event::OutboundQueued { local_id, author, content } => {
                 self.next_local_id = local_id + 1;
                 self.push_history(author.clone(), content.body().to_owned(), window);
-                self.outbound.push_back(OutboundRecord {
-                    local_id: *local_id,
-                    provider_message_id: None,
-                    state: None,
-                });
+                self.outbound.push_back(OutboundRecord { local_id: *local_id, provider_message_id: None, state: None });
                 if self.outbound.len() > OUTBOUND_WINDOW {
                     self.outbound.pop_front();
                 }
@@ -249,11 +242,7 @@ impl ConversationState {
 
     /// The outbound content of a menu or text, for tests and the console.
     pub fn last_outbound_text(&self) -> Option<&str> {
-        self.history
-            .iter()
-            .rev()
-            .find(|e| e.author != Author::Customer)
-            .map(|e| e.text.as_str())
+        self.history.iter().rev().find(|e| e.author != Author::Customer).map(|e| e.text.as_str())
     }
 }
 

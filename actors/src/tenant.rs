@@ -209,7 +209,12 @@ mod tests {
 
     #[test]
     fn business_hours_use_local_time() {
-        let hours = BusinessHours { utc_offset_minutes: -180, days: vec![0, 1, 2, 3, 4], open_minute: 9 * 60, close_minute: 18 * 60 };
+        let hours = BusinessHours {
+            utc_offset_minutes: -180,
+            days: vec![0, 1, 2, 3, 4],
+            open_minute: 9 * 60,
+            close_minute: 18 * 60,
+        };
         // 2026-11-23 is a Monday. 12:00 UTC = 09:00 in São Paulo → open.
         let monday_noon_utc = 1_795_435_200_000;
         assert!(hours.is_open(monday_noon_utc));

@@ -6,6 +6,8 @@
 //! * [`fakes`] — `FakeGraph` (WhatsApp Cloud API), `FakeTelegram` (Bot API), `FakeOpenAi`
 //!   (chat completions), and the shared request `Recorder`.
 //! * [`payloads`] — inbound WhatsApp/Telegram webhook bodies and the WhatsApp `wa_sign`.
+//! * [`loadgen`] — the load generator behind the `loadgen` binary.
 
 pub mod fakes;
+pub mod loadgen;
 pub mod payloads;

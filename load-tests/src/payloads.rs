@@ -53,9 +53,8 @@ pub fn wa_user_id(from: &str) -> String {
         Ok(n) if from.bytes().all(|b| b.is_ascii_digit()) => n % RANGE,
         // FNV-1a: stable across runs and platforms, unlike std's RandomState.
         _ => {
-            from.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            }) % RANGE
+            from.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+                % RANGE
         }
     };
     format!("US.{}", RANGE + n)
@@ -90,13 +89,7 @@ impl WaMeta {
 }
 
 /// Wraps one `messages[]`/`statuses[]` item (`list` names which) in the full envelope.
-fn wa_envelope(
-    meta: &WaMeta,
-    phone_number_id: &str,
-    wa_id: &str,
-    list: &str,
-    item: &str,
-) -> String {
+fn wa_envelope(meta: &WaMeta, phone_number_id: &str, wa_id: &str, list: &str, item: &str) -> String {
     format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":{},"changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":{},"phone_number_id":{}}},"contacts":[{{"profile":{{"name":{}}},"wa_id":{},"user_id":{}}}],"{list}":[{item}]}},"field":"messages"}}]}}]}}"#,
         json_ascii(&meta.waba_id),
@@ -120,11 +113,7 @@ pub fn wa_message_with(
     payload: &str,
 ) -> String {
     let context = context.map_or_else(String::new, |id| {
-        format!(
-            r#""context":{{"from":{},"id":{}}},"#,
-            json_ascii(&meta.display_phone_number),
-            json_ascii(id)
-        )
+        format!(r#""context":{{"from":{},"id":{}}},"#, json_ascii(&meta.display_phone_number), json_ascii(id))
     });
     let item = format!(
         r#"{{{context}"from":{},"from_user_id":{},"id":{},"timestamp":"{}","type":{},{}:{payload}}}"#,
@@ -146,43 +135,20 @@ pub fn wa_text(phone_number_id: &str, from: &str, wamid: &str, text: &str) -> St
 }
 
 /// Inbound reply-button press (`interactive.button_reply`), without `context`.
-pub fn wa_interactive_button(
-    phone_number_id: &str,
-    from: &str,
-    wamid: &str,
-    id: &str,
-    title: &str,
-) -> String {
+pub fn wa_interactive_button(phone_number_id: &str, from: &str, wamid: &str, id: &str, title: &str) -> String {
     let payload = format!(
         r#"{{"type":"button_reply","button_reply":{{"id":{},"title":{}}}}}"#,
         json_ascii(id),
         json_ascii(title)
     );
     let meta = WaMeta::for_sender(from);
-    wa_message_with(
-        &meta,
-        phone_number_id,
-        from,
-        wamid,
-        None,
-        "interactive",
-        &payload,
-    )
+    wa_message_with(&meta, phone_number_id, from, wamid, None, "interactive", &payload)
 }
 
 /// Inbound image: only the media id arrives (fetch it with `GET /v{N}/{media_id}`).
-pub fn wa_image(
-    phone_number_id: &str,
-    from: &str,
-    wamid: &str,
-    media_id: &str,
-    caption: Option<&str>,
-) -> String {
+pub fn wa_image(phone_number_id: &str, from: &str, wamid: &str, media_id: &str, caption: Option<&str>) -> String {
     let caption = caption.map_or_else(String::new, |c| format!(r#","caption":{}"#, json_ascii(c)));
-    let payload = format!(
-        r#"{{"id":{},"mime_type":"image/jpeg","sha256":"q1w2e3="{caption}}}"#,
-        json_ascii(media_id)
-    );
+    let payload = format!(r#"{{"id":{},"mime_type":"image/jpeg","sha256":"q1w2e3="{caption}}}"#, json_ascii(media_id));
     let meta = WaMeta::for_sender(from);
     wa_message_with(&meta, phone_number_id, from, wamid, None, "image", &payload)
 }
@@ -205,25 +171,12 @@ pub fn wa_location(
     }
     payload.push('}');
     let meta = WaMeta::for_sender(from);
-    wa_message_with(
-        &meta,
-        phone_number_id,
-        from,
-        wamid,
-        None,
-        "location",
-        &payload,
-    )
+    wa_message_with(&meta, phone_number_id, from, wamid, None, "location", &payload)
 }
 
 /// Status webhook for an outbound message; `"failed"` carries the 131047 error of
 /// `wa_in_more.json` (24-hour window closed).
-pub fn wa_statuses(
-    phone_number_id: &str,
-    wamid_out: &str,
-    status: &str,
-    recipient: &str,
-) -> String {
+pub fn wa_statuses(phone_number_id: &str, wamid_out: &str, status: &str, recipient: &str) -> String {
     let meta = WaMeta::for_sender(recipient);
     let errors = if status == "failed" {
         r#","errors":[{"code":131047,"title":"Re-engagement message","message":"Re-engagement message","error_data":{"details":"More than 24 hours have passed since the recipient last replied."},"href":"https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]"#
@@ -310,11 +263,7 @@ mod tests {
     const WA_IN_TEXT: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"100000000000001","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"200000000000002"},"contacts":[{"profile":{"name":"Ada"},"wa_id":"15551234567","user_id":"US.1000000000000001"}],"messages":[{"from":"15551234567","from_user_id":"US.1000000000000001","id":"wamid.TEST-IN-1","timestamp":"1760000000","type":"text","text":{"body":"hi hub"}}]},"field":"messages"}]}]}"#;
 
     fn fixture_meta(timestamp: u64) -> WaMeta {
-        WaMeta {
-            user_id: "US.1000000000000001".to_owned(),
-            timestamp,
-            ..WaMeta::for_sender("15551234567")
-        }
+        WaMeta { user_id: "US.1000000000000001".to_owned(), timestamp, ..WaMeta::for_sender("15551234567") }
     }
 
     #[test]
@@ -334,10 +283,7 @@ mod tests {
 
     #[test]
     fn json_ascii_escapes_like_meta() {
-        assert_eq!(
-            format!(r#"{{"x":{}}}"#, json_ascii("café")),
-            r#"{"x":"caf\u00e9"}"#
-        );
+        assert_eq!(format!(r#"{{"x":{}}}"#, json_ascii("café")), r#"{"x":"caf\u00e9"}"#);
         assert_eq!(json_ascii("a\"b\\\n😀"), r#""a\"b\\\n\ud83d\ude00""#);
     }
 
@@ -345,40 +291,23 @@ mod tests {
     fn text_body_is_byte_identical_to_the_example() {
         let payload = r#"{"body":"hi hub"}"#;
         let meta = fixture_meta(1_760_000_000);
-        let body = wa_message_with(
-            &meta,
-            "200000000000002",
-            "15551234567",
-            "wamid.TEST-IN-1",
-            None,
-            "text",
-            payload,
-        );
+        let body = wa_message_with(&meta, "200000000000002", "15551234567", "wamid.TEST-IN-1", None, "text", payload);
         assert_eq!(body, WA_IN_TEXT);
     }
 
     #[test]
     fn wa_text_differs_from_the_example_only_in_user_id_and_timestamp() {
-        let body = wa_text(
-            "200000000000002",
-            "15551234567",
-            "wamid.TEST-IN-1",
-            "hi hub",
-        );
+        let body = wa_text("200000000000002", "15551234567", "wamid.TEST-IN-1", "hi hub");
         let ts = &body.split(r#""timestamp":""#).nth(1).unwrap()[..10];
         let normalised = body
             .replace("US.1000015551234567", "US.1000000000000001")
-            .replace(
-                &format!(r#""timestamp":"{ts}""#),
-                r#""timestamp":"1760000000""#,
-            );
+            .replace(&format!(r#""timestamp":"{ts}""#), r#""timestamp":"1760000000""#);
         assert_eq!(normalised, WA_IN_TEXT);
     }
 
     #[test]
     fn button_reply_with_context_matches_the_example_item() {
-        let payload =
-            r#"{"type":"button_reply","button_reply":{"id":"confirm_yes","title":"Yes"}}"#;
+        let payload = r#"{"type":"button_reply","button_reply":{"id":"confirm_yes","title":"Yes"}}"#;
         let meta = fixture_meta(1_760_000_100);
         let body = wa_message_with(
             &meta,

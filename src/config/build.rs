@@ -85,7 +85,12 @@ pub fn policy(id: &str, t: &TenantConfig) -> TenantPolicy {
             .collect(),
         triage: TriagePolicy {
             greeting: t.triage.greeting.clone(),
-            options: t.triage.options.iter().map(|o| TriageOption { label: o.label.clone(), route: route(&o.route) }).collect(),
+            options: t
+                .triage
+                .options
+                .iter()
+                .map(|o| TriageOption { label: o.label.clone(), route: route(&o.route) })
+                .collect(),
             max_invalid: t.triage.max_invalid.max(1),
             invalid_message: t.triage.invalid_message.clone(),
         },
@@ -122,12 +127,11 @@ pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> any
         let tenant = TenantId::new(id);
         let mut channels = Vec::new();
         for (name, wa) in &t.whatsapp {
-            let (token, app_secret, verify) = (
-                secret(env, &wa.access_token_env),
-                secret(env, &wa.app_secret_env),
-                secret(env, &wa.verify_token_env),
-            );
-            let (Some(access_token), Some(app_secret), Some(verify_token), false) = (token, app_secret, verify, wa.phone_number_id.is_empty()) else {
+            let (token, app_secret, verify) =
+                (secret(env, &wa.access_token_env), secret(env, &wa.app_secret_env), secret(env, &wa.verify_token_env));
+            let (Some(access_token), Some(app_secret), Some(verify_token), false) =
+                (token, app_secret, verify, wa.phone_number_id.is_empty())
+            else {
                 wiring.warnings.push(format!(
                     "tenant {id}: whatsapp channel {name} disabled: set {}, {}, {} and a phone_number_id",
                     wa.access_token_env, wa.app_secret_env, wa.verify_token_env
@@ -148,17 +152,35 @@ pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> any
             let outbound = Arc::new(WhatsAppOutbound::new(&ws)?);
             let policy = OutboxPolicy { per_second: wa.rate_per_second, ..OutboxPolicy::default() };
             channels.push(ChannelSetup { channel: channel.clone(), outbound, policy });
-            wiring.channels.whatsapp.insert(wa.phone_number_id.clone(), WhatsAppEndpoint { tenant: tenant.clone(), channel, settings: ws });
+            wiring
+                .channels
+                .whatsapp
+                .insert(wa.phone_number_id.clone(), WhatsAppEndpoint { tenant: tenant.clone(), channel, settings: ws });
         }
         for (name, tg) in &t.telegram {
-            let (Some(bot_token), Some(secret_token)) = (secret(env, &tg.bot_token_env), secret(env, &tg.secret_token_env)) else {
-                wiring.warnings.push(format!("tenant {id}: telegram channel {name} disabled: set {} and {}", tg.bot_token_env, tg.secret_token_env));
+            let (Some(bot_token), Some(secret_token)) =
+                (secret(env, &tg.bot_token_env), secret(env, &tg.secret_token_env))
+            else {
+                wiring.warnings.push(format!(
+                    "tenant {id}: telegram channel {name} disabled: set {} and {}",
+                    tg.bot_token_env, tg.secret_token_env
+                ));
                 continue;
             };
             let channel = ChannelRef::new(ChannelKind::Telegram, name);
-            let ts = TelegramSettings { channel: name.clone(), tenant: id.clone(), bot_token, secret_token, api_url: tg.api_url.clone() };
+            let ts = TelegramSettings {
+                channel: name.clone(),
+                tenant: id.clone(),
+                bot_token,
+                secret_token,
+                api_url: tg.api_url.clone(),
+            };
             let outbound = Arc::new(TelegramOutbound::new(&ts)?);
-            let policy = OutboxPolicy { per_second: tg.rate_per_second, per_chat_per_second: Some(tg.per_chat_per_second), ..OutboxPolicy::default() };
+            let policy = OutboxPolicy {
+                per_second: tg.rate_per_second,
+                per_chat_per_second: Some(tg.per_chat_per_second),
+                ..OutboxPolicy::default()
+            };
             channels.push(ChannelSetup { channel: channel.clone(), outbound, policy });
             wiring.channels.telegram.insert(name.clone(), (tenant.clone(), channel, ts));
         }
@@ -171,7 +193,10 @@ pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> any
                 temperature: None,
             })?)),
             None => {
-                wiring.warnings.push(format!("tenant {id}: no AI model: set {} (until then the AI hands every conversation to {})", t.ai.api_key_env, t.default_queue));
+                wiring.warnings.push(format!(
+                    "tenant {id}: no AI model: set {} (until then the AI hands every conversation to {})",
+                    t.ai.api_key_env, t.default_queue
+                ));
                 None
             }
         };

@@ -30,7 +30,10 @@ pub fn load(base: Option<&Path>, file: Option<&Path>, env: &BTreeMap<String, Str
     let mut errors = Vec::new();
     let mut merged = Table::new();
     for path in [base, file].into_iter().flatten() {
-        match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|s| s.parse::<Table>().map_err(|e| e.to_string())) {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.parse::<Table>().map_err(|e| e.to_string()))
+        {
             Ok(table) => merge(&mut merged, table),
             Err(e) => errors.push(format!("{}: {}", path.display(), e.trim())),
         }
@@ -71,7 +74,11 @@ fn apply_env(root: &mut Table, env: &BTreeMap<String, String>, errors: &mut Vec<
             errors.push(format!("{name}: empty path segment"));
             continue;
         }
-        let value = format!("v = {raw}").parse::<Table>().ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| Value::String(raw.clone()));
+        let value = format!("v = {raw}")
+            .parse::<Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| Value::String(raw.clone()));
         if let Err(key) = set_path(root, &keys, value) {
             errors.push(format!("{name}: `{key}` is not a section"));
         }
@@ -207,7 +214,11 @@ mod tests {
     fn env_overrides_nested_keys_with_typed_values() {
         let mut root: Table = "[server]\nbind = \"a\"".parse().unwrap();
         let mut errors = vec![];
-        apply_env(&mut root, &env(&[("SWITCHBOARD__SERVER__HTTP_WORKERS", "4"), ("SWITCHBOARD__SERVER__BIND", "0.0.0.0:80")]), &mut errors);
+        apply_env(
+            &mut root,
+            &env(&[("SWITCHBOARD__SERVER__HTTP_WORKERS", "4"), ("SWITCHBOARD__SERVER__BIND", "0.0.0.0:80")]),
+            &mut errors,
+        );
         assert!(errors.is_empty());
         assert_eq!(root["server"]["http_workers"].as_integer(), Some(4));
         assert_eq!(root["server"]["bind"].as_str(), Some("0.0.0.0:80"));

@@ -48,7 +48,8 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
         errors.push(format!("server.log_format: expected text or json, got {:?}", settings.server.log_format));
     }
     if settings.backend.kind != "memory" {
-        errors.push(format!("backend.kind: only \"memory\" is available in this build, got {:?}", settings.backend.kind));
+        errors
+            .push(format!("backend.kind: only \"memory\" is available in this build, got {:?}", settings.backend.kind));
     }
     if settings.backend.partitions == 0 {
         errors.push("backend.partitions: must be greater than 0".into());
@@ -73,7 +74,10 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
         }
         for (i, q) in t.queues.iter().enumerate() {
             if !matches!(q.assign.as_str(), "round_robin" | "least_busy" | "manual") {
-                errors.push(format!("{p}.queues[{i}].assign: expected round_robin, least_busy or manual, got {:?}", q.assign));
+                errors.push(format!(
+                    "{p}.queues[{i}].assign: expected round_robin, least_busy or manual, got {:?}",
+                    q.assign
+                ));
             }
             if queues.iter().filter(|n| **n == q.name).count() > 1 {
                 errors.push(format!("{p}.queues[{i}].name: duplicate queue {:?}", q.name));

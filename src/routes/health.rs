@@ -41,6 +41,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         let _ = writeln!(out, "switchboard_webhooks_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}");
     }
     let unknown = state.webhooks.unknown_numbers.load(Ordering::Relaxed);
-    let _ = writeln!(out, "# TYPE switchboard_webhook_unknown_numbers_total counter\nswitchboard_webhook_unknown_numbers_total {unknown}");
+    let _ = writeln!(
+        out,
+        "# TYPE switchboard_webhook_unknown_numbers_total counter\nswitchboard_webhook_unknown_numbers_total {unknown}"
+    );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -41,21 +41,34 @@ pub async fn receive(
     require_utf8(&body).map_err(|e| reject("invalid_utf8", e))?;
     let parsed = parse_update(settings, &body).map_err(|e| reject("malformed", ApiError::BadRequest(e.to_string())))?;
     let Some(update) = parsed else {
-        WebhookAccepted { channel: CHANNEL, accepted: 0, duplicates: 0, ignored: 1, trace_id: &trace.0 }.emit(&state.webhooks);
+        WebhookAccepted { channel: CHANNEL, accepted: 0, duplicates: 0, ignored: 1, trace_id: &trace.0 }
+            .emit(&state.webhooks);
         return Ok(HttpResponse::Ok().json(json!({ "status": "ignored" })));
     };
     let msg = update.message;
     let conversation = ConversationId::for_contact(tenant, channel, &msg.contact.key);
     let key = format!("{tenant}:tg.{name}:{}", msg.provider_id);
-    let envelope = Envelope::new(tenant.clone(), conversation, trace.0.clone(), state.hub.clock().now_ms(), Input::MessageReceived(msg))
-        .with_idempotency_key(key.clone());
+    let envelope = Envelope::new(
+        tenant.clone(),
+        conversation,
+        trace.0.clone(),
+        state.hub.clock().now_ms(),
+        Input::MessageReceived(msg),
+    )
+    .with_idempotency_key(key.clone());
     let outcome = match state.hub.ingest(envelope, Some(key)).await {
         Ok(o) => o,
         Err(IngestError::Busy) => return Err(reject("busy", ApiError::Busy)),
         Err(IngestError::Unavailable(e)) => return Err(reject("unavailable", ApiError::Unavailable(e))),
     };
     let duplicate = outcome == Ingested::Duplicate;
-    WebhookAccepted { channel: CHANNEL, accepted: u64::from(!duplicate), duplicates: u64::from(duplicate), ignored: 0, trace_id: &trace.0 }
-        .emit(&state.webhooks);
+    WebhookAccepted {
+        channel: CHANNEL,
+        accepted: u64::from(!duplicate),
+        duplicates: u64::from(duplicate),
+        ignored: 0,
+        trace_id: &trace.0,
+    }
+    .emit(&state.webhooks);
     Ok(HttpResponse::Ok().json(json!({ "status": if duplicate { "duplicate" } else { "ok" } })))
 }

@@ -38,7 +38,9 @@ pub async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>)
         .channels
         .whatsapp
         .values()
-        .find_map(|e| verify_handshake(&e.settings.verify_token, q.verify_token.as_deref(), q.challenge.as_deref()).ok())
+        .find_map(|e| {
+            verify_handshake(&e.settings.verify_token, q.verify_token.as_deref(), q.challenge.as_deref()).ok()
+        })
         .ok_or_else(|| ApiError::Forbidden("verify token mismatch".into()))?;
     Ok(HttpResponse::Ok().content_type("text/plain").body(challenge))
 }
@@ -60,7 +62,8 @@ pub async fn receive(
     let body = read_body(&req, payload, state.body_limit).await.map_err(|e| reject("too_large", e))?;
     let signature = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes());
     // Numbers may belong to different Meta apps: any configured app secret may have signed.
-    let verified = state.channels.whatsapp.values().any(|e| verify_signature(&e.settings.app_secret, signature, &body).is_ok());
+    let verified =
+        state.channels.whatsapp.values().any(|e| verify_signature(&e.settings.app_secret, signature, &body).is_ok());
     if !verified {
         let (reason, err) = match signature {
             None => ("missing_signature", WhatsAppError::MissingSignature),
@@ -70,7 +73,8 @@ pub async fn receive(
     }
     require_utf8(&body).map_err(|e| reject("invalid_utf8", e))?;
     let resolve = |pnid: &str| state.channels.whatsapp.get(pnid).map(|e| (e.tenant.clone(), e.channel.clone()));
-    let parsed = parse_webhook(&body, &resolve).map_err(|e| reject("malformed", ApiError::BadRequest(e.to_string())))?;
+    let parsed =
+        parse_webhook(&body, &resolve).map_err(|e| reject("malformed", ApiError::BadRequest(e.to_string())))?;
     for pnid in &parsed.unknown_numbers {
         state.webhooks.unknown_numbers.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(phone_number_id = %pnid, trace_id = %trace.0, "webhook for unknown whatsapp number ignored");
@@ -90,7 +94,8 @@ pub async fn receive(
                 (id, Input::StatusReceived(update), key)
             }
         };
-        let envelope = Envelope::new(item.tenant, conversation, trace.0.clone(), now, input).with_idempotency_key(key.clone());
+        let envelope =
+            Envelope::new(item.tenant, conversation, trace.0.clone(), now, input).with_idempotency_key(key.clone());
         match state.hub.ingest(envelope, Some(key)).await {
             Ok(Ingested::Accepted) => accepted += 1,
             Ok(Ingested::Duplicate) => duplicates += 1,
@@ -100,7 +105,8 @@ pub async fn receive(
     }
     let ignored = parsed.unknown_numbers.len() as u64;
     WebhookAccepted { channel: CHANNEL, accepted, duplicates, ignored, trace_id: &trace.0 }.emit(&state.webhooks);
-    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "accepted": accepted, "duplicates": duplicates, "ignored": ignored })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "status": "ok", "accepted": accepted, "duplicates": duplicates, "ignored": ignored })))
 }
 
 fn dedup_key(tenant: &TenantId, provider_id: &str) -> String {

@@ -31,7 +31,8 @@ async fn whatsapp_signature_json_utf8_and_size_are_checked() {
     let sig = payloads::wa_sign(WA_SECRET, body.as_bytes());
     assert_error(app.post_wa_raw(body.replace("oi", "xx").into_bytes(), Some(&sig)).await, 401, "unauthorized").await;
     assert_error(app.post_wa("{not json").await, 400, "bad_request").await;
-    assert_error(app.post_wa(r#"{"object":"whatsapp_business_account","entry":"nope"}"#).await, 400, "bad_request").await;
+    assert_error(app.post_wa(r#"{"object":"whatsapp_business_account","entry":"nope"}"#).await, 400, "bad_request")
+        .await;
     let invalid_utf8 = b"{\"object\":\"\xff\xfe\"}".to_vec();
     let sig = payloads::wa_sign(WA_SECRET, &invalid_utf8);
     assert_error(app.post_wa_raw(invalid_utf8, Some(&sig)).await, 400, "bad_request").await;
@@ -40,9 +41,15 @@ async fn whatsapp_signature_json_utf8_and_size_are_checked() {
     assert_nothing_stored(&app).await;
     let w = &app.state.webhooks;
     assert_eq!((w.get("whatsapp", "missing_signature"), w.get("whatsapp", "bad_signature")), (1, 2));
-    assert_eq!((w.get("whatsapp", "malformed"), w.get("whatsapp", "invalid_utf8"), w.get("whatsapp", "too_large")), (2, 1, 1));
+    assert_eq!(
+        (w.get("whatsapp", "malformed"), w.get("whatsapp", "invalid_utf8"), w.get("whatsapp", "too_large")),
+        (2, 1, 1)
+    );
     let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("switchboard_webhooks_total{channel=\"whatsapp\",outcome=\"bad_signature\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("switchboard_webhooks_total{channel=\"whatsapp\",outcome=\"bad_signature\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[actix_web::test]
@@ -66,9 +73,15 @@ async fn telegram_secret_channel_and_json_are_checked() {
         req.send()
     };
     assert_error(post("/webhooks/telegram/demo", None, body.clone()).await.unwrap(), 401, "unauthorized").await;
-    assert_error(post("/webhooks/telegram/demo", Some("wrong"), body.clone()).await.unwrap(), 401, "unauthorized").await;
+    assert_error(post("/webhooks/telegram/demo", Some("wrong"), body.clone()).await.unwrap(), 401, "unauthorized")
+        .await;
     assert_error(post("/webhooks/telegram/nope", Some(TG_SECRET), body.clone()).await.unwrap(), 404, "not_found").await;
-    assert_error(post("/webhooks/telegram/demo", Some(TG_SECRET), "{\"update_id\":".into()).await.unwrap(), 400, "bad_request").await;
+    assert_error(
+        post("/webhooks/telegram/demo", Some(TG_SECRET), "{\"update_id\":".into()).await.unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
     // Authenticated but of a kind the hub does not handle: 200, or Telegram would redeliver.
     let poll = r#"{"update_id":7,"poll":{"id":"1","question":"?","options":[],"total_voter_count":0,"is_closed":false,"is_anonymous":true,"type":"regular","allows_multiple_answers":false}}"#;
     assert_eq!(post("/webhooks/telegram/demo", Some(TG_SECRET), poll.into()).await.unwrap().status(), 200);

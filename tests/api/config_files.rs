@@ -16,7 +16,8 @@ fn every_config_file_is_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let layered = (path != base).then_some(path.as_path());
-            switchboard::config::load(Some(&base), layered, &BTreeMap::new()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            switchboard::config::load(Some(&base), layered, &BTreeMap::new())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             checked += 1;
         }
     }
@@ -51,12 +52,20 @@ base_url = "ftp://x"
     for path in ["server.bind", "tenants.demo.entry", "tenants.demo.default_queue", "tenants.demo.ai.base_url"] {
         assert!(err.contains(path), "missing {path} in:\n{err}");
     }
-    let good = Command::new(env!("CARGO_BIN_EXE_switchboard")).arg("check-config").current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let good = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
     assert_eq!(good.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&good.stdout).trim(), "ok");
     let unknown = dir.join("unknown.toml");
     std::fs::write(&unknown, "[server]\nbindd = \"x\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard")).args(["check-config", "--config", unknown.to_str().unwrap()]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["check-config", "--config", unknown.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `bindd`"));
     std::fs::remove_dir_all(dir).ok();

@@ -107,7 +107,11 @@ impl TestApp {
     }
 
     pub async fn post_wa_raw(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
-        let mut req = self.http.post(format!("{}/webhooks/whatsapp", self.url)).header("content-type", "application/json").body(body);
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.url))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(sig) = signature {
             req = req.header("x-hub-signature-256", sig);
         }
@@ -149,7 +153,13 @@ impl TestApp {
             .sent()
             .iter()
             .filter(|r| r.body["to"] == to)
-            .map(|r| r.body["text"]["body"].as_str().or_else(|| r.body["interactive"]["body"]["text"].as_str()).unwrap_or_default().to_owned())
+            .map(|r| {
+                r.body["text"]["body"]
+                    .as_str()
+                    .or_else(|| r.body["interactive"]["body"]["text"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect()
     }
 }

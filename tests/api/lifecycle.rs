@@ -13,7 +13,8 @@ async fn idle_conversation_passivates_and_comes_back_with_its_state() {
     let from = "5511955556666";
     app.wa_text(from, "wamid.P-1", "primeira visita").await;
     app.graph.wait_for_sent(1, Duration::from_secs(5)).await;
-    let gone = eventually(Duration::from_secs(5), || async { (app.hub.live_conversations().await == 0).then_some(()) }).await;
+    let gone =
+        eventually(Duration::from_secs(5), || async { (app.hub.live_conversations().await == 0).then_some(()) }).await;
     assert!(gone.is_some(), "actor passivated");
     assert_eq!(app.hub.metrics().passivations.load(Ordering::Relaxed), 1);
     app.wa_text(from, "wamid.P-2", "voltei").await;
@@ -42,5 +43,9 @@ async fn a_message_after_close_opens_a_new_ticket() {
     app.graph.wait_for_sent(2, Duration::from_secs(5)).await;
     let state = app.state_of(&conv).await.unwrap();
     assert_eq!((state.ticket, state.status), (2, Status::Bot));
-    assert_eq!(app.wa_texts_to(from).last().unwrap(), "echo: oi de novo", "the new ticket answers only its own message");
+    assert_eq!(
+        app.wa_texts_to(from).last().unwrap(),
+        "echo: oi de novo",
+        "the new ticket answers only its own message"
+    );
 }

@@ -21,7 +21,8 @@ async fn rapid_messages_keep_order_and_wait_for_the_next_turn() {
     // Turn 1 answered the first message; the two that arrived while the model was thinking
     // were answered together in turn 2 — no reply per fragment.
     assert_eq!(app.wa_texts_to(from), vec!["echo: primeira".to_owned(), "echo: segunda\nterceira".to_owned()]);
-    let history: Vec<String> = app.state_of(&app.wa_conversation(from)).await.unwrap().history.iter().map(|e| e.text.clone()).collect();
+    let history: Vec<String> =
+        app.state_of(&app.wa_conversation(from)).await.unwrap().history.iter().map(|e| e.text.clone()).collect();
     assert_eq!(history, vec!["primeira", "segunda", "terceira", "echo: primeira", "echo: segunda\nterceira"]);
     // The second turn showed the model its first answer before the two pending messages.
     let turn2 = &app.openai.requests()[1].body["messages"];
@@ -71,7 +72,8 @@ async fn a_thousand_conversations_against_a_slow_model_are_all_answered_once() {
     let sent = app.graph.wait_for_sent(1000, Duration::from_secs(30)).await;
     assert_eq!(sent.len(), 1000, "all answered");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut bodies: Vec<String> = app.graph.sent().iter().map(|r| r.body["text"]["body"].as_str().unwrap().to_owned()).collect();
+    let mut bodies: Vec<String> =
+        app.graph.sent().iter().map(|r| r.body["text"]["body"].as_str().unwrap().to_owned()).collect();
     bodies.sort();
     bodies.dedup();
     assert_eq!(bodies.len(), 1000, "each answered exactly once");

@@ -26,9 +26,11 @@ async fn text_then_menu_option_queues_and_assigns_to_an_agent_with_capacity() {
 
     // The customer taps "Vendas".
     assert_eq!(app.post_tg(&payloads::tg_callback(100002, CHAT, "1")).await.status(), 200);
-    let state = eventually(Duration::from_secs(5), || async { app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Assigned { .. })) })
-        .await
-        .expect("assigned");
+    let state = eventually(Duration::from_secs(5), || async {
+        app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Assigned { .. }))
+    })
+    .await
+    .expect("assigned");
     assert_eq!(state.status, Status::Assigned { queue: "vendas".into(), agent: AgentId::new("bia") });
     let sent = app.telegram.wait_for_sent(3, Duration::from_secs(3)).await;
     let texts: Vec<&str> = sent.iter().map(|r| r.body["text"].as_str().unwrap_or_default()).collect();
@@ -36,7 +38,8 @@ async fn text_then_menu_option_queues_and_assigns_to_an_agent_with_capacity() {
     assert!(texts[2].contains("bia"), "{texts:?}");
     assert_eq!(app.telegram.calls("answerCallbackQuery").len(), 1, "spinner stopped");
     let journal = app.hub.journal(&conv, 1).await;
-    let kinds: Vec<String> = journal.iter().map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_owned()).collect();
+    let kinds: Vec<String> =
+        journal.iter().map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_owned()).collect();
     assert!(kinds.contains(&"routing.handoff.requested".to_owned()), "{kinds:?}");
     assert!(journal.iter().all(|e| !e.trace_id.is_empty()), "every event carries a trace id");
 }
@@ -52,7 +55,10 @@ async fn invalid_menu_answers_repeat_the_menu_then_go_to_the_default_queue() {
     assert!(repeat.starts_with("Desculpe, não entendi") && repeat.contains("2. Suporte"), "{repeat}");
     app.post_tg(&payloads::tg_text(200003, CHAT, "laranja")).await;
     let conv = app.tg_conversation(CHAT);
-    let state = eventually(Duration::from_secs(5), || async { app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Queued { .. })) }).await;
+    let state = eventually(Duration::from_secs(5), || async {
+        app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Queued { .. }))
+    })
+    .await;
     assert_eq!(state.unwrap().status, Status::Queued { queue: "suporte".into() });
 }
 

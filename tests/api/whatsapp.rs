@@ -33,7 +33,9 @@ async fn text_gets_an_ai_reply_at_the_graph_api_with_auth_and_shape() {
     assert_eq!(llm[0].body["messages"][1]["content"], "Oi, qual o horário?");
     assert_eq!(llm[0].header("authorization"), Some("Bearer sk-test"));
     let state = eventually(Duration::from_secs(2), || async {
-        app.state_of(&app.wa_conversation(ADA)).await.filter(|s| s.outbound.iter().any(|o| o.provider_message_id.is_some()))
+        app.state_of(&app.wa_conversation(ADA))
+            .await
+            .filter(|s| s.outbound.iter().any(|o| o.provider_message_id.is_some()))
     })
     .await
     .expect("send recorded");
@@ -44,10 +46,23 @@ async fn text_gets_an_ai_reply_at_the_graph_api_with_auth_and_shape() {
 #[actix_web::test]
 async fn handshake_echoes_challenge_only_with_the_verify_token() {
     let app = spawn_app(&[]).await;
-    let ok = app.http.get(format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={WA_VERIFY}", app.url)).send().await.unwrap();
+    let ok = app
+        .http
+        .get(format!(
+            "{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={WA_VERIFY}",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "1158201444");
-    let bad = app.http.get(format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong", app.url)).send().await.unwrap();
+    let bad = app
+        .http
+        .get(format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 403);
 }
 
@@ -74,7 +89,11 @@ async fn status_webhooks_move_delivery_state_forward_only() {
     app.wa_text(ADA, "wamid.IN-S", "oi").await;
     app.graph.wait_for_sent(1, Duration::from_secs(5)).await;
     let conv = app.wa_conversation(ADA);
-    eventually(Duration::from_secs(2), || async { app.state_of(&conv).await.filter(|s| s.outbound[0].provider_message_id.is_some()) }).await.unwrap();
+    eventually(Duration::from_secs(2), || async {
+        app.state_of(&conv).await.filter(|s| s.outbound[0].provider_message_id.is_some())
+    })
+    .await
+    .unwrap();
     let out_id = app.state_of(&conv).await.unwrap().outbound[0].provider_message_id.clone().unwrap();
     for status in ["read", "delivered"] {
         let res = app.post_wa(&payloads::wa_statuses(PNID, &out_id, status, ADA)).await;
@@ -95,11 +114,16 @@ async fn agent_reply_outside_the_24_hour_window_is_refused() {
     app.agent_online("vendas", "ana", 3).await;
     app.wa_text(ADA, "wamid.W-1", "quero comprar").await;
     let conv = app.wa_conversation(ADA);
-    eventually(Duration::from_secs(3), || async { app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Assigned { .. })) })
-        .await
-        .expect("assigned to ana");
+    eventually(Duration::from_secs(3), || async {
+        app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Assigned { .. }))
+    })
+    .await
+    .expect("assigned to ana");
     let reply = |body: &str| Input::AgentReply { agent: AgentId::new("ana"), body: body.into() };
-    assert_eq!(app.command(&conv, reply("Claro! Qual produto?")).await, Ok(switchboard_actors::conversation::Outcome::Applied));
+    assert_eq!(
+        app.command(&conv, reply("Claro! Qual produto?")).await,
+        Ok(switchboard_actors::conversation::Outcome::Applied)
+    );
     app.clock.advance(Duration::from_secs(25 * 3600));
     assert_eq!(app.command(&conv, reply("Ainda está aí?")).await, Err(CommandError::WindowClosed));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -118,9 +142,11 @@ async fn model_down_sends_fallback_and_hands_off_to_the_default_queue() {
     app.openai.set_mode(Mode::Down);
     app.wa_text(ADA, "wamid.D-1", "oi").await;
     let conv = app.wa_conversation(ADA);
-    let state = eventually(Duration::from_secs(5), || async { app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Queued { .. })) })
-        .await
-        .expect("handed off");
+    let state = eventually(Duration::from_secs(5), || async {
+        app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Queued { .. }))
+    })
+    .await
+    .expect("handed off");
     assert_eq!(state.status, Status::Queued { queue: "suporte".into() });
     app.graph.wait_for_sent(2, Duration::from_secs(3)).await;
     let texts = app.wa_texts_to(ADA);
@@ -134,7 +160,10 @@ async fn slow_model_times_out_into_fallback_and_handoff() {
     app.openai.set_mode(Mode::Echo { delay: Duration::from_secs(3) });
     app.wa_text(ADA, "wamid.SLOW-1", "oi").await;
     let conv = app.wa_conversation(ADA);
-    let state = eventually(Duration::from_secs(3), || async { app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Queued { .. })) }).await;
+    let state = eventually(Duration::from_secs(3), || async {
+        app.state_of(&conv).await.filter(|s| matches!(s.status, Status::Queued { .. }))
+    })
+    .await;
     assert!(state.is_some(), "fallback handoff after the timeout");
     let texts = app.wa_texts_to(ADA);
     assert!(!texts.iter().any(|t| t.starts_with("echo:")), "the late model answer is never sent");

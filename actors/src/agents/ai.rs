@@ -96,8 +96,12 @@ impl Handler<Generate> for AiAgent {
         Box::pin(call.into_actor(self).map(move |result, act, _| match result {
             Ok(Ok(resp)) => {
                 act.breaker.on_success();
-                act.metrics.llm_prompt_tokens.fetch_add(u64::from(resp.prompt_tokens), std::sync::atomic::Ordering::Relaxed);
-                act.metrics.llm_completion_tokens.fetch_add(u64::from(resp.completion_tokens), std::sync::atomic::Ordering::Relaxed);
+                act.metrics
+                    .llm_prompt_tokens
+                    .fetch_add(u64::from(resp.prompt_tokens), std::sync::atomic::Ordering::Relaxed);
+                act.metrics
+                    .llm_completion_tokens
+                    .fetch_add(u64::from(resp.completion_tokens), std::sync::atomic::Ordering::Relaxed);
                 AiOutcome {
                     action: resp.action,
                     prompt_tokens: resp.prompt_tokens,
@@ -141,12 +145,20 @@ mod tests {
             if self.fail {
                 return Err(LlmError::Unavailable("503".into()));
             }
-            Ok(LlmResponse { action: LlmAction::Reply(format!("re: {}", req.history.last().unwrap().1)), prompt_tokens: 3, completion_tokens: 2 })
+            Ok(LlmResponse {
+                action: LlmAction::Reply(format!("re: {}", req.history.last().unwrap().1)),
+                prompt_tokens: 3,
+                completion_tokens: 2,
+            })
         }
     }
 
     fn request() -> Generate {
-        Generate(LlmRequest { system_prompt: "s".into(), history: vec![(Speaker::Customer, "oi".into())], queues: vec![] })
+        Generate(LlmRequest {
+            system_prompt: "s".into(),
+            history: vec![(Speaker::Customer, "oi".into())],
+            queues: vec![],
+        })
     }
 
     fn agent(fail: bool, delay: Duration) -> (Addr<AiAgent>, Arc<Flaky>, Arc<HubMetrics>) {

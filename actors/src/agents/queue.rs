@@ -59,10 +59,7 @@ impl QueueAgent {
                 self.rr_cursor = self.rr_cursor.wrapping_add(1);
                 Some(agent)
             }
-            AssignPolicy::LeastBusy => with_room
-                .into_iter()
-                .min_by_key(|a| self.agents[*a].active.len())
-                .cloned(),
+            AssignPolicy::LeastBusy => with_room.into_iter().min_by_key(|a| self.agents[*a].active.len()).cloned(),
         }
     }
 
@@ -245,11 +242,7 @@ impl Handler<GetQueueSnapshot> for QueueAgent {
         QueueSnapshot {
             queue: self.policy.name.clone(),
             waiting: self.waiting.iter().map(|(c, t)| (c.clone(), now.saturating_sub(*t))).collect(),
-            agents: self
-                .agents
-                .iter()
-                .map(|(a, s)| (a.clone(), s.online, s.capacity, s.active.len()))
-                .collect(),
+            agents: self.agents.iter().map(|(a, s)| (a.clone(), s.online, s.capacity, s.active.len())).collect(),
         }
     }
 }
@@ -276,10 +269,16 @@ mod tests {
     }
 
     fn assigned(probe: &Probe) -> Vec<(String, String)> {
-        probe.0.lock().unwrap().iter().map(|(c, i)| match i {
-            Input::Assign { agent, .. } => (c.clone(), agent.to_string()),
-            other => panic!("unexpected {other:?}"),
-        }).collect()
+        probe
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, i)| match i {
+                Input::Assign { agent, .. } => (c.clone(), agent.to_string()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
     }
 
     fn online(agent: &str, capacity: u32) -> SetPresence {
@@ -326,5 +325,24 @@ mod tests {
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
         assert!(a.is_ok() ^ b.is_ok(), "exactly one wins: {a:?} {b:?}");
         assert_eq!(assigned(&probe).len(), 1);
+    }
+
+    #[actix::test]
+    async fn out_of_hours_is_reported_but_the_customer_still_waits() {
+        use crate::tenant::BusinessHours;
+        let hours = BusinessHours {
+            utc_offset_minutes: -180,
+            days: vec![0, 1, 2, 3, 4],
+            open_minute: 9 * 60,
+            close_minute: 18 * 60,
+        };
+        let policy = QueuePolicy { name: "support".into(), assign: AssignPolicy::RoundRobin, hours: Some(hours) };
+        let monday_9am_sao_paulo = 1_795_435_200_000;
+        let clock = Arc::new(ManualClock::at(monday_9am_sao_paulo));
+        let q = QueueAgent::new(TenantId::new("t"), policy, Arc::new(Probe::default()), clock.clone()).start();
+        assert!(q.send(Enqueue(ConversationId::new("c1"))).await.unwrap().open);
+        clock.advance(std::time::Duration::from_secs(5 * 86_400)); // Saturday
+        let late = q.send(Enqueue(ConversationId::new("c2"))).await.unwrap();
+        assert_eq!((late.open, late.position), (false, 2));
     }
 }

@@ -53,9 +53,7 @@ impl TriageAgent {
             None if msg.invalid_attempts + 1 >= self.policy.triage.max_invalid => {
                 TriageDecision::Exhausted { queue: self.policy.default_queue.clone() }
             }
-            None => TriageDecision::Invalid {
-                repeat: self.menu(Some(&self.policy.triage.invalid_message)),
-            },
+            None => TriageDecision::Invalid { repeat: self.menu(Some(&self.policy.triage.invalid_message)) },
         }
     }
 }
@@ -113,16 +111,23 @@ mod tests {
     async fn menu_options_lead_to_routes_and_invalid_input_repeats_then_gives_up() {
         let policy = Arc::new(TenantPolicy::example("t", Route::Triage));
         let agent = TriageAgent::new(policy).start();
-        let TriageDecision::ShowMenu(OutboundContent::Menu { body, options }) = ask(&agent, None, 0).await.unwrap() else {
+        let TriageDecision::ShowMenu(OutboundContent::Menu { body, options }) = ask(&agent, None, 0).await.unwrap()
+        else {
             panic!("expected a menu");
         };
         assert!(body.contains("1. Vendas") && body.contains("3. Assistente virtual"), "{body}");
         assert_eq!(options.len(), 3);
         assert_eq!(ask(&agent, Some("1"), 0).await.unwrap(), TriageDecision::Chosen(Route::Queue("sales".into())));
-        assert_eq!(ask(&agent, Some("suporte"), 0).await.unwrap(), TriageDecision::Chosen(Route::Queue("support".into())));
+        assert_eq!(
+            ask(&agent, Some("suporte"), 0).await.unwrap(),
+            TriageDecision::Chosen(Route::Queue("support".into()))
+        );
         assert_eq!(ask(&agent, Some("3"), 0).await.unwrap(), TriageDecision::Chosen(Route::Ai));
         let TriageDecision::Invalid { repeat } = ask(&agent, Some("9"), 0).await.unwrap() else { panic!() };
         assert!(repeat.body().starts_with("Opção inválida.") && repeat.body().contains("2. Suporte"));
-        assert_eq!(ask(&agent, Some("banana"), 1).await.unwrap(), TriageDecision::Exhausted { queue: "support".into() });
+        assert_eq!(
+            ask(&agent, Some("banana"), 1).await.unwrap(),
+            TriageDecision::Exhausted { queue: "support".into() }
+        );
     }
 }

@@ -63,7 +63,8 @@ impl ConversationActor {
     pub(super) fn record(&mut self, event: Event) {
         let now = self.rt.clock.now_ms();
         self.state.apply(&event, now, self.rt.policy.history_window);
-        let mut env = Envelope::new(self.state.tenant.clone(), self.state.id.clone(), self.trace_id.clone(), now, event);
+        let mut env =
+            Envelope::new(self.state.tenant.clone(), self.state.id.clone(), self.trace_id.clone(), now, event);
         env.idempotency_key = Some(format!("{}#{}", self.state.id, self.state.seq));
         self.unsaved.push(env);
     }

@@ -171,7 +171,8 @@ impl ConversationActor {
         // messages that arrived while it was thinking come after its previous reply.
         let answered = self.state.ai_answered_seq;
         let is_pending = |e: &&HistoryEntry| e.author == Author::Customer && e.seq > answered;
-        let speaker = |e: &HistoryEntry| if e.author == Author::Customer { Speaker::Customer } else { Speaker::Assistant };
+        let speaker =
+            |e: &HistoryEntry| if e.author == Author::Customer { Speaker::Customer } else { Speaker::Assistant };
         let history = (self.state.history.iter().filter(|e| !is_pending(e)))
             .chain(self.state.history.iter().filter(is_pending))
             .map(|e| (speaker(e), e.text.clone()))
@@ -230,7 +231,8 @@ impl ConversationActor {
     }
 
     pub(super) fn on_status(&mut self, update: DeliveryUpdate) -> ProcessResult {
-        let known = self.state.outbound.iter().find(|r| r.provider_message_id.as_deref() == Some(&update.provider_message_id));
+        let known =
+            self.state.outbound.iter().find(|r| r.provider_message_id.as_deref() == Some(&update.provider_message_id));
         match known {
             Some(rec) if rec.state.as_ref().is_none_or(|s| update.state.rank() > s.rank()) => {
                 self.record(Event::StatusReceived(update));
@@ -294,7 +296,9 @@ impl ConversationActor {
             }
             TransferTarget::Agent(agent) => {
                 let Some(queue) = self.state.status.queue().map(str::to_owned) else {
-                    return done(Err(CommandError::Conflict("only queued or assigned conversations move to an agent".into())));
+                    return done(Err(CommandError::Conflict(
+                        "only queued or assigned conversations move to an agent".into(),
+                    )));
                 };
                 self.record(Event::Transferred { target: TransferTarget::Agent(agent.clone()) });
                 self.push_effect(Effect::MoveToAgent { queue, agent });

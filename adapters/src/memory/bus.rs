@@ -75,7 +75,13 @@ mod tests {
     use switchboard_actors::domain::{AgentId, ConversationId, TenantId};
 
     fn env(n: u32) -> Envelope<Input> {
-        Envelope::new(TenantId::new("t"), ConversationId::new("c"), "trace", u64::from(n), Input::AgentReply { agent: AgentId::new("a"), body: n.to_string() })
+        Envelope::new(
+            TenantId::new("t"),
+            ConversationId::new("c"),
+            "trace",
+            u64::from(n),
+            Input::AgentReply { agent: AgentId::new("a"), body: n.to_string() },
+        )
     }
 
     #[tokio::test]

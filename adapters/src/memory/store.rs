@@ -26,7 +26,10 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    fn shard(&self, id: &ConversationId) -> Result<std::sync::MutexGuard<'_, HashMap<ConversationId, Entry>>, StoreError> {
+    fn shard(
+        &self,
+        id: &ConversationId,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<ConversationId, Entry>>, StoreError> {
         self.shards[shard_of(id.as_str())].lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))
     }
 

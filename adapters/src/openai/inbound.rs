@@ -26,20 +26,11 @@ struct CloseArgs {
 
 /// Maps a completion to the hub's decision and token usage (0 when the server sent none).
 pub fn to_llm_response(response: CreateChatCompletionResponse) -> Result<LlmResponse, LlmError> {
-    let (prompt_tokens, completion_tokens) = response
-        .usage
-        .as_ref()
-        .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
-    let choice = response
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| LlmError::Invalid("completion has no choices".into()))?;
-    Ok(LlmResponse {
-        action: to_action(choice.message)?,
-        prompt_tokens,
-        completion_tokens,
-    })
+    let (prompt_tokens, completion_tokens) =
+        response.usage.as_ref().map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+    let choice =
+        response.choices.into_iter().next().ok_or_else(|| LlmError::Invalid("completion has no choices".into()))?;
+    Ok(LlmResponse { action: to_action(choice.message)?, prompt_tokens, completion_tokens })
 }
 
 /// The decision in one assistant message. A known tool call wins over text; the text then
@@ -78,9 +69,7 @@ fn handoff(arguments: &str, message: Option<String>) -> LlmAction {
 fn close(arguments: &str, content: Option<String>) -> LlmAction {
     // No arguments at all is legal for this tool; some models send "" instead of "{}".
     let args: CloseArgs = serde_json::from_str(arguments).unwrap_or_default();
-    LlmAction::Close {
-        message: non_empty(args.message).or(content),
-    }
+    LlmAction::Close { message: non_empty(args.message).or(content) }
 }
 
 /// Trimmed text, or `None` when blank.
@@ -94,15 +83,11 @@ mod tests {
     use serde_json::json;
 
     /// A completion as the server sends it (`oai.json` shapes), parsed by async-openai.
-    fn completion(
-        message: serde_json::Value,
-        usage: Option<(u32, u32)>,
-    ) -> CreateChatCompletionResponse {
+    fn completion(message: serde_json::Value, usage: Option<(u32, u32)>) -> CreateChatCompletionResponse {
         let mut body = json!({"id": "chatcmpl-t", "object": "chat.completion", "created": 1760000000,
             "model": "test-model", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]});
         if let Some((p, c)) = usage {
-            body["usage"] =
-                json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+            body["usage"] = json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
         }
         serde_json::from_value(body).expect("async-openai parses it")
     }
@@ -120,20 +105,13 @@ mod tests {
     fn text_is_a_reply_with_usage() {
         let msg = json!({"role": "assistant", "content": "Done - Ada has been told."});
         let r = to_llm_response(completion(msg, Some((80, 7)))).unwrap();
-        assert_eq!(
-            r.action,
-            LlmAction::Reply("Done - Ada has been told.".into())
-        );
+        assert_eq!(r.action, LlmAction::Reply("Done - Ada has been told.".into()));
         assert_eq!((r.prompt_tokens, r.completion_tokens), (80, 7));
     }
 
     #[test]
     fn handoff_with_queue_reason_and_text() {
-        let call = tool_call(
-            HANDOFF_TOOL,
-            r#"{"queue":"billing","reason":"refund"}"#,
-            Some("One moment."),
-        );
+        let call = tool_call(HANDOFF_TOOL, r#"{"queue":"billing","reason":"refund"}"#, Some("One moment."));
         assert_eq!(
             action(call).unwrap(),
             LlmAction::Handoff {
@@ -149,11 +127,7 @@ mod tests {
         for args in ["{not json", "", r#"{"queue":"","reason":"  "}"#] {
             assert_eq!(
                 action(tool_call(HANDOFF_TOOL, args, None)).unwrap(),
-                LlmAction::Handoff {
-                    queue: None,
-                    reason: DEFAULT_HANDOFF_REASON.into(),
-                    message: None
-                },
+                LlmAction::Handoff { queue: None, reason: DEFAULT_HANDOFF_REASON.into(), message: None },
                 "{args}"
             );
         }
@@ -162,19 +136,9 @@ mod tests {
     #[test]
     fn close_prefers_the_argument_then_the_content() {
         let with_arg = tool_call(CLOSE_TOOL, r#"{"message":"Bye!"}"#, Some("ignored"));
-        assert_eq!(
-            action(with_arg).unwrap(),
-            LlmAction::Close {
-                message: Some("Bye!".into())
-            }
-        );
+        assert_eq!(action(with_arg).unwrap(), LlmAction::Close { message: Some("Bye!".into()) });
         let with_content = tool_call(CLOSE_TOOL, "{}", Some("Take care"));
-        assert_eq!(
-            action(with_content).unwrap(),
-            LlmAction::Close {
-                message: Some("Take care".into())
-            }
-        );
+        assert_eq!(action(with_content).unwrap(), LlmAction::Close { message: Some("Take care".into()) });
         let bare = tool_call(CLOSE_TOOL, "", None);
         assert_eq!(action(bare).unwrap(), LlmAction::Close { message: None });
     }
@@ -193,21 +157,14 @@ mod tests {
             let msg = json!({"role": "assistant", "content": content});
             assert!(matches!(action(msg), Err(LlmError::Invalid(_))));
         }
-        let refusal =
-            json!({"role": "assistant", "content": null, "refusal": "I can't help with that."});
-        assert_eq!(
-            action(refusal).unwrap(),
-            LlmAction::Reply("I can't help with that.".into())
-        );
+        let refusal = json!({"role": "assistant", "content": null, "refusal": "I can't help with that."});
+        assert_eq!(action(refusal).unwrap(), LlmAction::Reply("I can't help with that.".into()));
     }
 
     #[test]
     fn no_choices_is_invalid() {
         let mut response = completion(json!({"role": "assistant", "content": "x"}), None);
         response.choices.clear();
-        assert!(matches!(
-            to_llm_response(response),
-            Err(LlmError::Invalid(_))
-        ));
+        assert!(matches!(to_llm_response(response), Err(LlmError::Invalid(_))));
     }
 }

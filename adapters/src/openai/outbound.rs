@@ -13,10 +13,9 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
-    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage, ChatCompletionTool,
-    ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequest,
-    FunctionObject, ToolChoiceOptions,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, ChatCompletionTool, ChatCompletionToolChoiceOption, ChatCompletionTools,
+    CreateChatCompletionRequest, FunctionObject, ToolChoiceOptions,
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -54,16 +53,12 @@ impl OpenAiClient {
         let parsed = reqwest::Url::parse(&base_url)
             .map_err(|e| OpenAiError::InvalidConfig(format!("base url {base_url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(OpenAiError::InvalidConfig(format!(
-                "base url {base_url:?} is not http(s)"
-            )));
+            return Err(OpenAiError::InvalidConfig(format!("base url {base_url:?} is not http(s)")));
         }
         if settings.model.trim().is_empty() {
             return Err(OpenAiError::InvalidConfig("model is empty".into()));
         }
-        let config = OpenAIConfig::new()
-            .with_api_base(&base_url)
-            .with_api_key(&settings.api_key);
+        let config = OpenAIConfig::new().with_api_base(&base_url).with_api_key(&settings.api_key);
         // No retry layer around the transport: see the module header.
         let client = Client::with_config(config).with_http_service(ReqwestService::default());
         Ok(Self {
@@ -77,12 +72,10 @@ impl OpenAiClient {
 
     /// The completion request for `req`: system prompt, history in order, both tools.
     fn build_request(&self, req: &LlmRequest) -> CreateChatCompletionRequest {
-        let mut messages: Vec<ChatCompletionRequestMessage> =
-            Vec::with_capacity(req.history.len() + 1);
+        let mut messages: Vec<ChatCompletionRequestMessage> = Vec::with_capacity(req.history.len() + 1);
         // Some servers refuse an empty system message; no prompt means no message.
         if !req.system_prompt.trim().is_empty() {
-            messages
-                .push(ChatCompletionRequestSystemMessage::from(req.system_prompt.as_str()).into());
+            messages.push(ChatCompletionRequestSystemMessage::from(req.system_prompt.as_str()).into());
         }
         messages.extend(req.history.iter().map(|(speaker, text)| match speaker {
             Speaker::Customer => ChatCompletionRequestUserMessage::from(text.as_str()).into(),
@@ -92,9 +85,7 @@ impl OpenAiClient {
             model: self.model.clone(),
             messages,
             tools: Some(tools(&req.queues)),
-            tool_choice: Some(ChatCompletionToolChoiceOption::Mode(
-                ToolChoiceOptions::Auto,
-            )),
+            tool_choice: Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
             max_completion_tokens: self.max_completion_tokens,
             temperature: self.temperature,
             ..Default::default()

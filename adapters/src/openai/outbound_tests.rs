@@ -33,20 +33,13 @@ async fn fake_and_client() -> (FakeOpenAi, OpenAiClient) {
 }
 
 fn tool_call(name: &str, arguments: Value) -> Mode {
-    Mode::ToolCall {
-        name: name.into(),
-        arguments,
-        delay: Duration::ZERO,
-    }
+    Mode::ToolCall { name: name.into(), arguments, delay: Duration::ZERO }
 }
 
 #[tokio::test]
 async fn text_answer_is_a_reply_with_usage() {
     let (fake, client) = fake_and_client().await;
-    fake.set_mode(Mode::Fixed {
-        text: "Let me check that.".into(),
-        delay: Duration::ZERO,
-    });
+    fake.set_mode(Mode::Fixed { text: "Let me check that.".into(), delay: Duration::ZERO });
     let r = client.complete(request()).await.expect("answer");
     assert_eq!(r.action, LlmAction::Reply("Let me check that.".into()));
     assert!(r.prompt_tokens > 0 && r.completion_tokens > 0, "{r:?}");
@@ -57,10 +50,7 @@ async fn request_has_prompt_history_and_tools() {
     let (fake, client) = fake_and_client().await;
     let r = client.complete(request()).await.expect("answer");
     // Echo mode repeats the customer turns after the last assistant turn.
-    assert_eq!(
-        r.action,
-        LlmAction::Reply("echo: my invoice is wrong".into())
-    );
+    assert_eq!(r.action, LlmAction::Reply("echo: my invoice is wrong".into()));
 
     let recorded = fake.requests();
     assert_eq!(recorded.len(), 1);
@@ -81,75 +71,44 @@ async fn request_has_prompt_history_and_tools() {
     assert_eq!(body["max_completion_tokens"], 256);
     assert!((body["temperature"].as_f64().unwrap() - 0.2).abs() < 1e-6);
     let tools = body["tools"].as_array().expect("tools");
-    let names: Vec<&str> = tools
-        .iter()
-        .filter_map(|t| t["function"]["name"].as_str())
-        .collect();
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["function"]["name"].as_str()).collect();
     assert_eq!(names, [HANDOFF_TOOL, CLOSE_TOOL]);
     assert!(tools.iter().all(|t| t["type"] == "function"));
     let handoff = &tools[0]["function"]["parameters"];
-    assert_eq!(
-        handoff["properties"]["queue"]["enum"],
-        json!(["billing", "support"])
-    );
+    assert_eq!(handoff["properties"]["queue"]["enum"], json!(["billing", "support"]));
     assert_eq!(handoff["properties"]["reason"], json!({"type": "string"}));
     assert_eq!(handoff["required"], json!(["reason"]));
-    assert_eq!(
-        tools[1]["function"]["parameters"]["properties"]["message"]["type"],
-        "string"
-    );
+    assert_eq!(tools[1]["function"]["parameters"]["properties"]["message"]["type"], "string");
 }
 
 #[tokio::test]
 async fn handoff_tool_call_with_queue() {
     let (fake, client) = fake_and_client().await;
-    fake.set_mode(tool_call(
-        HANDOFF_TOOL,
-        json!({"queue": "billing", "reason": "invoice dispute"}),
-    ));
+    fake.set_mode(tool_call(HANDOFF_TOOL, json!({"queue": "billing", "reason": "invoice dispute"})));
     let r = client.complete(request()).await.expect("answer");
     assert_eq!(
         r.action,
-        LlmAction::Handoff {
-            queue: Some("billing".into()),
-            reason: "invoice dispute".into(),
-            message: None
-        }
+        LlmAction::Handoff { queue: Some("billing".into()), reason: "invoice dispute".into(), message: None }
     );
 }
 
 #[tokio::test]
 async fn handoff_with_malformed_arguments_still_hands_off() {
     let (fake, client) = fake_and_client().await;
-    fake.set_mode(tool_call(
-        HANDOFF_TOOL,
-        Value::String("{\"queue\": bill".into()),
-    ));
+    fake.set_mode(tool_call(HANDOFF_TOOL, Value::String("{\"queue\": bill".into())));
     let r = client.complete(request()).await.expect("answer");
     assert_eq!(
         r.action,
-        LlmAction::Handoff {
-            queue: None,
-            reason: inbound::DEFAULT_HANDOFF_REASON.into(),
-            message: None
-        }
+        LlmAction::Handoff { queue: None, reason: inbound::DEFAULT_HANDOFF_REASON.into(), message: None }
     );
 }
 
 #[tokio::test]
 async fn close_tool_call() {
     let (fake, client) = fake_and_client().await;
-    fake.set_mode(tool_call(
-        CLOSE_TOOL,
-        json!({"message": "Glad I could help, bye!"}),
-    ));
+    fake.set_mode(tool_call(CLOSE_TOOL, json!({"message": "Glad I could help, bye!"})));
     let r = client.complete(request()).await.expect("answer");
-    assert_eq!(
-        r.action,
-        LlmAction::Close {
-            message: Some("Glad I could help, bye!".into())
-        }
-    );
+    assert_eq!(r.action, LlmAction::Close { message: Some("Glad I could help, bye!".into()) });
 }
 
 #[tokio::test]
@@ -158,15 +117,8 @@ async fn server_error_is_unavailable_after_one_request() {
     fake.set_mode(Mode::Down);
     let started = Instant::now();
     let err = client.complete(request()).await.expect_err("down");
-    assert!(
-        matches!(&err, LlmError::Unavailable(m) if m.contains("overloaded")),
-        "{err:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(matches!(&err, LlmError::Unavailable(m) if m.contains("overloaded")), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     // async-openai's default transport would have sent 4 (1 + 3 retries).
     assert_eq!(fake.requests().len(), 1);
 }
@@ -176,35 +128,20 @@ async fn bad_key_and_unreachable_server_are_unavailable() {
     let (fake, client) = fake_and_client().await;
     fake.set_mode(Mode::Unauthorized);
     let err = client.complete(request()).await.expect_err("unauthorized");
-    assert!(
-        matches!(&err, LlmError::Unavailable(m) if m.contains("401")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, LlmError::Unavailable(m) if m.contains("401")), "{err:?}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let client = OpenAiClient::new(&settings(format!("http://127.0.0.1:{port}/v1"))).unwrap();
     let started = Instant::now();
     let err = client.complete(request()).await.expect_err("unreachable");
     assert!(matches!(err, LlmError::Unavailable(_)), "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
 
 #[test]
 fn no_queues_means_no_enum_and_no_prompt_means_no_system_message() {
     let client = OpenAiClient::new(&settings("http://127.0.0.1:1/v1".into())).unwrap();
-    let req = LlmRequest {
-        system_prompt: " ".into(),
-        history: vec![(Speaker::Customer, "hi".into())],
-        queues: vec![],
-    };
+    let req = LlmRequest { system_prompt: " ".into(), history: vec![(Speaker::Customer, "hi".into())], queues: vec![] };
     let body = serde_json::to_value(client.build_request(&req)).unwrap();
     assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
     let queue = &body["tools"][0]["function"]["parameters"]["properties"]["queue"];
@@ -215,22 +152,10 @@ fn no_queues_means_no_enum_and_no_prompt_means_no_system_message() {
 #[test]
 fn settings_are_validated_and_the_key_hidden() {
     for bad in ["", "api.openai.com/v1", "ftp://h/v1"] {
-        assert!(
-            matches!(
-                OpenAiClient::new(&settings(bad.into())),
-                Err(OpenAiError::InvalidConfig(_))
-            ),
-            "{bad}"
-        );
+        assert!(matches!(OpenAiClient::new(&settings(bad.into())), Err(OpenAiError::InvalidConfig(_))), "{bad}");
     }
-    let no_model = OpenAiSettings {
-        model: " ".into(),
-        ..settings("http://h/v1".into())
-    };
-    assert!(matches!(
-        OpenAiClient::new(&no_model),
-        Err(OpenAiError::InvalidConfig(_))
-    ));
+    let no_model = OpenAiSettings { model: " ".into(), ..settings("http://h/v1".into()) };
+    assert!(matches!(OpenAiClient::new(&no_model), Err(OpenAiError::InvalidConfig(_))));
     let client = OpenAiClient::new(&settings("https://api.openai.com/v1/".into())).unwrap();
     let printed = format!("{client:?}");
     assert!(printed.contains("https://api.openai.com/v1\""), "{printed}");

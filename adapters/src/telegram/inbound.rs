@@ -7,12 +7,10 @@
 use super::{TelegramError, TelegramSettings};
 use sha2::{Digest, Sha256};
 use std::time::{SystemTime, UNIX_EPOCH};
-use switchboard_actors::domain::{
-    ChannelKind, ChannelRef, Contact, Content, InboundMessage, MediaKind, ReplyAddress,
-};
+use switchboard_actors::domain::{ChannelKind, ChannelRef, Contact, Content, InboundMessage, MediaKind, ReplyAddress};
 use teloxide::types::{
-    CallbackQuery, ChatId, InlineKeyboardButtonKind, MediaKind as TgMedia, Message, MessageKind,
-    Update, UpdateKind, User,
+    CallbackQuery, ChatId, InlineKeyboardButtonKind, MediaKind as TgMedia, Message, MessageKind, Update, UpdateKind,
+    User,
 };
 
 /// `provider_type` of message content teloxide could not parse.
@@ -40,15 +38,8 @@ pub fn verify_secret(expected: &str, header: Option<&[u8]>) -> Result<(), Telegr
     // the timing; the fold never exits early.
     let want = Sha256::digest(expected.as_bytes());
     let got = Sha256::digest(header);
-    let diff = want
-        .iter()
-        .zip(got.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff == 0 {
-        Ok(())
-    } else {
-        Err(TelegramError::Unauthorized)
-    }
+    let diff = want.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if diff == 0 { Ok(()) } else { Err(TelegramError::Unauthorized) }
 }
 
 /// Parses one webhook body.
@@ -56,12 +47,8 @@ pub fn verify_secret(expected: &str, header: Option<&[u8]>) -> Result<(), Telegr
 /// `Ok(None)` means a valid update the hub does not handle (channel posts, polls, member
 /// changes, kinds teloxide cannot parse): the webhook still answers 200 so Telegram does not
 /// redeliver it.
-pub fn parse_update(
-    settings: &TelegramSettings,
-    body: &[u8],
-) -> Result<Option<ParsedUpdate>, TelegramError> {
-    let update: Update =
-        serde_json::from_slice(body).map_err(|e| TelegramError::Malformed(e.to_string()))?;
+pub fn parse_update(settings: &TelegramSettings, body: &[u8]) -> Result<Option<ParsedUpdate>, TelegramError> {
+    let update: Update = serde_json::from_slice(body).map_err(|e| TelegramError::Malformed(e.to_string()))?;
     let update_id = update.id.0;
     // One provider id per update, edits and callbacks included, so dedup never drops an edit
     // as a repeat of the original message.
@@ -74,13 +61,7 @@ pub fn parse_update(
                 }
                 content => content,
             };
-            Some(from_message(
-                settings,
-                provider_id,
-                &msg,
-                content,
-                unix_ms(msg.date.timestamp()),
-            ))
+            Some(from_message(settings, provider_id, &msg, content, unix_ms(msg.date.timestamp())))
         }
         UpdateKind::EditedMessage(msg) => edit_content(&msg).map(|content| {
             let at = msg.edit_date().unwrap_or(&msg.date).timestamp();
@@ -110,10 +91,7 @@ fn reply_to(settings: &TelegramSettings, chat_id: ChatId) -> ReplyAddress {
 }
 
 fn contact_of(user: &User) -> Contact {
-    Contact {
-        key: user.id.0.to_string(),
-        name: Some(user.full_name()),
-    }
+    Contact { key: user.id.0.to_string(), name: Some(user.full_name()) }
 }
 
 /// A message or an edit (`content` already decided) with its sender and chat.
@@ -130,16 +108,7 @@ fn from_message(
         .from
         .as_ref()
         .map(contact_of)
-        .unwrap_or_else(|| Contact {
-            key: msg
-                .sender_chat
-                .as_ref()
-                .unwrap_or(&msg.chat)
-                .id
-                .0
-                .to_string(),
-            name: None,
-        });
+        .unwrap_or_else(|| Contact { key: msg.sender_chat.as_ref().unwrap_or(&msg.chat).id.0.to_string(), name: None });
     InboundMessage {
         provider_id,
         contact,
@@ -151,25 +120,13 @@ fn from_message(
 }
 
 /// An inline-button press.
-fn from_callback(
-    settings: &TelegramSettings,
-    provider_id: String,
-    query: CallbackQuery,
-) -> InboundMessage {
+fn from_callback(settings: &TelegramSettings, provider_id: String, query: CallbackQuery) -> InboundMessage {
     // Answer in the chat that holds the keyboard; a button on an inline-mode message has no
     // chat, and the private chat with the presser has the presser's id.
-    let chat_id = query
-        .message
-        .as_ref()
-        .map_or_else(|| ChatId::from(query.from.id), |m| m.chat().id);
+    let chat_id = query.message.as_ref().map_or_else(|| ChatId::from(query.from.id), |m| m.chat().id);
     let content = match query.data.as_deref() {
-        Some(data) => Content::Choice {
-            id: data.to_owned(),
-            title: button_label(&query, data),
-        },
-        None => Content::Unsupported {
-            provider_type: "callback_game".to_owned(),
-        },
+        Some(data) => Content::Choice { id: data.to_owned(), title: button_label(&query, data) },
+        None => Content::Unsupported { provider_type: "callback_game".to_owned() },
     };
     InboundMessage {
         provider_id,
@@ -203,34 +160,22 @@ fn message_content(msg: &Message) -> Content {
         // teloxide's catch-all: content it cannot parse (a newer Bot API kind, or a known kind
         // missing a field teloxide requires) lands here rather than failing the update.
         MessageKind::Empty {} => {
-            return Content::Unsupported {
-                provider_type: UNKNOWN.into(),
-            };
+            return Content::Unsupported { provider_type: UNKNOWN.into() };
         }
         // Service messages (members joining, pins, dice...) are not customer content.
         other => return unsupported(other),
     };
     match &common.media_kind {
-        TgMedia::Text(t) => Content::Text {
-            body: t.text.clone(),
-        },
+        TgMedia::Text(t) => Content::Text { body: t.text.clone() },
         // Sizes come smallest first: the last one is the original resolution.
         TgMedia::Photo(p) => match p.photo.last() {
             Some(largest) => media(MediaKind::Image, &largest.file.id.0, None, &p.caption, None),
-            None => Content::Unsupported {
-                provider_type: "photo".to_owned(),
-            },
+            None => Content::Unsupported { provider_type: "photo".to_owned() },
         },
         TgMedia::Document(d) => {
             let doc = &d.document;
             let mime = mime(doc.mime_type.as_ref());
-            media(
-                MediaKind::Document,
-                &doc.file.id.0,
-                mime,
-                &d.caption,
-                doc.file_name.clone(),
-            )
+            media(MediaKind::Document, &doc.file.id.0, mime, &d.caption, doc.file_name.clone())
         }
         TgMedia::Voice(v) => {
             let mime = mime(v.voice.mime_type.as_ref());
@@ -238,23 +183,11 @@ fn message_content(msg: &Message) -> Content {
         }
         TgMedia::Audio(a) => {
             let mime = mime(a.audio.mime_type.as_ref());
-            media(
-                MediaKind::Audio,
-                &a.audio.file.id.0,
-                mime,
-                &a.caption,
-                a.audio.file_name.clone(),
-            )
+            media(MediaKind::Audio, &a.audio.file.id.0, mime, &a.caption, a.audio.file_name.clone())
         }
         TgMedia::Video(v) => {
             let mime = mime(v.video.mime_type.as_ref());
-            media(
-                MediaKind::Video,
-                &v.video.file.id.0,
-                mime,
-                &v.caption,
-                v.video.file_name.clone(),
-            )
+            media(MediaKind::Video, &v.video.file.id.0, mime, &v.caption, v.video.file_name.clone())
         }
         TgMedia::Sticker(s) => media(MediaKind::Sticker, &s.sticker.file.id.0, None, &None, None),
         TgMedia::Location(l) => Content::Location {
@@ -290,28 +223,21 @@ fn raw_media(body: &[u8]) -> Option<Content> {
     let msg = update.get("message")?;
     let text = |v: &serde_json::Value, key: &str| v.get(key)?.as_str().map(str::to_owned);
     let caption = text(msg, "caption");
-    [
-        ("voice", MediaKind::Audio),
-        ("audio", MediaKind::Audio),
-        ("video", MediaKind::Video),
-    ]
-    .into_iter()
-    .find_map(|(key, kind)| {
-        let file = msg.get(key)?;
-        let file_id = text(file, "file_id")?;
-        let (mime, name) = (text(file, "mime_type"), text(file, "file_name"));
-        Some(media(kind, &file_id, mime, &caption, name))
-    })
+    [("voice", MediaKind::Audio), ("audio", MediaKind::Audio), ("video", MediaKind::Video)].into_iter().find_map(
+        |(key, kind)| {
+            let file = msg.get(key)?;
+            let file_id = text(file, "file_id")?;
+            let (mime, name) = (text(file, "mime_type"), text(file, "file_name"));
+            Some(media(kind, &file_id, mime, &caption, name))
+        },
+    )
 }
 
 /// An edit the hub shows to agents: new text (or new caption). Other edits, such as the
 /// stream of live-location updates, are ignored.
 fn edit_content(msg: &Message) -> Option<Content> {
     let body = msg.text().or_else(|| msg.caption())?;
-    Some(Content::Edit {
-        original_id: format!("tg-msg:{}:{}", msg.chat.id.0, msg.id.0),
-        body: body.to_owned(),
-    })
+    Some(Content::Edit { original_id: format!("tg-msg:{}:{}", msg.chat.id.0, msg.id.0), body: body.to_owned() })
 }
 
 /// A MIME type as text (teloxide uses `mime::Mime`, which the hub does not depend on).
@@ -326,22 +252,14 @@ fn media(
     caption: &Option<String>,
     filename: Option<String>,
 ) -> Content {
-    Content::Media {
-        media,
-        media_id: file_id.to_owned(),
-        mime_type,
-        caption: caption.clone(),
-        filename,
-    }
+    Content::Media { media, media_id: file_id.to_owned(), mime_type, caption: caption.clone(), filename }
 }
 
 /// `Unsupported` named after the teloxide variant (`VideoNote` -> `video_note`). teloxide has
 /// dozens of message kinds and adds more with each Bot API release; naming them from `Debug`
 /// keeps this from rotting.
 fn unsupported(kind: &impl std::fmt::Debug) -> Content {
-    Content::Unsupported {
-        provider_type: variant_name(&format!("{kind:?}")),
-    }
+    Content::Unsupported { provider_type: variant_name(&format!("{kind:?}")) }
 }
 
 /// The leading identifier of a `Debug` rendering, in snake case.
@@ -362,9 +280,7 @@ fn unix_ms(secs: i64) -> u64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

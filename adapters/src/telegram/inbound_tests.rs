@@ -23,10 +23,7 @@ fn message_with(fields: &str) -> String {
 }
 
 fn content_of(fields: &str) -> Content {
-    parse(&message_with(fields))
-        .expect("handled")
-        .message
-        .content
+    parse(&message_with(fields)).expect("handled").message.content
 }
 
 fn bot_channel() -> ChannelRef {
@@ -37,20 +34,11 @@ fn bot_channel() -> ChannelRef {
 fn secret_must_match_exactly() {
     assert!(verify_secret("s3cret", Some(b"s3cret")).is_ok());
     for bad in [&b"s3cre"[..], b"s3cret ", b"S3CRET", b""] {
-        assert!(matches!(
-            verify_secret("s3cret", Some(bad)),
-            Err(TelegramError::Unauthorized)
-        ));
+        assert!(matches!(verify_secret("s3cret", Some(bad)), Err(TelegramError::Unauthorized)));
     }
-    assert!(matches!(
-        verify_secret("s3cret", None),
-        Err(TelegramError::Unauthorized)
-    ));
+    assert!(matches!(verify_secret("s3cret", None), Err(TelegramError::Unauthorized)));
     // An unset secret never authenticates, not even an empty header.
-    assert!(matches!(
-        verify_secret("", Some(b"")),
-        Err(TelegramError::Unauthorized)
-    ));
+    assert!(matches!(verify_secret("", Some(b"")), Err(TelegramError::Unauthorized)));
 }
 
 #[test]
@@ -61,17 +49,9 @@ fn text_message() {
         parsed.message,
         InboundMessage {
             provider_id: "tg:100001".into(),
-            contact: Contact {
-                key: "4242".into(),
-                name: Some("Ada".into())
-            },
-            reply_to: ReplyAddress {
-                channel: bot_channel(),
-                recipient: "4242".into()
-            },
-            content: Content::Text {
-                body: "hi hub".into()
-            },
+            contact: Contact { key: "4242".into(), name: Some("Ada".into()) },
+            reply_to: ReplyAddress { channel: bot_channel(), recipient: "4242".into() },
+            content: Content::Text { body: "hi hub".into() },
             sent_at_ms: 1_760_000_000_000,
             callback_query_id: None,
         }
@@ -99,15 +79,7 @@ fn location_in_a_supergroup_replies_to_the_group() {
     let msg = parse(LOCATION).expect("handled").message;
     assert_eq!(msg.contact.key, "4242");
     assert_eq!(msg.reply_to.recipient, "-1001234567890");
-    assert_eq!(
-        msg.content,
-        Content::Location {
-            latitude: 52.52,
-            longitude: 13.405,
-            name: None,
-            address: None
-        }
-    );
+    assert_eq!(msg.content, Content::Location { latitude: 52.52, longitude: 13.405, name: None, address: None });
     assert_eq!(msg.sent_at_ms, 1_760_000_100_000);
 }
 
@@ -116,21 +88,9 @@ fn callback_is_a_choice_with_the_query_id() {
     let before = now_ms();
     let msg = parse(CALLBACK).expect("handled").message;
     assert_eq!(msg.provider_id, "tg:100004");
-    assert_eq!(
-        msg.content,
-        Content::Choice {
-            id: "confirm_yes".into(),
-            title: "confirm_yes".into()
-        }
-    );
+    assert_eq!(msg.content, Content::Choice { id: "confirm_yes".into(), title: "confirm_yes".into() });
     assert_eq!(msg.callback_query_id.as_deref(), Some("4382bfdwdsb323b2d9"));
-    assert_eq!(
-        msg.reply_to,
-        ReplyAddress {
-            channel: bot_channel(),
-            recipient: "4242".into()
-        }
-    );
+    assert_eq!(msg.reply_to, ReplyAddress { channel: bot_channel(), recipient: "4242".into() });
     assert_eq!(msg.contact.key, "4242");
     assert!(msg.sent_at_ms >= before);
 }
@@ -139,13 +99,7 @@ fn callback_is_a_choice_with_the_query_id() {
 fn callback_title_is_the_button_label_when_the_keyboard_is_known() {
     let body = r#"{"update_id":9,"callback_query":{"id":"q1","from":{"id":4242,"is_bot":false,"first_name":"Ada"},"message":{"message_id":14,"from":{"id":777000,"is_bot":true,"first_name":"HubBot"},"chat":{"id":-100555,"title":"Team","type":"supergroup"},"date":1760000150,"text":"Confirm?","reply_markup":{"inline_keyboard":[[{"text":"Yes","callback_data":"confirm_yes"}],[{"text":"No","callback_data":"confirm_no"}]]}},"chat_instance":"-1","data":"confirm_no"}}"#;
     let msg = parse(body).expect("handled").message;
-    assert_eq!(
-        msg.content,
-        Content::Choice {
-            id: "confirm_no".into(),
-            title: "No".into()
-        }
-    );
+    assert_eq!(msg.content, Content::Choice { id: "confirm_no".into(), title: "No".into() });
     assert_eq!(msg.reply_to.recipient, "-100555");
 }
 
@@ -162,13 +116,7 @@ fn edited_text_is_an_edit_with_its_own_provider_id() {
     let body = r#"{"update_id":100005,"edited_message":{"message_id":11,"from":{"id":4242,"is_bot":false,"first_name":"Ada"},"chat":{"id":4242,"first_name":"Ada","type":"private"},"date":1760000000,"edit_date":1760000060,"text":"hi hub!"}}"#;
     let parsed = parse(body).expect("handled");
     assert_eq!(parsed.message.provider_id, "tg:100005");
-    assert_eq!(
-        parsed.message.content,
-        Content::Edit {
-            original_id: "tg-msg:4242:11".into(),
-            body: "hi hub!".into()
-        }
-    );
+    assert_eq!(parsed.message.content, Content::Edit { original_id: "tg-msg:4242:11".into(), body: "hi hub!".into() });
     assert_eq!(parsed.message.sent_at_ms, 1_760_000_060_000);
 }
 
@@ -193,10 +141,7 @@ fn updates_the_hub_does_not_handle_are_none() {
 fn malformed_bodies_are_errors() {
     for body in [&b"not json"[..], b"{\"message\":{}}", b"[]", b""] {
         let result = parse_update(&settings(), body);
-        assert!(
-            matches!(result, Err(TelegramError::Malformed(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(TelegramError::Malformed(_))), "{result:?}");
     }
 }
 
@@ -215,9 +160,7 @@ fn documents_voice_audio_video_and_stickers_are_media() {
             filename: Some("invoice.pdf".into()),
         }
     );
-    let voice = content_of(
-        r#""voice":{"file_id":"AwAD","file_unique_id":"v","duration":3,"mime_type":"audio/ogg"}"#,
-    );
+    let voice = content_of(r#""voice":{"file_id":"AwAD","file_unique_id":"v","duration":3,"mime_type":"audio/ogg"}"#);
     assert!(matches!(
         voice,
         Content::Media { media: MediaKind::Audio, ref media_id, mime_type: Some(ref m), .. }
@@ -239,22 +182,13 @@ fn documents_voice_audio_video_and_stickers_are_media() {
     let sticker = content_of(
         r#""sticker":{"file_id":"CAAD","file_unique_id":"s","type":"regular","width":512,"height":512,"is_animated":false,"is_video":false,"emoji":"👍"}"#,
     );
-    assert!(
-        matches!(sticker, Content::Media { media: MediaKind::Sticker, ref media_id, .. } if media_id == "CAAD")
-    );
+    assert!(matches!(sticker, Content::Media { media: MediaKind::Sticker, ref media_id, .. } if media_id == "CAAD"));
 }
 
 #[test]
 fn contacts_venues_and_the_rest() {
-    let contact = content_of(
-        r#""contact":{"phone_number":"+491701234567","first_name":"Grace","last_name":"Hopper"}"#,
-    );
-    assert_eq!(
-        contact,
-        Content::Contacts {
-            names: vec!["Grace Hopper".into()]
-        }
-    );
+    let contact = content_of(r#""contact":{"phone_number":"+491701234567","first_name":"Grace","last_name":"Hopper"}"#);
+    assert_eq!(contact, Content::Contacts { names: vec!["Grace Hopper".into()] });
     let venue = content_of(
         r#""location":{"latitude":52.5,"longitude":13.4},"venue":{"location":{"latitude":52.5,"longitude":13.4},"title":"Office","address":"Main St 1"}"#,
     );
@@ -268,25 +202,11 @@ fn contacts_venues_and_the_rest() {
         }
     );
     let dice = content_of(r#""dice":{"emoji":"🎲","value":3}"#);
-    assert_eq!(
-        dice,
-        Content::Unsupported {
-            provider_type: "dice".into()
-        }
-    );
-    let note = content_of(
-        r#""video_note":{"file_id":"DQAD","file_unique_id":"n","length":240,"duration":4}"#,
-    );
-    assert_eq!(
-        note,
-        Content::Unsupported {
-            provider_type: "video_note".into()
-        }
-    );
+    assert_eq!(dice, Content::Unsupported { provider_type: "dice".into() });
+    let note = content_of(r#""video_note":{"file_id":"DQAD","file_unique_id":"n","length":240,"duration":4}"#);
+    assert_eq!(note, Content::Unsupported { provider_type: "video_note".into() });
     // teloxide needs `mime_type` on voice/audio/video; the raw body fills in.
-    let voice = content_of(
-        r#""voice":{"file_id":"AwAD","file_unique_id":"v","duration":3},"caption":"hear""#,
-    );
+    let voice = content_of(r#""voice":{"file_id":"AwAD","file_unique_id":"v","duration":3},"caption":"hear""#);
     assert_eq!(
         voice,
         Content::Media {
@@ -298,34 +218,18 @@ fn contacts_venues_and_the_rest() {
         }
     );
     let future = content_of(r#""holo_message":{"id":"x"}"#);
-    assert_eq!(
-        future,
-        Content::Unsupported {
-            provider_type: "unknown".into()
-        }
-    );
+    assert_eq!(future, Content::Unsupported { provider_type: "unknown".into() });
 }
 
 #[test]
 fn contact_name_joins_first_and_last() {
-    let msg = parse(&message_with(r#""text":"hi""#))
-        .expect("handled")
-        .message;
-    assert_eq!(
-        msg.contact,
-        Contact {
-            key: "4242".into(),
-            name: Some("Ada Lovelace".into())
-        }
-    );
+    let msg = parse(&message_with(r#""text":"hi""#)).expect("handled").message;
+    assert_eq!(msg.contact, Contact { key: "4242".into(), name: Some("Ada Lovelace".into()) });
 }
 
 #[test]
 fn variant_names_are_snake_case() {
-    assert_eq!(
-        variant_name("VideoNote(MediaVideoNote { .. })"),
-        "video_note"
-    );
+    assert_eq!(variant_name("VideoNote(MediaVideoNote { .. })"), "video_note");
     assert_eq!(variant_name("NewChatMembers(..)"), "new_chat_members");
     assert_eq!(variant_name("Poll"), "poll");
 }

@@ -11,21 +11,14 @@ use switchboard_actors::domain::{MenuOption, OutboundContent};
 use switchboard_actors::ports::{Outbound, OutboundMessage, SendError};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::requests::Requester;
-use teloxide::types::{
-    CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message,
-};
+use teloxide::types::{CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message};
 use teloxide::{ApiError, Bot, RequestError};
 
 /// Telegram's limit on `callback_data`, in bytes.
 const CALLBACK_DATA_MAX_BYTES: usize = 64;
 
 /// Descriptions of the Bot API's own failures (HTTP 5xx); worth retrying.
-const SERVER_SIDE: [&str; 4] = [
-    "Internal Server Error",
-    "Bad Gateway",
-    "Service Unavailable",
-    "Gateway Timeout",
-];
+const SERVER_SIDE: [&str; 4] = ["Internal Server Error", "Bad Gateway", "Service Unavailable", "Gateway Timeout"];
 
 /// How long the best-effort `answerCallbackQuery` may hold up the real message: teloxide waits
 /// 10 s after any 5xx and up to 17 s for an answer, and the customer's reply matters more
@@ -71,19 +64,13 @@ impl TelegramOutbound {
     /// `err` as text without the bot token, cut to a log-friendly length (an unreadable answer
     /// carries the whole body).
     fn describe(&self, err: &RequestError) -> String {
-        err.to_string()
-            .replace(&self.token, "<token>")
-            .chars()
-            .take(300)
-            .collect()
+        err.to_string().replace(&self.token, "<token>").chars().take(300).collect()
     }
 
     /// Maps a failed `sendMessage`.
     fn send_error(&self, err: RequestError) -> SendError {
         match err {
-            RequestError::RetryAfter(secs) => SendError::RateLimited {
-                retry_after: secs.duration(),
-            },
+            RequestError::RetryAfter(secs) => SendError::RateLimited { retry_after: secs.duration() },
             RequestError::MigrateToChatId(new_id) => SendError::Permanent(format!(
                 "group was upgraded to supergroup {}: the conversation must use the new chat id",
                 new_id.0
@@ -101,9 +88,7 @@ impl TelegramOutbound {
             // user", "Bad Request: chat not found"...; the text is Telegram's description):
             // retrying cannot help.
             RequestError::Api(api) => SendError::Permanent(api.to_string()),
-            RequestError::Network(_) | RequestError::Io(_) => {
-                SendError::Transient(self.describe(&err))
-            }
+            RequestError::Network(_) | RequestError::Io(_) => SendError::Transient(self.describe(&err)),
             // A body teloxide cannot read is most often a proxy's HTML error page.
             RequestError::InvalidJson { .. } => SendError::Transient(self.describe(&err)),
         }
@@ -111,9 +96,7 @@ impl TelegramOutbound {
 
     /// Stops the client's spinner on the pressed button; failures only cost the spinner.
     async fn answer_callback(&self, query_id: &str) {
-        let request = self
-            .bot
-            .answer_callback_query(CallbackQueryId(query_id.to_owned()));
+        let request = self.bot.answer_callback_query(CallbackQueryId(query_id.to_owned()));
         match tokio::time::timeout(ANSWER_CALLBACK_BUDGET, request).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -130,13 +113,11 @@ impl TelegramOutbound {
 /// <method>` as path segments, so `http://h/tg/` would give `http://h/tg//bot...`.
 fn api_url(raw: &str) -> Result<reqwest::Url, TelegramError> {
     let trimmed = raw.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed)
-        .map_err(|e| TelegramError::InvalidConfig(format!("api url {trimmed:?}: {e}")))?;
+    let url =
+        reqwest::Url::parse(trimmed).map_err(|e| TelegramError::InvalidConfig(format!("api url {trimmed:?}: {e}")))?;
     // teloxide panics on a URL that cannot take path segments (`mailto:`, `data:`).
     if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
-        return Err(TelegramError::InvalidConfig(format!(
-            "api url {trimmed:?} is not http(s)"
-        )));
+        return Err(TelegramError::InvalidConfig(format!("api url {trimmed:?} is not http(s)")));
     }
     Ok(url)
 }
@@ -145,10 +126,7 @@ fn api_url(raw: &str) -> Result<reqwest::Url, TelegramError> {
 fn sent_message_id(raw: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(raw).ok()?;
     if value.get("ok")?.as_bool()? {
-        value
-            .pointer("/result/message_id")?
-            .as_i64()
-            .map(|id| id.to_string())
+        value.pointer("/result/message_id")?.as_i64().map(|id| id.to_string())
     } else {
         None
     }
@@ -156,12 +134,9 @@ fn sent_message_id(raw: &str) -> Option<String> {
 
 /// One button per row, so long labels are not squeezed side by side on phones.
 fn keyboard(options: &[MenuOption]) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new(options.iter().map(|o| {
-        [InlineKeyboardButton::callback(
-            o.title.clone(),
-            callback_data(&o.id),
-        )]
-    }))
+    InlineKeyboardMarkup::new(
+        options.iter().map(|o| [InlineKeyboardButton::callback(o.title.clone(), callback_data(&o.id))]),
+    )
 }
 
 /// `id` cut to Telegram's 64-byte limit at a char boundary (a longer one is refused with
@@ -177,12 +152,10 @@ fn callback_data(id: &str) -> String {
 #[async_trait]
 impl Outbound for TelegramOutbound {
     async fn send(&self, msg: &OutboundMessage) -> Result<String, SendError> {
-        let chat_id: i64 = msg.to.recipient.trim().parse().map_err(|_| {
-            SendError::Permanent(format!(
-                "telegram recipient {:?} is not a chat id",
-                msg.to.recipient
-            ))
-        })?;
+        let chat_id: i64 =
+            msg.to.recipient.trim().parse().map_err(|_| {
+                SendError::Permanent(format!("telegram recipient {:?} is not a chat id", msg.to.recipient))
+            })?;
         if let Some(query_id) = &msg.callback_query_id {
             self.answer_callback(query_id).await;
         }

@@ -11,7 +11,11 @@ use switchboard_actors::domain::{
 };
 
 /// Answers the subscription handshake: the challenge if the token matches.
-pub fn verify_handshake(expected_token: &str, token: Option<&str>, challenge: Option<&str>) -> Result<String, WhatsAppError> {
+pub fn verify_handshake(
+    expected_token: &str,
+    token: Option<&str>,
+    challenge: Option<&str>,
+) -> Result<String, WhatsAppError> {
     match (token, challenge) {
         (Some(t), Some(c)) if constant_time_eq(t.as_bytes(), expected_token.as_bytes()) => Ok(c.to_owned()),
         _ => Err(WhatsAppError::BadVerifyToken),
@@ -84,13 +88,29 @@ pub fn parse_webhook(
         };
         for msg in &value.messages {
             let inbound = message(msg, &value.contacts, &channel);
-            parsed.items.push(WebhookItem { tenant: tenant.clone(), channel: channel.clone(), kind: WebhookKind::Message(inbound) });
+            parsed.items.push(WebhookItem {
+                tenant: tenant.clone(),
+                channel: channel.clone(),
+                kind: WebhookKind::Message(inbound),
+            });
         }
         for st in value.statuses {
             let Some(state) = delivery_state(&st.status) else { continue };
-            let error = st.errors.first().map(|e| format!("({}) {}", e.code.unwrap_or_default(), e.title.clone().unwrap_or_default()));
-            let update = DeliveryUpdate { provider_message_id: st.id, state, error, recipient: st.recipient_id.unwrap_or_default() };
-            parsed.items.push(WebhookItem { tenant: tenant.clone(), channel: channel.clone(), kind: WebhookKind::Status(update) });
+            let error = st
+                .errors
+                .first()
+                .map(|e| format!("({}) {}", e.code.unwrap_or_default(), e.title.clone().unwrap_or_default()));
+            let update = DeliveryUpdate {
+                provider_message_id: st.id,
+                state,
+                error,
+                recipient: st.recipient_id.unwrap_or_default(),
+            };
+            parsed.items.push(WebhookItem {
+                tenant: tenant.clone(),
+                channel: channel.clone(),
+                kind: WebhookKind::Status(update),
+            });
         }
     }
     Ok(parsed)

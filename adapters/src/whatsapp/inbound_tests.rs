@@ -8,7 +8,8 @@ fn resolve(pnid: &str) -> Option<(TenantId, ChannelRef)> {
 }
 
 fn more(name: &str) -> String {
-    let all: serde_json::Value = serde_json::from_str(include_str!("../../../../shared/protocols/wa_in_more.json")).unwrap();
+    let all: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../shared/protocols/wa_in_more.json")).unwrap();
     all[name].to_string()
 }
 
@@ -55,12 +56,20 @@ fn parses_media_button_and_location() {
     let image = only_message(more("image").as_bytes());
     assert_eq!(
         image.content,
-        Content::Media { media: MediaKind::Image, media_id: "900000000000009".into(), mime_type: Some("image/jpeg".into()), caption: Some("receipt".into()), filename: None }
+        Content::Media {
+            media: MediaKind::Image,
+            media_id: "900000000000009".into(),
+            mime_type: Some("image/jpeg".into()),
+            caption: Some("receipt".into()),
+            filename: None
+        }
     );
     let button = only_message(more("button").as_bytes());
     assert_eq!(button.content, Content::Choice { id: "confirm_yes".into(), title: "Yes".into() });
     let location = only_message(more("location").as_bytes());
-    assert!(matches!(location.content, Content::Location { latitude, name: Some(ref n), .. } if latitude == 52.52 && n == "Office"));
+    assert!(
+        matches!(location.content, Content::Location { latitude, name: Some(ref n), .. } if latitude == 52.52 && n == "Office")
+    );
 }
 
 #[test]

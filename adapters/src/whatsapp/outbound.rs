@@ -69,11 +69,8 @@ fn menu(text: &str, options: &[MenuOption]) -> Value {
             .collect();
         return json!({ "type": "button", "body": { "text": text }, "action": { "buttons": buttons } });
     }
-    let rows: Vec<Value> = options
-        .iter()
-        .take(10)
-        .map(|o| json!({ "id": o.id, "title": truncate(&o.title, 24) }))
-        .collect();
+    let rows: Vec<Value> =
+        options.iter().take(10).map(|o| json!({ "id": o.id, "title": truncate(&o.title, 24) })).collect();
     json!({
         "type": "list",
         "body": { "text": text },
@@ -93,7 +90,11 @@ pub fn classify_error(status: u16, body: &Value) -> SendError {
         131000 | 131016 => SendError::Transient(message),
         _ if status == 429 => SendError::RateLimited { retry_after: Duration::from_secs(1) },
         _ if status >= 500 => SendError::Transient(format!("graph http {status}: {message}")),
-        _ => SendError::Permanent(if code != 0 { format!("(#{code}) {message}") } else { format!("graph http {status}: {message}") }),
+        _ => SendError::Permanent(if code != 0 {
+            format!("(#{code}) {message}")
+        } else {
+            format!("graph http {status}: {message}")
+        }),
     }
 }
 
@@ -155,8 +156,13 @@ mod tests {
     #[test]
     fn errors_are_classified_by_meta_code() {
         assert!(matches!(classify_error(400, &wa_out("error_throughput_400")), SendError::RateLimited { .. }));
-        assert!(matches!(classify_error(400, &wa_out("error_pair_rate_400")), SendError::RateLimited { retry_after } if retry_after.as_secs() == 6));
-        assert!(matches!(classify_error(500, &json!({"error":{"code":131000,"message":"x"}})), SendError::Transient(_)));
+        assert!(
+            matches!(classify_error(400, &wa_out("error_pair_rate_400")), SendError::RateLimited { retry_after } if retry_after.as_secs() == 6)
+        );
+        assert!(matches!(
+            classify_error(500, &json!({"error":{"code":131000,"message":"x"}})),
+            SendError::Transient(_)
+        ));
         assert!(matches!(classify_error(502, &Value::Null), SendError::Transient(_)));
         let permanent = classify_error(400, &json!({"error":{"code":131026,"message":"Message undeliverable"}}));
         assert!(matches!(permanent, SendError::Permanent(ref m) if m == "(#131026) Message undeliverable"));

@@ -45,28 +45,14 @@ impl RecordedRequest {
         let headers = req
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        RecordedRequest {
-            path: req.path().to_owned(),
-            headers,
-            body,
-            at: Instant::now(),
-            status,
-        }
+        RecordedRequest { path: req.path().to_owned(), headers, body, at: Instant::now(), status }
     }
 
     /// First value of a header, looked up case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// True when the fake answered 2xx.
@@ -80,11 +66,7 @@ pub(crate) fn parse_body(req: &HttpRequest, bytes: &[u8]) -> serde_json::Value {
     if bytes.is_empty() {
         return serde_json::Value::Null;
     }
-    let content_type = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Some(fields) = parse_multipart(content_type, bytes) {
         return fields;
     }
@@ -96,10 +78,7 @@ pub(crate) fn parse_body(req: &HttpRequest, bytes: &[u8]) -> serde_json::Value {
 /// `setWebhook` (and uploads) this way; Telegram itself reads every field as a string.
 fn parse_multipart(content_type: &str, bytes: &[u8]) -> Option<serde_json::Value> {
     let rest = content_type.strip_prefix("multipart/form-data")?;
-    let boundary = rest
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
-        .trim_matches('"');
+    let boundary = rest.split(';').find_map(|p| p.trim().strip_prefix("boundary="))?.trim_matches('"');
     let text = String::from_utf8_lossy(bytes);
     let mut fields = serde_json::Map::new();
     for part in text.split(&format!("--{boundary}")) {
@@ -120,9 +99,7 @@ fn parse_multipart(content_type: &str, bytes: &[u8]) -> Option<serde_json::Value
 
 /// Current Unix time in seconds (what Telegram `date` and OpenAI `created` carry).
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[derive(Default)]
@@ -148,10 +125,7 @@ impl Recorder {
 
     fn items(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
         // A panic while holding the lock cannot leave the Vec half-written, so poison is harmless.
-        self.inner
-            .items
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.inner.items.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Turns storage on or off; counting and waking waiters go on either way.
@@ -255,31 +229,27 @@ impl RunningServer {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name(format!("fake-{name}"))
-            .spawn(move || {
-                let system = actix_web::rt::System::new();
-                system.block_on(async move {
-                    let server = HttpServer::new(move || App::new().configure(configure.clone()))
-                        .workers(workers.max(1))
-                        .disable_signals()
-                        .shutdown_timeout(1)
-                        .listen(listener);
-                    match server {
-                        Ok(server) => {
-                            let server = server.run();
-                            let _ = tx.send(Ok(server.handle()));
-                            let _ = server.await;
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
+        std::thread::Builder::new().name(format!("fake-{name}")).spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let server = HttpServer::new(move || App::new().configure(configure.clone()))
+                    .workers(workers.max(1))
+                    .disable_signals()
+                    .shutdown_timeout(1)
+                    .listen(listener);
+                match server {
+                    Ok(server) => {
+                        let server = server.run();
+                        let _ = tx.send(Ok(server.handle()));
+                        let _ = server.await;
                     }
-                });
-            })?;
-        let handle = rx
-            .await
-            .map_err(|_| std::io::Error::other("fake server thread died during start-up"))??;
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        let handle = rx.await.map_err(|_| std::io::Error::other("fake server thread died during start-up"))??;
         Ok(RunningServer { addr, handle })
     }
 

@@ -48,9 +48,7 @@ pub enum Mode {
 
 impl Default for Mode {
     fn default() -> Self {
-        Mode::Echo {
-            delay: Duration::ZERO,
-        }
+        Mode::Echo { delay: Duration::ZERO }
     }
 }
 
@@ -105,16 +103,8 @@ fn content_text(content: &Value) -> String {
 
 /// The user messages after the last assistant message, joined with `\n`.
 fn echo_text(messages: &[Value]) -> String {
-    let role = |m: &Value| {
-        m.get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
-    let start = messages
-        .iter()
-        .rposition(|m| role(m) == "assistant")
-        .map_or(0, |i| i + 1);
+    let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or("").to_owned();
+    let start = messages.iter().rposition(|m| role(m) == "assistant").map_or(0, |i| i + 1);
     let users: Vec<String> = messages[start..]
         .iter()
         .filter(|m| role(m) == "user")
@@ -154,11 +144,7 @@ impl OaiState {
             }
             Mode::Echo { delay } => (None, delay),
             Mode::Fixed { text, delay } => (Some(Reply::Text(text)), delay),
-            Mode::ToolCall {
-                name,
-                arguments,
-                delay,
-            } => {
+            Mode::ToolCall { name, arguments, delay } => {
                 let arguments = match arguments {
                     Value::String(s) => s,
                     other => other.to_string(),
@@ -181,23 +167,14 @@ impl OaiState {
     fn render(&self, body: &Value, reply: &Reply) -> (String, &'static str) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("chatcmpl-fake-{n}");
-        let model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("fake-model");
+        let model = body.get("model").and_then(Value::as_str).unwrap_or("fake-model");
         let created = unix_now();
         let prompt: u64 = body
             .get("messages")
             .and_then(Value::as_array)
-            .map_or(1, |ms| {
-                ms.iter().map(|m| words(&content_text(&m["content"]))).sum()
-            });
+            .map_or(1, |ms| ms.iter().map(|m| words(&content_text(&m["content"]))).sum());
         let (message, finish, completion) = match reply {
-            Reply::Text(text) => (
-                json!({"role": "assistant", "content": text}),
-                "stop",
-                words(text),
-            ),
+            Reply::Text(text) => (json!({"role": "assistant", "content": text}), "stop", words(text)),
             Reply::Tool { name, arguments } => {
                 let call = json!({"id": format!("call_{n}"), "type": "function",
                     "function": {"name": name, "arguments": arguments}});
@@ -233,14 +210,8 @@ impl OaiState {
         .into_iter()
         .map(chunk)
         .collect::<Vec<_>>();
-        chunks.push(chunk(
-            json!([{"index": 0, "delta": {}, "finish_reason": finish}]),
-        ));
-        if body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
+        chunks.push(chunk(json!([{"index": 0, "delta": {}, "finish_reason": finish}])));
+        if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
             let mut last = chunk(json!([]));
             last["usage"] = usage;
             chunks.push(last);
@@ -251,11 +222,7 @@ impl OaiState {
     }
 }
 
-async fn completions(
-    req: HttpRequest,
-    bytes: web::Bytes,
-    state: web::Data<OaiState>,
-) -> HttpResponse {
+async fn completions(req: HttpRequest, bytes: web::Bytes, state: web::Data<OaiState>) -> HttpResponse {
     let _in_flight = InFlight::enter(&state);
     let body = parse_body(&req, &bytes);
     let decision = state.decide(&req, &body);
@@ -271,23 +238,17 @@ async fn completions(
             let (text, content_type) = state.render(&body, &reply);
             HttpResponse::Ok().content_type(content_type).body(text)
         }
-        Err((status, text)) => {
-            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
-                .content_type("application/json")
-                .body(text)
-        }
+        Err((status, text)) => HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+            .content_type("application/json")
+            .body(text),
     }
 }
 
 async fn unknown(req: HttpRequest, bytes: web::Bytes, state: web::Data<OaiState>) -> HttpResponse {
     let body = parse_body(&req, &bytes);
     let msg = format!("Invalid URL ({} {})", req.method(), req.path());
-    state
-        .recorder
-        .record(RecordedRequest::from_http(&req, body, 404));
-    HttpResponse::NotFound()
-        .content_type("application/json")
-        .body(error_body(&msg, "invalid_request_error", None))
+    state.recorder.record(RecordedRequest::from_http(&req, body, 404));
+    HttpResponse::NotFound().content_type("application/json").body(error_body(&msg, "invalid_request_error", None))
 }
 
 /// A running fake OpenAI endpoint; stopped by [`FakeOpenAi::stop`] or on drop.
@@ -333,11 +294,7 @@ impl FakeOpenAi {
 
     /// The current mode.
     pub fn mode(&self) -> Mode {
-        self.state
-            .mode
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.mode.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Every stored request (bodies as sent), whatever was answered.

@@ -21,10 +21,8 @@ pub const BOT_ID: i64 = 777000;
 pub const BOT_USERNAME: &str = "hub_bot";
 
 const UNAUTHORIZED_BODY: &str = r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#;
-const NOT_FOUND_BODY: &str =
-    r#"{"ok":false,"error_code":404,"description":"Not Found: method not found"}"#;
-const BLOCKED_BODY: &str =
-    r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#;
+const NOT_FOUND_BODY: &str = r#"{"ok":false,"error_code":404,"description":"Not Found: method not found"}"#;
+const BLOCKED_BODY: &str = r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#;
 const TRUE_BODY: &str = r#"{"ok":true,"result":true}"#;
 
 /// A programmed `sendMessage` failure.
@@ -69,11 +67,7 @@ impl TgState {
             "answercallbackquery" | "setwebhook" | "deletewebhook" | "sendchataction" => {
                 (200, TRUE_BODY.to_owned(), None)
             }
-            "getme" => (
-                200,
-                json!({"ok": true, "result": me_json()}).to_string(),
-                None,
-            ),
+            "getme" => (200, json!({"ok": true, "result": me_json()}).to_string(), None),
             _ => (404, NOT_FOUND_BODY.to_owned(), None),
         }
     }
@@ -92,11 +86,7 @@ impl TgState {
         if text.is_empty() {
             return bad_request("Bad Request: message text is empty");
         }
-        let failure = self
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
+        let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         match failure {
             Some(TgFailure::Flood(secs)) => {
                 let body = format!(
@@ -113,24 +103,16 @@ impl TgState {
         } else {
             json!({"id": chat_id, "type": "private", "first_name": "Ada"})
         };
-        let from =
-            json!({"id": BOT_ID, "is_bot": true, "first_name": "HubBot", "username": BOT_USERNAME});
+        let from = json!({"id": BOT_ID, "is_bot": true, "first_name": "HubBot", "username": BOT_USERNAME});
         let mut message = json!({
             "message_id": message_id, "from": from, "chat": chat,
             "date": unix_now(), "text": text
         });
         // Telegram echoes an inline keyboard back in the sent Message; other markups are not.
-        if let Some(markup) = body
-            .get("reply_markup")
-            .filter(|m| m.get("inline_keyboard").is_some())
-        {
+        if let Some(markup) = body.get("reply_markup").filter(|m| m.get("inline_keyboard").is_some()) {
             message["reply_markup"] = markup.clone();
         }
-        (
-            200,
-            json!({"ok": true, "result": message}).to_string(),
-            None,
-        )
+        (200, json!({"ok": true, "result": message}).to_string(), None)
     }
 }
 
@@ -143,9 +125,7 @@ async fn call(
     let (token, method) = path.into_inner();
     let body = parse_body(&req, &bytes);
     let (status, resp, retry_after) = state.answer(&token, &method, &body);
-    state
-        .recorder
-        .record_with(|| RecordedRequest::from_http(&req, body, status));
+    state.recorder.record_with(|| RecordedRequest::from_http(&req, body, status));
     let mut builder = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
     builder.content_type("application/json");
     if let Some(secs) = retry_after {
@@ -157,12 +137,8 @@ async fn call(
 /// Unknown paths get the Bot API's 404 (recorded, to spot a wrong base URL).
 async fn unknown(req: HttpRequest, bytes: web::Bytes, state: web::Data<TgState>) -> HttpResponse {
     let body = parse_body(&req, &bytes);
-    state
-        .recorder
-        .record_with(|| RecordedRequest::from_http(&req, body, 404));
-    HttpResponse::NotFound()
-        .content_type("application/json")
-        .body(NOT_FOUND_BODY)
+    state.recorder.record_with(|| RecordedRequest::from_http(&req, body, 404));
+    HttpResponse::NotFound().content_type("application/json").body(NOT_FOUND_BODY)
 }
 
 /// Last path segment of a recorded call, i.e. the Bot API method.
@@ -220,11 +196,7 @@ impl FakeTelegram {
     }
 
     fn push_failures(&self, n: usize, failure: TgFailure) {
-        let mut queue = self
-            .state
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
         queue.extend(std::iter::repeat_n(failure, n));
     }
 
@@ -235,17 +207,12 @@ impl FakeTelegram {
 
     /// Waits until `n` successful `sendMessage` calls are stored or `timeout` passes.
     pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.state
-            .recorder
-            .wait_for_matching(n, timeout, is_sent)
-            .await
+        self.state.recorder.wait_for_matching(n, timeout, is_sent).await
     }
 
     /// Every stored call of `method` (case-insensitive), whatever its outcome.
     pub fn calls(&self, method: &str) -> Vec<RecordedRequest> {
-        self.state
-            .recorder
-            .filtered(|r| method_of(r).eq_ignore_ascii_case(method))
+        self.state.recorder.filtered(|r| method_of(r).eq_ignore_ascii_case(method))
     }
 
     /// Every stored request.

@@ -100,17 +100,10 @@ impl GraphState {
             return (200, r#"{"success":true}"#.to_owned(), None);
         }
         // BSUID sends use "recipient" instead of "to" (PROTOCOLS.md 1.1).
-        let Some(to) = ["to", "recipient"]
-            .iter()
-            .find_map(|k| body.get(*k).and_then(Value::as_str))
-        else {
+        let Some(to) = ["to", "recipient"].iter().find_map(|k| body.get(*k).and_then(Value::as_str)) else {
             return (400, INVALID_PARAMETER_BODY.to_owned(), None);
         };
-        let failure = self
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
+        let failure = self.failures.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         if let Some(failure) = failure {
             let (status, body) = failure.response();
             return (status, body.to_owned(), None);
@@ -125,11 +118,7 @@ impl GraphState {
     }
 }
 
-async fn messages(
-    req: HttpRequest,
-    bytes: web::Bytes,
-    state: web::Data<GraphState>,
-) -> HttpResponse {
+async fn messages(req: HttpRequest, bytes: web::Bytes, state: web::Data<GraphState>) -> HttpResponse {
     let at = Instant::now();
     let body = parse_body(&req, &bytes);
     let (status, resp, to) = state.answer(&req, &body);
@@ -138,11 +127,7 @@ async fn messages(
         actix_web::rt::time::sleep(delay).await;
     }
     if let Some(to) = to {
-        let hook = state
-            .on_send
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let hook = state.on_send.read().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(hook) = hook {
             hook(&to, &body);
         }
@@ -157,24 +142,16 @@ async fn messages(
 }
 
 /// Anything else is recorded (to spot wrong URLs) and answered like Graph's unknown path.
-async fn unknown(
-    req: HttpRequest,
-    bytes: web::Bytes,
-    state: web::Data<GraphState>,
-) -> HttpResponse {
+async fn unknown(req: HttpRequest, bytes: web::Bytes, state: web::Data<GraphState>) -> HttpResponse {
     let body = parse_body(&req, &bytes);
-    state
-        .recorder
-        .record_with(|| RecordedRequest::from_http(&req, body, 404));
+    state.recorder.record_with(|| RecordedRequest::from_http(&req, body, 404));
     json_response(404, INVALID_PARAMETER_BODY.to_owned())
 }
 
 fn json_response(status: u16, body: String) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(status)
-        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .body(body)
+    let status =
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).content_type("application/json").body(body)
 }
 
 /// A running fake Graph API; stopped by [`FakeGraph::stop`] or on drop.
@@ -190,10 +167,7 @@ impl FakeGraph {
     }
 
     /// Starts the fake with `workers` actix workers (more for load runs).
-    pub async fn start_with_workers(
-        access_token: &str,
-        workers: usize,
-    ) -> std::io::Result<FakeGraph> {
+    pub async fn start_with_workers(access_token: &str, workers: usize) -> std::io::Result<FakeGraph> {
         let state = Arc::new(GraphState {
             bearer: format!("Bearer {access_token}"),
             recorder: Recorder::new(),
@@ -205,10 +179,7 @@ impl FakeGraph {
         let shared = state.clone();
         let server = RunningServer::start("graph", workers, move |cfg| {
             cfg.app_data(web::Data::from(shared.clone()))
-                .route(
-                    "/{version}/{phone_number_id}/messages",
-                    web::post().to(messages),
-                )
+                .route("/{version}/{phone_number_id}/messages", web::post().to(messages))
                 .default_service(web::to(unknown));
         })
         .await?;
@@ -222,21 +193,13 @@ impl FakeGraph {
 
     /// Answers the next `n` sends with `failure` (queued after already programmed failures).
     pub fn fail_next(&self, n: usize, failure: Failure) {
-        let mut queue = self
-            .state
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
         queue.extend(std::iter::repeat_n(failure, n));
     }
 
     /// Drops programmed failures not used yet.
     pub fn clear_failures(&self) {
-        self.state
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.state.failures.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Delays every answer by `delay` (zero to answer at once).
@@ -252,11 +215,7 @@ impl FakeGraph {
 
     /// Installs (or removes) the hook called on every accepted send.
     pub fn set_on_send(&self, hook: Option<OnSend>) {
-        *self
-            .state
-            .on_send
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = hook;
+        *self.state.on_send.write().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Accepted (200) message sends, read receipts excluded.
@@ -266,17 +225,12 @@ impl FakeGraph {
 
     /// Waits until `n` accepted sends are stored or `timeout` passes; returns them.
     pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.state
-            .recorder
-            .wait_for_matching(n, timeout, is_accepted_send)
-            .await
+        self.state.recorder.wait_for_matching(n, timeout, is_accepted_send).await
     }
 
     /// Accepted read receipts.
     pub fn read_receipts(&self) -> Vec<RecordedRequest> {
-        self.state
-            .recorder
-            .filtered(|r| r.status == 200 && is_read_receipt(&r.body))
+        self.state.recorder.filtered(|r| r.status == 200 && is_read_receipt(&r.body))
     }
 
     /// Every stored request, failed ones included (see [`RecordedRequest::status`]).

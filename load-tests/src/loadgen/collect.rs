@@ -32,15 +32,8 @@ pub(crate) struct ReplySeen {
 /// the fake's worker thread and must not slow the fake down.
 pub(crate) fn hook(tx: mpsc::UnboundedSender<ReplySeen>) -> OnSend {
     Arc::new(move |to: &str, body: &Value| {
-        let text = body
-            .pointer("/text/body")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let _ = tx.send(ReplySeen {
-            at: Instant::now(),
-            to: to.to_owned(),
-            text,
-        });
+        let text = body.pointer("/text/body").and_then(Value::as_str).map(str::to_owned);
+        let _ = tx.send(ReplySeen { at: Instant::now(), to: to.to_owned(), text });
     })
 }
 
@@ -128,15 +121,12 @@ impl Collector {
     }
 
     fn on_line(&mut self, line: &str, to: &str, at_ns: u64) {
-        let index = line
-            .strip_prefix(self.prefix)
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&i| i < self.replied_at.len());
+        let index =
+            line.strip_prefix(self.prefix).and_then(|n| n.parse::<usize>().ok()).filter(|&i| i < self.replied_at.len());
         let Some(i) = index else {
             // Another run's prefix: a letter followed by digits.
             let mut chars = line.chars();
-            let foreign = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-                && chars.as_str().parse::<u64>().is_ok();
+            let foreign = chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.as_str().parse::<u64>().is_ok();
             if foreign {
                 self.foreign += 1;
             } else {

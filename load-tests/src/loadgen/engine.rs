@@ -160,9 +160,7 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         .timeout(Duration::from_secs(10))
         .build()?;
     let url: Arc<str> = format!("{}/webhooks/whatsapp", rig.hub.base_url()).into();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let sh = Arc::new(Shared {
         t0: Instant::now() + Duration::from_millis(20),
         intended_ns: (0..m).map(|_| AtomicU64::new(0)).collect(),
@@ -176,10 +174,7 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         failed: AtomicU64::new(0),
         first_send_ns: AtomicU64::new(u64::MAX),
         last_ack_ns: AtomicU64::new(0),
-        hists: Mutex::new(AckHists {
-            ack: Histogram::new(3)?,
-            service: Histogram::new(3)?,
-        }),
+        hists: Mutex::new(AckHists { ack: Histogram::new(3)?, service: Histogram::new(3)? }),
         error_samples: Mutex::new(Vec::new()),
     });
 
@@ -236,9 +231,8 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
     progress.abort();
     let col = collector.await?;
 
-    let lost: Vec<usize> = (0..m)
-        .filter(|&i| sh.acked[i].load(Ordering::Relaxed) && col.replied_at[i] == u64::MAX)
-        .collect();
+    let lost: Vec<usize> =
+        (0..m).filter(|&i| sh.acked[i].load(Ordering::Relaxed) && col.replied_at[i] == u64::MAX).collect();
     let first = sh.first_send_ns.load(Ordering::Relaxed).min(u64::MAX - 1);
     let span = |last: u64| Duration::from_nanos(last.saturating_sub(first));
     let mut samples = sh.error_samples.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -50,8 +50,7 @@ impl HubProcess {
         if let Some(dir) = spec.log.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let log = File::create(&spec.log)
-            .with_context(|| format!("creating hub log {}", spec.log.display()))?;
+        let log = File::create(&spec.log).with_context(|| format!("creating hub log {}", spec.log.display()))?;
         let mut cmd = Command::new(&spec.bin);
         // A clean environment: stray SWITCHBOARD__*, proxy or provider variables of the shell
         // must not change what is measured.
@@ -67,13 +66,8 @@ impl HubProcess {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", spec.bin.display()))?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()?;
+        let child = cmd.spawn().with_context(|| format!("spawning {}", spec.bin.display()))?;
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
         Ok(HubProcess {
             pid: child.id(),
             child: Some(child),
@@ -104,10 +98,7 @@ impl HubProcess {
             bail!("hub was already killed");
         };
         if let Some(status) = child.try_wait()? {
-            bail!(
-                "hub exited with {status}; last log lines:\n{}",
-                log_tail(&self.log, 20)
-            );
+            bail!("hub exited with {status}; last log lines:\n{}", log_tail(&self.log, 20));
         }
         Ok(())
     }
@@ -118,20 +109,12 @@ impl HubProcess {
         let url = format!("{}/healthz", self.base_url);
         loop {
             self.ensure_running()?;
-            let probe = self
-                .http
-                .get(&url)
-                .timeout(Duration::from_millis(500))
-                .send()
-                .await;
+            let probe = self.http.get(&url).timeout(Duration::from_millis(500)).send().await;
             if probe.is_ok_and(|r| r.status().is_success()) {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > timeout {
-                bail!(
-                    "hub not healthy after {timeout:?}; last log lines:\n{}",
-                    log_tail(&self.log, 20)
-                );
+                bail!("hub not healthy after {timeout:?}; last log lines:\n{}", log_tail(&self.log, 20));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -139,8 +122,8 @@ impl HubProcess {
 
     /// Resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
     pub fn rss_bytes(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .context("reading hub /proc status")?;
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).context("reading hub /proc status")?;
         let kb = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -153,14 +136,7 @@ impl HubProcess {
     /// Every sample of `GET /metrics` keyed by its name (labels included) — e.g.
     /// `switchboard_live_conversations`.
     pub async fn metrics(&self) -> Result<BTreeMap<String, f64>> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base_url))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let text = self.http.get(format!("{}/metrics", self.base_url)).send().await?.error_for_status()?.text().await?;
         Ok(parse_metrics(&text))
     }
 

@@ -52,9 +52,7 @@ pub struct RigArgs {
 impl RigArgs {
     /// The workspace root to use.
     pub fn repo_root(&self) -> PathBuf {
-        self.repo_root
-            .clone()
-            .unwrap_or_else(super::default_repo_root)
+        self.repo_root.clone().unwrap_or_else(super::default_repo_root)
     }
 
     /// `<repo>/load-tests/results/<file>`, where results go by default.
@@ -78,18 +76,13 @@ impl Rig {
     /// Starts the fakes and the hub (`extra_env` after the standard variables, so it wins) and
     /// waits until the hub is healthy.
     pub async fn start(args: &RigArgs, scenario: &str, extra_env: &[(&str, String)]) -> Result<Rig> {
-        let graph = FakeGraph::start_with_workers(ACCESS_TOKEN, args.graph_workers)
-            .await
-            .context("starting fake Graph")?;
+        let graph =
+            FakeGraph::start_with_workers(ACCESS_TOKEN, args.graph_workers).await.context("starting fake Graph")?;
         // A load run would otherwise store every request body for the whole run.
         graph.set_recording(false);
-        let openai = FakeOpenAi::start_with_workers(args.openai_workers)
-            .await
-            .context("starting fake OpenAI")?;
+        let openai = FakeOpenAi::start_with_workers(args.openai_workers).await.context("starting fake OpenAI")?;
         openai.recorder().set_enabled(false);
-        openai.set_mode(Mode::Echo {
-            delay: Duration::from_millis(args.ai_delay_ms),
-        });
+        openai.set_mode(Mode::Echo { delay: Duration::from_millis(args.ai_delay_ms) });
 
         let mut env: Vec<(String, String)> = [
             ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN.to_owned()),
@@ -104,19 +97,13 @@ impl Rig {
             // Every new conversation goes straight to the AI, and no limiter caps the run.
             ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "ai".to_owned()),
             ("SWITCHBOARD__TENANTS__DEMO__AI__RATE_PER_SECOND", "1000000".to_owned()),
-            (
-                "SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND",
-                "1000000".to_owned(),
-            ),
+            ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "1000000".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         if let Some(cap) = args.partition_capacity {
-            env.push((
-                "SWITCHBOARD__BACKEND__PARTITION_CAPACITY".into(),
-                cap.to_string(),
-            ));
+            env.push(("SWITCHBOARD__BACKEND__PARTITION_CAPACITY".into(), cap.to_string()));
         }
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         for kv in &args.hub_env {
@@ -128,21 +115,13 @@ impl Rig {
 
         let root = args.repo_root();
         let spec = HubSpec {
-            bin: args
-                .hub_bin
-                .clone()
-                .unwrap_or_else(|| root.join("target/release/switchboard")),
+            bin: args.hub_bin.clone().unwrap_or_else(|| root.join("target/release/switchboard")),
             workdir: root,
             env,
-            log: args
-                .hub_log
-                .clone()
-                .unwrap_or_else(|| args.results_path(&format!("hub-{scenario}.log"))),
+            log: args.hub_log.clone().unwrap_or_else(|| args.results_path(&format!("hub-{scenario}.log"))),
         };
         let mut hub = HubProcess::spawn(&spec)?;
-        let took = hub
-            .wait_healthy(Duration::from_secs(args.health_timeout_secs))
-            .await?;
+        let took = hub.wait_healthy(Duration::from_secs(args.health_timeout_secs)).await?;
         eprintln!(
             "hub pid {} healthy at {} after {} ms (log: {})",
             hub.pid(),

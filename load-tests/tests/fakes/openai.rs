@@ -5,9 +5,8 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessage,
-    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CreateChatCompletionRequestArgs, FinishReason,
+    ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs, FinishReason,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -16,9 +15,7 @@ use switchboard_load_tests::fakes::openai::{FakeOpenAi, Mode};
 use super::{WAIT, post};
 
 fn client(fake: &FakeOpenAi) -> Client<OpenAIConfig> {
-    let config = OpenAIConfig::new()
-        .with_api_base(fake.base_url())
-        .with_api_key("test-key");
+    let config = OpenAIConfig::new().with_api_base(fake.base_url()).with_api_key("test-key");
     Client::with_config(config)
 }
 
@@ -42,16 +39,10 @@ async fn async_openai_parses_an_echo_of_the_unanswered_user_messages() {
         .unwrap();
     let response = client(&fake).chat().create(request).await.unwrap();
     let choice = &response.choices[0];
-    assert_eq!(
-        choice.message.content.as_deref(),
-        Some("echo: first\nsecond")
-    );
+    assert_eq!(choice.message.content.as_deref(), Some("echo: first\nsecond"));
     assert_eq!(choice.finish_reason, Some(FinishReason::Stop));
     let usage = response.usage.unwrap();
-    assert_eq!(
-        usage.total_tokens,
-        usage.prompt_tokens + usage.completion_tokens
-    );
+    assert_eq!(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
     assert_eq!(response.model, "test-model");
 
     let recorded = fake.wait_for_requests(1, WAIT).await;
@@ -99,10 +90,7 @@ async fn raw_shapes_for_fixed_parts_and_errors() {
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["choices"][0]["message"]["content"], "echo: a\nb");
 
-    fake.set_mode(Mode::Fixed {
-        text: "fixed".to_owned(),
-        delay: Duration::ZERO,
-    });
+    fake.set_mode(Mode::Fixed { text: "fixed".to_owned(), delay: Duration::ZERO });
     let hello = json!({"model":"m","messages":[{"role":"user","content":"hi"}]});
     let (_, body) = post(&url(&fake), Some("k"), &hello).await;
     assert_eq!(body["choices"][0]["message"]["content"], "fixed");
@@ -113,15 +101,13 @@ async fn raw_shapes_for_fixed_parts_and_errors() {
 
     fake.set_mode(Mode::Down);
     let (status, body) = post(&url(&fake), Some("k"), &hello).await;
-    let overloaded = json!({"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":null}});
+    let overloaded =
+        json!({"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":null}});
     assert_eq!((status, body), (503, overloaded));
 
     fake.set_mode(Mode::Unauthorized);
     let (status, body) = post(&url(&fake), Some("k"), &hello).await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (401, json!("invalid_api_key"))
-    );
+    assert_eq!((status, body["error"]["code"].clone()), (401, json!("invalid_api_key")));
     assert!(body["error"]["param"].is_null());
 
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
@@ -131,21 +117,13 @@ async fn raw_shapes_for_fixed_parts_and_errors() {
 #[actix_web::test]
 async fn delay_keeps_requests_in_flight() {
     let fake = FakeOpenAi::start().await.unwrap();
-    fake.set_mode(Mode::Echo {
-        delay: Duration::from_millis(300),
-    });
-    let (target, hello) = (
-        url(&fake),
-        json!({"model":"m","messages":[{"role":"user","content":"hi"}]}),
-    );
+    fake.set_mode(Mode::Echo { delay: Duration::from_millis(300) });
+    let (target, hello) = (url(&fake), json!({"model":"m","messages":[{"role":"user","content":"hi"}]}));
     let task = actix_web::rt::spawn(async move { post(&target, Some("k"), &hello).await });
     assert_eq!(fake.wait_for_requests(1, WAIT).await.len(), 1);
     assert_eq!(fake.in_flight(), 1);
     let (status, body) = task.await.unwrap();
-    assert_eq!(
-        (status, body["choices"][0]["message"]["content"].clone()),
-        (200, json!("echo: hi"))
-    );
+    assert_eq!((status, body["choices"][0]["message"]["content"].clone()), (200, json!("echo: hi")));
     assert_eq!(fake.in_flight(), 0);
     assert_eq!(fake.max_in_flight(), 1);
 }
@@ -155,30 +133,14 @@ async fn stream_requests_get_sse_chunks() {
     let fake = FakeOpenAi::start().await.unwrap();
     let body = json!({"model":"m","stream":true,"stream_options":{"include_usage":true},
         "messages":[{"role":"user","content":"hi"}]});
-    let resp = reqwest::Client::new()
-        .post(url(&fake))
-        .bearer_auth("k")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = reqwest::Client::new().post(url(&fake)).bearer_auth("k").json(&body).send().await.unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let text = resp.text().await.unwrap();
-    let events: Vec<&str> = text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| e.strip_prefix("data: ").unwrap())
-        .collect();
+    let events: Vec<&str> =
+        text.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.strip_prefix("data: ").unwrap()).collect();
     assert_eq!(events.last(), Some(&"[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    assert!(
-        chunks
-            .iter()
-            .all(|c| c["object"] == "chat.completion.chunk")
-    );
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
     assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "echo: hi");
     assert_eq!(chunks[2]["choices"][0]["finish_reason"], "stop");
     assert_eq!(chunks[3]["choices"], json!([]));
@@ -204,10 +166,7 @@ async fn async_openai_parses_streamed_text_and_tool_calls() {
             finish = finish.or(choice.finish_reason);
         }
     }
-    assert_eq!(
-        (text.as_str(), finish),
-        ("echo: hi", Some(FinishReason::Stop))
-    );
+    assert_eq!((text.as_str(), finish), ("echo: hi", Some(FinishReason::Stop)));
 
     fake.set_mode(Mode::ToolCall {
         name: "send_message".to_owned(),
@@ -226,9 +185,6 @@ async fn async_openai_parses_streamed_text_and_tool_calls() {
         }
     }
     assert_eq!(name, "send_message");
-    assert_eq!(
-        serde_json::from_str::<Value>(&arguments).unwrap(),
-        json!({"text": "x"})
-    );
+    assert_eq!(serde_json::from_str::<Value>(&arguments).unwrap(), json!({"text": "x"}));
     assert_eq!(fake.requests()[0].body["stream"], true);
 }

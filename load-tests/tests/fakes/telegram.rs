@@ -30,10 +30,7 @@ async fn teloxide_send_message_parses_and_is_recorded() {
     assert_eq!(sent[0].path, format!("/bot{TOKEN}/SendMessage"));
 
     // Message ids increase.
-    let second = bot(&fake)
-        .send_message(ChatId(4242), "again")
-        .await
-        .unwrap();
+    let second = bot(&fake).send_message(ChatId(4242), "again").await.unwrap();
     assert!(second.id.0 > message.id.0);
 }
 
@@ -66,19 +63,12 @@ async fn teloxide_get_me_and_small_methods() {
     let me = bot.get_me().await.unwrap();
     assert_eq!(me.username(), "hub_bot");
     assert!(me.is_bot);
-    bot.answer_callback_query(CallbackQueryId("cbq-1".to_owned()))
-        .await
-        .unwrap();
+    bot.answer_callback_query(CallbackQueryId("cbq-1".to_owned())).await.unwrap();
     bot.delete_webhook().await.unwrap();
-    bot.set_webhook("https://hub.example/tg".parse().unwrap())
-        .await
-        .unwrap();
+    bot.set_webhook("https://hub.example/tg".parse().unwrap()).await.unwrap();
     assert_eq!(fake.calls("answerCallbackQuery").len(), 1);
     // teloxide sends setWebhook as multipart/form-data; the fake records its text fields.
-    assert_eq!(
-        fake.calls("setwebhook")[0].body["url"],
-        "https://hub.example/tg"
-    );
+    assert_eq!(fake.calls("setwebhook")[0].body["url"], "https://hub.example/tg");
 }
 
 #[actix_web::test]
@@ -89,10 +79,7 @@ async fn dropping_the_fake_under_actix_stops_its_server() {
     drop(fake);
     let deadline = Instant::now() + WAIT;
     while reqwest::Client::new().post(&url).send().await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "server still answering after drop"
-        );
+        assert!(Instant::now() < deadline, "server still answering after drop");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -112,23 +99,14 @@ async fn raw_answers_match_the_bot_api_shapes() {
     assert!(body["result"]["date"].as_u64().unwrap() > 1_700_000_000);
 
     fake.flood_next(1, 3);
-    let resp = reqwest::Client::new()
-        .post(url("sendMessage"))
-        .json(&json!({"chat_id":4242,"text":"x"}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        reqwest::Client::new().post(url("sendMessage")).json(&json!({"chat_id":4242,"text":"x"})).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 429);
     assert_eq!(resp.headers()["retry-after"], "3");
     let err_429 = json!({"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}});
     assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), err_429);
 
-    let (status, body) = post(
-        &url("answerCallbackQuery"),
-        None,
-        &json!({"callback_query_id":"1"}),
-    )
-    .await;
+    let (status, body) = post(&url("answerCallbackQuery"), None, &json!({"callback_query_id":"1"})).await;
     assert_eq!((status, body), (200, json!({"ok":true,"result":true})));
     let (status, body) = post(&url("noSuchMethod"), None, &json!({})).await;
     assert_eq!(status, 404);
@@ -136,13 +114,7 @@ async fn raw_answers_match_the_bot_api_shapes() {
 
     let wrong = format!("{}/botWRONG/sendMessage", fake.base_url());
     let (status, body) = post(&wrong, None, &json!({"chat_id":1,"text":"x"})).await;
-    assert_eq!(
-        (status, body),
-        (
-            401,
-            json!({"ok":false,"error_code":401,"description":"Unauthorized"})
-        )
-    );
+    assert_eq!((status, body), (401, json!({"ok":false,"error_code":401,"description":"Unauthorized"})));
 
     let (status, body) = post(&url("sendMessage"), None, &json!({"chat_id":4242})).await;
     assert_eq!((status, body["ok"].clone()), (400, json!(false)));

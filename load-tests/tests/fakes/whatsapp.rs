@@ -35,10 +35,7 @@ async fn graph_accepts_a_send_with_the_real_response_shape() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body, send_text());
     assert_eq!(sent[0].path, "/v21.0/200000000000002/messages");
-    assert_eq!(
-        sent[0].header("Authorization"),
-        Some("Bearer wa-test-token")
-    );
+    assert_eq!(sent[0].header("Authorization"), Some("Bearer wa-test-token"));
     assert_eq!(sent[0].header("content-type"), Some("application/json"));
     assert_eq!(fake.sent_count(), 1);
 
@@ -65,8 +62,7 @@ async fn graph_rejects_a_wrong_or_missing_token_with_code_190() {
 async fn graph_answers_read_receipts_without_counting_them_as_sends() {
     let fake = FakeGraph::start(TOKEN).await.unwrap();
     fake.fail_next(1, Failure::Throughput);
-    let receipt =
-        json!({"messaging_product":"whatsapp","status":"read","message_id":"wamid.TEST-IN-1"});
+    let receipt = json!({"messaging_product":"whatsapp","status":"read","message_id":"wamid.TEST-IN-1"});
     let (status, body) = post(&messages_url(&fake), Some(TOKEN), &receipt).await;
     assert_eq!((status, body), (200, json!({"success": true})));
     assert!(fake.sent().is_empty());
@@ -95,18 +91,9 @@ async fn graph_programmed_failures_use_the_real_error_bodies() {
     assert_eq!(got[0], (400, wa_out["error_throughput_400"].clone()));
     assert_eq!(got[1], (400, wa_out["error_throughput_400"].clone()));
     assert_eq!(got[2], (400, wa_out["error_pair_rate_400"].clone()));
-    assert_eq!(
-        (got[3].0, &got[3].1["error"]["code"]),
-        (500, &json!(131000))
-    );
-    assert_eq!(
-        (got[4].0, &got[4].1["error"]["code"]),
-        (400, &json!(131026))
-    );
-    assert_eq!(
-        got[4].1["error"]["message"],
-        "(#131026) Message undeliverable"
-    );
+    assert_eq!((got[3].0, &got[3].1["error"]["code"]), (500, &json!(131000)));
+    assert_eq!((got[4].0, &got[4].1["error"]["code"]), (400, &json!(131026)));
+    assert_eq!(got[4].1["error"]["message"], "(#131026) Message undeliverable");
     assert_eq!(got[5].0, 200);
     assert_eq!(fake.sent().len(), 1);
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
@@ -137,12 +124,7 @@ async fn graph_wait_for_sent_sees_sends_from_another_task() {
     assert_eq!(sent.len(), 3);
     // A timeout returns what there is instead of hanging.
     let started = Instant::now();
-    assert_eq!(
-        fake.wait_for_sent(4, Duration::from_millis(100))
-            .await
-            .len(),
-        3
-    );
+    assert_eq!(fake.wait_for_sent(4, Duration::from_millis(100)).await.len(), 3);
     assert!(started.elapsed() < Duration::from_secs(2));
     fake.recorder().clear();
     assert!(fake.sent().is_empty());
@@ -167,14 +149,7 @@ async fn graph_runs_under_plain_tokio_with_recording_off_and_a_hook() {
         tasks.push(tokio::spawn(async move {
             let body = json!({"messaging_product":"whatsapp","to":format!("1555000{i:04}"),
                 "type":"text","text":{"body":format!("m{i}")}});
-            client
-                .post(url)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
+            client.post(url).bearer_auth(TOKEN).json(&body).send().await.unwrap().status()
         }));
     }
     for task in tasks {
@@ -202,10 +177,7 @@ async fn graph_stop_and_drop_close_the_port() {
     // Drop only sends the stop command; give the server thread a moment to act on it.
     let deadline = Instant::now() + WAIT;
     while reqwest::Client::new().post(&url).send().await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "server still answering after drop"
-        );
+        assert!(Instant::now() < deadline, "server still answering after drop");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,0 +1,132 @@
+//! ConversationActor with probes in place of its neighbours and time under the test's control.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use support::*;
+use switchboard_actors::conversation::{CommandError, Outcome};
+use switchboard_actors::domain::{AgentId, Author};
+use switchboard_actors::event::Input;
+use switchboard_actors::ports::LlmAction;
+use switchboard_actors::registry::LiveCount;
+use switchboard_actors::state::Status;
+use switchboard_actors::tenant::{Route, TenantPolicy};
+
+fn ai_policy() -> TenantPolicy {
+    TenantPolicy::example("t", Route::Ai)
+}
+
+#[actix::test]
+async fn debounce_window_groups_a_burst_into_one_turn() {
+    tokio::time::pause();
+    let mut policy = ai_policy();
+    policy.ai.debounce = Some(Duration::from_millis(500));
+    let rig = rig(policy, Duration::from_millis(10));
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    rig.customer("m2", "tudo bem?").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    rig.customer("m3", "preciso de ajuda").await.unwrap();
+    assert!(rig.llm.calls().is_empty(), "still inside the window");
+    settle(Duration::from_millis(500)).await;
+    assert_eq!(rig.llm.calls().len(), 1, "one model call for the burst");
+    assert_eq!(rig.sent_texts(), vec!["echo: oi\ntudo bem?\npreciso de ajuda"]);
+}
+
+#[actix::test]
+async fn without_debounce_messages_during_a_turn_wait_for_the_next_one() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_secs(1));
+    rig.customer("m1", "a").await.unwrap();
+    rig.customer("m2", "b").await.unwrap();
+    rig.customer("m3", "c").await.unwrap();
+    settle(Duration::from_secs(3)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: a", "echo: b\nc"]);
+    assert_eq!(
+        rig.state().ai_answered_seq,
+        rig.state().history.iter().rev().find(|e| e.author == Author::Customer).unwrap().seq
+    );
+}
+
+#[actix::test]
+async fn close_while_the_model_thinks_drops_its_reply() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_secs(2));
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(500)).await;
+    assert_eq!(rig.llm.calls().len(), 1);
+    assert_eq!(rig.deliver(Input::Close { by: Author::Agent(AgentId::new("ana")) }).await, Ok(Outcome::Applied));
+    settle(Duration::from_secs(3)).await;
+    assert!(rig.sent_texts().is_empty(), "no reply after the close: {:?}", rig.sent_texts());
+    assert_eq!(rig.metrics.stale_ai_replies_dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.state().status, Status::Closed);
+}
+
+#[actix::test]
+async fn ai_handoff_tool_call_queues_and_the_queue_assigns() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_millis(10));
+    *rig.llm.action.lock().unwrap() =
+        Some(LlmAction::Handoff { queue: Some("sales".into()), reason: "wants a quote".into(), message: None });
+    rig.customer("m1", "quero um orçamento").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    assert_eq!(rig.state().status, Status::Queued { queue: "sales".into() });
+    assert_eq!(rig.sent_texts(), vec!["Vou te transferir para um atendente.", "Você está na fila sales, posição 1."]);
+    // The queue has no agent yet; an assignment arrives as a bus input.
+    let assign = Input::Assign { queue: "sales".into(), agent: AgentId::new("ana") };
+    assert_eq!(rig.deliver(assign.clone()).await, Ok(Outcome::Applied));
+    assert_eq!(rig.deliver(assign).await, Ok(Outcome::Duplicate), "a redelivered assignment is harmless");
+    assert_eq!(rig.state().status, Status::Assigned { queue: "sales".into(), agent: AgentId::new("ana") });
+    let epochs = rig.state().epoch;
+    assert!(epochs >= 3, "ai start, handoff and assignment each moved ownership: {epochs}");
+}
+
+#[actix::test]
+async fn assignment_of_a_closed_conversation_is_refused() {
+    tokio::time::pause();
+    let rig = rig(TenantPolicy::example("t", Route::Queue("sales".into())), Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    rig.deliver(Input::Close { by: Author::System }).await.unwrap();
+    let late = rig.deliver(Input::Assign { queue: "sales".into(), agent: AgentId::new("ana") }).await;
+    assert!(matches!(late, Err(CommandError::Conflict(_))), "{late:?}");
+    assert_eq!(rig.state().status, Status::Closed);
+}
+
+#[actix::test]
+async fn idle_actor_passivates_and_rehydrates_from_the_store() {
+    tokio::time::pause();
+    let mut policy = ai_policy();
+    policy.idle_timeout = Duration::from_secs(10);
+    let rig = rig(policy, Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.registry.send(LiveCount).await.unwrap(), 1);
+    settle(Duration::from_secs(20)).await;
+    assert_eq!(rig.registry.send(LiveCount).await.unwrap(), 0);
+    assert_eq!(rig.metrics.passivations.load(Ordering::Relaxed), 1);
+    // A redelivery of the first message after rehydration is still recognised.
+    assert_eq!(rig.customer("m1", "oi").await, Ok(Outcome::Duplicate));
+    assert_eq!(rig.metrics.rehydrations.load(Ordering::Relaxed), 1);
+    rig.customer("m2", "de novo").await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: oi", "echo: de novo"]);
+}
+
+#[actix::test]
+async fn triage_flow_counts_invalid_answers_and_routes_choices() {
+    tokio::time::pause();
+    let rig = rig(TenantPolicy::example("t", Route::Triage), Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    assert!(matches!(rig.state().status, Status::Triage { invalid_attempts: 0 }));
+    rig.customer("m2", "7").await.unwrap();
+    assert!(matches!(rig.state().status, Status::Triage { invalid_attempts: 1 }));
+    rig.customer("m3", "3").await.unwrap();
+    assert_eq!(rig.state().status, Status::Bot);
+    settle(Duration::from_millis(50)).await;
+    let texts = rig.sent_texts();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts[0].contains("1. Vendas") && texts[1].starts_with("Opção inválida."));
+    assert_eq!(texts[2], "Olá! Sou o assistente virtual. Como posso ajudar?");
+    assert!(rig.llm.calls().is_empty(), "the menu choice itself is not sent to the model");
+}
