@@ -66,3 +66,25 @@ impl ResponseError for ApiError {
         res.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[actix_web::test]
+    async fn busy_is_503_with_retry_after_and_a_json_body() {
+        let res = ApiError::Busy.error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get("retry-after").unwrap(), "1");
+        let body: serde_json::Value = serde_json::from_slice(&to_bytes(res.into_body()).await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "busy");
+    }
+
+    #[test]
+    fn client_errors_do_not_invite_retries() {
+        let res = ApiError::PayloadTooLarge(10).error_response();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(res.headers().get("retry-after").is_none());
+    }
+}

@@ -169,3 +169,62 @@ async fn slow_model_times_out_into_fallback_and_handoff() {
     assert!(!texts.iter().any(|t| t.starts_with("echo:")), "the late model answer is never sent");
     assert_eq!(app.hub.metrics().llm_fallbacks.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+#[actix_web::test]
+async fn triage_menu_goes_out_as_reply_buttons_and_a_button_reply_routes() {
+    let app = spawn_app(&[]).await;
+    app.wa_text(ADA, "wamid.T-1", "oi").await;
+    let menu = app.graph.wait_for_sent(1, Duration::from_secs(5)).await;
+    let interactive = &menu[0].body["interactive"];
+    assert_eq!(menu[0].body["type"], "interactive");
+    assert_eq!(interactive["type"], "button", "three options fit in reply buttons");
+    let buttons = interactive["action"]["buttons"].as_array().unwrap();
+    assert_eq!(buttons.len(), 3);
+    assert_eq!(buttons[2]["reply"], serde_json::json!({"id":"3","title":"Assistente virtual"}));
+    let tap = payloads::wa_interactive_button(PNID, ADA, "wamid.T-2", "3", "Assistente virtual");
+    assert_eq!(app.post_wa(&tap).await.status(), 200);
+    app.graph.wait_for_sent(2, Duration::from_secs(5)).await;
+    assert_eq!(app.state_of(&app.wa_conversation(ADA)).await.unwrap().status, Status::Bot);
+    app.wa_text(ADA, "wamid.T-3", "qual o prazo de entrega?").await;
+    app.graph.wait_for_sent(3, Duration::from_secs(5)).await;
+    assert_eq!(app.wa_texts_to(ADA).last().unwrap(), "echo: qual o prazo de entrega?");
+}
+
+#[actix_web::test]
+async fn both_forms_of_a_brazilian_mobile_are_one_conversation() {
+    let app = spawn_app(&[("TENANTS__DEMO__ENTRY", "ai")]).await;
+    app.wa_text("551187654321", "wamid.N-1", "sem o nove").await;
+    app.graph.wait_for_sent(1, Duration::from_secs(5)).await;
+    app.wa_text("5511987654321", "wamid.N-2", "com o nove").await;
+    app.graph.wait_for_sent(2, Duration::from_secs(5)).await;
+    let state = app.state_of(&app.wa_conversation("5511987654321")).await.unwrap();
+    assert_eq!(state.history.iter().filter(|e| e.author == switchboard_actors::domain::Author::Customer).count(), 2);
+    assert_eq!(app.wa_conversation("551187654321"), app.wa_conversation("5511987654321"));
+    let to: Vec<String> = app.graph.sent().iter().map(|r| r.body["to"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(to, vec!["551187654321", "5511987654321"], "replies go to the wa_id WhatsApp gave");
+}
+
+#[actix_web::test]
+async fn graph_throttling_is_retried_and_permanent_errors_are_recorded() {
+    use switchboard_load_tests::fakes::whatsapp::Failure;
+    let app = spawn_app(&[("TENANTS__DEMO__ENTRY", "ai")]).await;
+    app.graph.fail_next(1, Failure::Throughput);
+    app.wa_text(ADA, "wamid.F-1", "um").await;
+    app.graph.wait_for_sent(1, Duration::from_secs(5)).await;
+    assert_eq!(app.graph.requests().len(), 2, "one throttled attempt, then the send");
+    assert_eq!(app.wa_texts_to(ADA), vec!["echo: um"]);
+    app.graph.fail_next(1, Failure::Permanent);
+    let other = "5511922223333";
+    app.wa_text(other, "wamid.F-2", "dois").await;
+    let conv = app.wa_conversation(other);
+    let state = eventually(Duration::from_secs(5), || async {
+        app.state_of(&conv).await.filter(|s| s.outbound.front().is_some_and(|o| o.state == Some(DeliveryState::Failed)))
+    })
+    .await;
+    assert!(state.is_some(), "undeliverable message marked failed");
+    let journal = app.hub.journal(&conv, 1).await;
+    let failed =
+        journal.iter().map(|e| serde_json::to_value(e).unwrap()).find(|v| v["type"] == "outbound.message.failed");
+    assert!(failed.unwrap()["payload"]["reason"].as_str().unwrap().contains("131026"));
+    assert_eq!(app.graph.requests().len(), 3, "a permanent error is not retried");
+}

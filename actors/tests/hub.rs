@@ -1,0 +1,86 @@
+//! Hub ingress: a full bus sheds load with `Busy` and forgets the dedup mark, so the provider's
+//! retry is accepted rather than mistaken for a duplicate.
+
+mod support;
+
+use async_trait::async_trait;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use support::MapStore;
+use switchboard_actors::domain::{ConversationId, DeliveryState, DeliveryUpdate, TenantId};
+use switchboard_actors::event::{Envelope, Input};
+use switchboard_actors::hub::{Backend, Hub, HubSettings, IngestError, Ingested, TenantSetup};
+use switchboard_actors::ports::*;
+use switchboard_actors::tenant::{Route, TenantPolicy};
+use tokio::sync::mpsc;
+
+/// A one-partition bus that can be made to refuse.
+struct ValveBus {
+    open: AtomicBool,
+    tx: mpsc::Sender<Delivery>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+}
+
+#[async_trait]
+impl Bus for ValveBus {
+    fn partitions(&self) -> u32 {
+        1
+    }
+    async fn publish(&self, partition: u32, envelope: Envelope<Input>, _wait: bool) -> Result<(), BusError> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Err(BusError::Full { partition });
+        }
+        self.tx.send(Delivery { id: "1".into(), envelope }).await.map_err(|_| BusError::Closed)
+    }
+    async fn next_batch(&self, _: u32, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut out = Vec::new();
+        self.rx.lock().await.recv_many(&mut out, max).await;
+        Ok(out)
+    }
+    async fn ack(&self, _: u32, _: &[String]) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct SetDedup(Mutex<HashSet<String>>);
+
+#[async_trait]
+impl Dedup for SetDedup {
+    async fn first_seen(&self, key: &str, _: Duration) -> Result<bool, DedupError> {
+        Ok(self.0.lock().unwrap().insert(key.to_owned()))
+    }
+    async fn forget(&self, key: &str) -> Result<(), DedupError> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn full_bus_answers_busy_and_the_retry_is_accepted() {
+    let (tx, rx) = mpsc::channel(16);
+    let bus = Arc::new(ValveBus { open: AtomicBool::new(false), tx, rx: tokio::sync::Mutex::new(rx) });
+    let backend = Backend {
+        bus: bus.clone(),
+        dedup: Arc::new(SetDedup::default()),
+        store: Arc::new(MapStore::default()),
+        clock: Arc::new(SystemClock),
+    };
+    let tenant = TenantSetup { policy: TenantPolicy::example("t", Route::Ai), llm: None, channels: vec![] };
+    let hub = Hub::start(backend, vec![tenant], HubSettings::default());
+    let status = Input::StatusReceived(DeliveryUpdate {
+        provider_message_id: "wamid.X".into(),
+        state: DeliveryState::Read,
+        error: None,
+        recipient: "1".into(),
+    });
+    let env = || Envelope::new(TenantId::new("t"), ConversationId::new("t:c"), "trace", 0, status.clone());
+    let busy = hub.ingest(env(), Some("t:wamid.X:read".into())).await;
+    assert!(matches!(busy, Err(IngestError::Busy)), "{busy:?}");
+    bus.open.store(true, Ordering::SeqCst);
+    assert_eq!(hub.ingest(env(), Some("t:wamid.X:read".into())).await.unwrap(), Ingested::Accepted, "not a duplicate");
+    assert_eq!(hub.ingest(env(), Some("t:wamid.X:read".into())).await.unwrap(), Ingested::Duplicate);
+}
