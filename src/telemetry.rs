@@ -59,6 +59,18 @@ impl WebhookRejected<'_> {
     }
 }
 
+/// Emits [`WebhookRejected`] for `channel` and passes the error through: `map_err(|e| reject(reason, e))`.
+pub fn rejecter<'a>(
+    metrics: &'a WebhookMetrics,
+    channel: &'static str,
+    trace_id: &'a str,
+) -> impl Fn(&'static str, crate::http_error::ApiError) -> crate::http_error::ApiError + 'a {
+    move |reason, err| {
+        WebhookRejected { channel, reason, trace_id }.emit(metrics);
+        err
+    }
+}
+
 /// A webhook was accepted.
 pub struct WebhookAccepted<'a> {
     /// `whatsapp` or `telegram`.

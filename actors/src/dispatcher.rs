@@ -73,6 +73,8 @@ pub struct RequestHandoff {
     pub queue: Option<String>,
     /// Why (logged).
     pub reason: String,
+    /// Trace id of the request that caused it.
+    pub trace_id: String,
 }
 
 /// Where the conversation landed.
@@ -92,7 +94,7 @@ impl Handler<RequestHandoff> for Dispatcher {
             return Box::pin(async { Err(DispatchError::UnknownTenant) });
         };
         let queue = routes.policy.resolve_queue(msg.queue.as_deref());
-        tracing::info!(tenant = %msg.tenant, conversation = %msg.conversation, %queue, reason = %msg.reason, "routing.handoff.requested");
+        tracing::info!(tenant = %msg.tenant, conversation = %msg.conversation, %queue, reason = %msg.reason, trace_id = %msg.trace_id, "routing.handoff.requested");
         let addr = routes.queues.get(&queue).cloned();
         Box::pin(async move {
             let addr = addr.ok_or(DispatchError::QueueUnavailable)?;

@@ -105,7 +105,10 @@ impl Outbox {
         let attempt = async move { deliver(&*outbound, &message, &limits, &breaker, &policy, &metrics).await };
         ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
             match &outcome {
-                SendOutcome::Sent { .. } => HubMetrics::inc(&act.metrics.outbound_sent),
+                SendOutcome::Sent { provider_message_id } => {
+                    HubMetrics::inc(&act.metrics.outbound_sent);
+                    tracing::debug!(conversation = %msg.conversation, trace_id = %msg.trace_id, %provider_message_id, "outbound.message.sent");
+                }
                 SendOutcome::Failed { reason } => {
                     HubMetrics::inc(&act.metrics.outbound_failed);
                     tracing::warn!(conversation = %msg.conversation, trace_id = %msg.trace_id, %reason, "outbound.message.failed");

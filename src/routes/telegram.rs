@@ -5,7 +5,7 @@
 use super::body::{read_body, require_utf8};
 use crate::app::AppState;
 use crate::http_error::ApiError;
-use crate::telemetry::{WebhookAccepted, WebhookRejected};
+use crate::telemetry::{WebhookAccepted, rejecter};
 use crate::trace::TraceId;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -24,10 +24,7 @@ pub async fn receive(
     state: web::Data<AppState>,
     trace: TraceId,
 ) -> Result<HttpResponse, ApiError> {
-    let reject = |reason: &'static str, err: ApiError| {
-        WebhookRejected { channel: CHANNEL, reason, trace_id: &trace.0 }.emit(&state.webhooks);
-        err
-    };
+    let reject = rejecter(&state.webhooks, CHANNEL, &trace.0);
     let name = path.into_inner();
     let Some((tenant, channel, settings)) = state.channels.telegram.get(&name) else {
         return Err(reject("unknown_channel", ApiError::NotFound(format!("no telegram channel named {name:?}"))));

@@ -4,7 +4,7 @@
 use super::body::{read_body, require_utf8};
 use crate::app::AppState;
 use crate::http_error::ApiError;
-use crate::telemetry::{WebhookAccepted, WebhookRejected};
+use crate::telemetry::{WebhookAccepted, rejecter};
 use crate::trace::TraceId;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -52,10 +52,7 @@ pub async fn receive(
     state: web::Data<AppState>,
     trace: TraceId,
 ) -> Result<HttpResponse, ApiError> {
-    let reject = |reason: &'static str, err: ApiError| {
-        WebhookRejected { channel: CHANNEL, reason, trace_id: &trace.0 }.emit(&state.webhooks);
-        err
-    };
+    let reject = rejecter(&state.webhooks, CHANNEL, &trace.0);
     if state.channels.whatsapp.is_empty() {
         return Err(reject("not_configured", ApiError::NotFound("no whatsapp channel is configured".into())));
     }

@@ -118,6 +118,7 @@ impl ConversationActor {
             conversation: self.state.id.clone(),
             queue,
             reason: reason.clone(),
+            trace_id: self.trace_id.clone(),
         });
         Box::pin(ask.into_actor(self).map(move |res, act, _| {
             let handoff = match res {
@@ -202,7 +203,7 @@ impl ConversationActor {
     }
 
     fn apply_ai(&mut self, outcome: AiOutcome, through: u64) -> Step {
-        tracing::debug!(conversation = %self.state.id, trace_id = %self.trace_id, fallback = outcome.fallback, "agent.ai.response.generated");
+        tracing::debug!(conversation = %self.state.id, trace_id = %self.trace_id, fallback = outcome.fallback, tokens = outcome.prompt_tokens + outcome.completion_tokens, "agent.ai.response.generated");
         self.record(Event::AiResponse {
             answered_through: through,
             prompt_tokens: outcome.prompt_tokens,
