@@ -13,7 +13,7 @@ use switchboard_load_tests::loadgen::{idle, throughput};
 
 /// Load generator for the Switchboard hub (exit 0 clean, 1 failure, 3 anomalies).
 #[derive(Parser)]
-#[command(name = "loadgen", version, about)]
+#[command(name = "loadgen", version)]
 struct Cli {
     /// Tokio worker threads of the load generator itself (it shares the cores with the hub).
     #[arg(long, global = true, default_value_t = 2)]
@@ -41,9 +41,17 @@ fn main() -> ExitCode {
             }
         };
     let result = runtime.block_on(async {
-        match &cli.scenario {
-            Scenario::Throughput(args) => throughput::run(args).await,
-            Scenario::IdleRss(args) => idle::run(args).await,
+        let scenario = async {
+            match &cli.scenario {
+                Scenario::Throughput(args) => throughput::run(args).await,
+                Scenario::IdleRss(args) => idle::run(args).await,
+            }
+        };
+        // On Ctrl-C the scenario future is dropped, and with it the hub guard that kills the
+        // child: the default SIGINT action would exit without running any destructor.
+        tokio::select! {
+            result = scenario => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         }
     });
     // Request tasks of an aborted run may still be parked on timers; do not wait for them.

@@ -65,6 +65,8 @@ pub(crate) struct Collector {
     pub(crate) foreign: u64,
     /// First examples of unexpected replies.
     pub(crate) samples: Vec<String>,
+    /// Most lines of this run in one reply (the largest AI batch).
+    pub(crate) max_batch: u64,
     /// Last reply line of this run, ns since `Shared::t0` (0 if none).
     pub(crate) last_reply_ns: u64,
 }
@@ -88,6 +90,7 @@ impl Collector {
             misrouted: 0,
             foreign: 0,
             samples: Vec::new(),
+            max_batch: 0,
             last_reply_ns: 0,
         }
     }
@@ -115,9 +118,11 @@ impl Collector {
             return;
         };
         let at_ns = nanos(reply.at.saturating_duration_since(self.sh.t0));
+        let before = self.lines;
         for line in echo.split('\n') {
             self.on_line(line, &reply.to, at_ns);
         }
+        self.max_batch = self.max_batch.max(self.lines - before);
     }
 
     fn on_line(&mut self, line: &str, to: &str, at_ns: u64) {
@@ -148,6 +153,11 @@ impl Collector {
         self.replied_at[i] = at_ns;
         self.last_reply_ns = self.last_reply_ns.max(at_ns);
         self.sh.replied.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.sh.reply_waiters.get(i)
+            && let Some(waiter) = slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = waiter.send(());
+        }
         let intended = self.sh.intended_ns[i].load(Ordering::Relaxed);
         let _ = self.e2e.record(at_ns.saturating_sub(intended) / 1_000);
         // Lanes deliver a conversation's messages in index order, so its answers must be too.

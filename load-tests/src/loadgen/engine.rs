@@ -1,6 +1,7 @@
 //! The sender: signed WhatsApp webhooks, round-robin over conversations, in open-model rate mode
 //! (message `i` is due at `t0 + i/R`, latencies count from then, so a slow hub cannot hide its
-//! queueing by slowing the sender) or closed-loop (`rate == 0`, K requests in flight).
+//! queueing by slowing the sender) or closed-loop (`rate == 0`, K messages in flight, each
+//! until its reply arrives or, with `close_on_reply` off, until its webhook is acknowledged).
 //!
 //! A conversation's messages go through a lane: message `i + C` is posted only after message `i`
 //! was acknowledged (or given up on), as a provider delivers one user's messages. Without lanes
@@ -17,32 +18,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::collect::{Collector, hook, nanos};
 use super::customer_number;
+pub use super::outcome::{LoadOutcome, LoadSpec};
 use super::rig::{APP_SECRET, PHONE_NUMBER_ID, Rig};
 use crate::payloads::{wa_sign, wa_text};
-
-/// What to send.
-#[derive(Clone, Debug)]
-pub struct LoadSpec {
-    /// Name in progress lines.
-    pub label: &'static str,
-    /// Distinct senders; message `i` comes from conversation `i % conversations`.
-    pub conversations: usize,
-    /// Messages to send.
-    pub messages: usize,
-    /// Messages per second; 0 = closed loop, as fast as `concurrency` allows.
-    pub rate: f64,
-    /// Requests in flight at most (lane waits included).
-    pub concurrency: usize,
-    /// Conversation `c` is the number `55119` + `number_base + c` (8 digits).
-    pub number_base: u64,
-    /// Message texts are `<prefix><i>`: distinct per run so late replies of a previous run
-    /// are recognised.
-    pub prefix: char,
-    /// How long to wait for missing replies after the last acknowledgement.
-    pub drain_timeout: Duration,
-    /// Extra wait after the last expected reply, to catch late duplicates.
-    pub settle: Duration,
-}
 
 /// Attempts per message (503s and transport errors) before giving up.
 const MAX_ATTEMPTS: u32 = 30;
@@ -55,6 +33,9 @@ pub(crate) struct AckHists {
     pub(crate) ack: Histogram<u64>,
     /// Request sent → 200, of the successful attempt only.
     pub(crate) service: Histogram<u64>,
+    /// Intended start → first attempt: the sender's own lateness (timer granularity, lanes,
+    /// a full pool). Large values mean the generator, not the hub, is the limit.
+    pub(crate) lag: Histogram<u64>,
 }
 
 /// State shared by the dispatcher, the request tasks, the collector and the progress line.
@@ -74,75 +55,8 @@ pub(crate) struct Shared {
     pub(crate) last_ack_ns: AtomicU64,
     pub(crate) hists: Mutex<AckHists>,
     pub(crate) error_samples: Mutex<Vec<String>>,
-}
-
-/// Figures of one run.
-pub struct LoadOutcome {
-    /// The spec it ran.
-    pub spec: LoadSpec,
-    /// Intended start → webhook 200, µs.
-    pub ack: Histogram<u64>,
-    /// One successful webhook request, µs.
-    pub ack_service: Histogram<u64>,
-    /// Intended start → reply line at the fake Graph, µs.
-    pub e2e: Histogram<u64>,
-    /// Messages whose first attempt was made.
-    pub sent: u64,
-    /// Messages answered 200.
-    pub acked: u64,
-    /// Messages with at least one reply line.
-    pub replied: u64,
-    /// 503 answers (each retried).
-    pub busy_503: u64,
-    /// Other non-200 answers (not retried).
-    pub http_errors: u64,
-    /// Connection errors and timeouts (retried).
-    pub transport_errors: u64,
-    /// Messages never acknowledged.
-    pub failed: u64,
-    /// Acknowledged messages without reply after the drain.
-    pub lost: u64,
-    /// Reply lines for already answered messages.
-    pub duplicated: u64,
-    /// Reply lines older than one already answered in the same conversation.
-    pub out_of_order: u64,
-    /// Replies that are not echoes of this run's messages.
-    pub unexpected: u64,
-    /// Lines sent to the wrong number.
-    pub misrouted: u64,
-    /// Late lines of an earlier run.
-    pub foreign: u64,
-    /// Text sends received (AI turns); `replied / reply_sends` is the batching factor.
-    pub reply_sends: u64,
-    /// First send → last acknowledgement.
-    pub ack_span: Duration,
-    /// First send → last reply line.
-    pub reply_span: Duration,
-    /// A few lost message indices, for digging in the hub log.
-    pub lost_samples: Vec<usize>,
-    /// Examples of odd replies and HTTP errors.
-    pub samples: Vec<String>,
-}
-
-impl LoadOutcome {
-    /// Replied messages per second from first send to last reply.
-    pub fn throughput(&self) -> f64 {
-        per_sec(self.replied, self.reply_span)
-    }
-
-    /// Acknowledged messages per second from first send to last acknowledgement.
-    pub fn ack_rate(&self) -> f64 {
-        per_sec(self.acked, self.ack_span)
-    }
-
-    /// True when every message was acknowledged and answered exactly once, in order.
-    pub fn is_clean(&self) -> bool {
-        self.failed + self.lost + self.duplicated + self.out_of_order + self.misrouted == 0
-    }
-}
-
-fn per_sec(n: u64, span: Duration) -> f64 {
-    if span.is_zero() { 0.0 } else { n as f64 / span.as_secs_f64() }
+    /// Per message, in reply-closed loops: woken by the collector at the first reply line.
+    pub(crate) reply_waiters: Vec<Mutex<Option<oneshot::Sender<()>>>>,
 }
 
 /// Sends `spec` into the rig's hub and waits for the replies (or the drain timeout).
@@ -174,8 +88,9 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         failed: AtomicU64::new(0),
         first_send_ns: AtomicU64::new(u64::MAX),
         last_ack_ns: AtomicU64::new(0),
-        hists: Mutex::new(AckHists { ack: Histogram::new(3)?, service: Histogram::new(3)? }),
+        hists: Mutex::new(AckHists { ack: Histogram::new(3)?, service: Histogram::new(3)?, lag: Histogram::new(3)? }),
         error_samples: Mutex::new(Vec::new()),
+        reply_waiters: if spec.wait_reply() { (0..m).map(|_| Mutex::new(None)).collect() } else { Vec::new() },
     });
 
     let (tx, rx) = mpsc::unbounded_channel();
@@ -186,11 +101,15 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
 
     let permits = Arc::new(Semaphore::new(k));
     let mut lanes: Vec<Option<oneshot::Receiver<()>>> = (0..c).map(|_| None).collect();
+    let mut ticks = if spec.rate > 0.0 { Some(ticker(sh.t0, spec.rate, m)?) } else { None };
+    // Nothing may be sent before t0: every latency is measured from it.
+    tokio::time::sleep_until(sh.t0.into()).await;
     for i in 0..m {
-        if spec.rate > 0.0 {
-            let due = Duration::from_secs_f64(i as f64 / spec.rate);
-            tokio::time::sleep_until((sh.t0 + due).into()).await;
-            sh.intended_ns[i].store(nanos(due), Ordering::Relaxed);
+        if let Some(ticks) = ticks.as_mut() {
+            if ticks.recv().await.is_none() {
+                bail!("the ticker thread stopped");
+            }
+            sh.intended_ns[i].store(nanos(due(i, spec.rate)), Ordering::Relaxed);
         }
         let permit = permits.clone().acquire_owned().await?;
         if spec.rate <= 0.0 {
@@ -206,20 +125,31 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         let from = customer_number(spec.number_base + (i % c) as u64);
         let wamid = format!("wamid.LG-{nonce}-{}{i}", spec.prefix);
         let body = wa_text(PHONE_NUMBER_ID, &from, &wamid, &format!("{}{i}", spec.prefix));
-        let (sh, client, url) = (sh.clone(), client.clone(), url.clone());
+        let replied = sh.reply_waiters.get(i).map(|slot| {
+            let (tx, rx) = oneshot::channel();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            rx
+        });
+        let (sh, client, url, drain) = (sh.clone(), client.clone(), url.clone(), spec.drain_timeout);
         tokio::spawn(async move {
             if let Some(prev) = prev {
                 let _ = prev.await;
             }
-            deliver(&sh, &client, &url, i, body).await;
+            let acked = deliver(&sh, &client, &url, i, body).await;
+            // The lane opens at the ack, so the conversation's next message can arrive while
+            // the AI is busy, as it would from a real user.
             drop(done_tx);
+            if let (true, Some(replied)) = (acked, replied) {
+                let _ = tokio::time::timeout(drain, replied).await;
+            }
             drop(permit);
         });
     }
     // All permits back = every request task has finished.
     let _all = permits.acquire_many(k as u32).await?;
 
-    let deadline = Instant::now() + spec.drain_timeout;
+    let last_ack = sh.t0 + Duration::from_nanos(sh.last_ack_ns.load(Ordering::Relaxed));
+    let deadline = last_ack + spec.drain_timeout;
     let failed = || sh.failed.load(Ordering::Relaxed);
     while sh.replied.load(Ordering::Relaxed) + failed() < m as u64 && Instant::now() < deadline {
         rig.hub.ensure_running()?;
@@ -242,6 +172,7 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         spec: spec.clone(),
         ack: hists.ack.clone(),
         ack_service: hists.service.clone(),
+        send_lag: hists.lag.clone(),
         e2e: col.e2e.clone(),
         sent: sh.sent.load(Ordering::Relaxed),
         acked: sh.acked_count.load(Ordering::Relaxed),
@@ -257,6 +188,7 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         misrouted: col.misrouted,
         foreign: col.foreign,
         reply_sends: col.reply_sends,
+        max_batch: col.max_batch,
         ack_span: span(sh.last_ack_ns.load(Ordering::Relaxed)),
         reply_span: span(col.last_reply_ns),
         lost_samples: lost.into_iter().take(10).collect(),
@@ -264,15 +196,46 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
     })
 }
 
-/// Posts message `i` until it is acknowledged or its attempts run out.
-async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, body: String) {
+/// When message `i` is due, after t0.
+fn due(i: usize, rate: f64) -> Duration {
+    Duration::from_secs_f64(i as f64 / rate)
+}
+
+/// Yields message indices at their due times from a thread of its own. Tokio timers round up
+/// to the next millisecond, which would add up to 1-2 ms of sender lateness to every latency;
+/// a thread sleep overshoots by tens of µs, and waking the dispatcher through a channel is
+/// immediate. Stops when the receiver is dropped.
+fn ticker(t0: Instant, rate: f64, m: usize) -> Result<mpsc::UnboundedReceiver<usize>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new().name("loadgen-ticker".into()).spawn(move || {
+        for i in 0..m {
+            let at = t0 + due(i, rate);
+            let now = Instant::now();
+            if at > now {
+                #[expect(clippy::disallowed_methods, reason = "a dedicated pacing thread, not an actor or handler")]
+                std::thread::sleep(at - now);
+            }
+            if tx.send(i).is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok(rx)
+}
+
+/// Posts message `i` until it is acknowledged (true) or its attempts run out.
+async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, body: String) -> bool {
     let signature = wa_sign(APP_SECRET, body.as_bytes());
     let intended = sh.t0 + Duration::from_nanos(sh.intended_ns[i].load(Ordering::Relaxed));
     sh.sent.fetch_add(1, Ordering::Relaxed);
     for attempt in 0..MAX_ATTEMPTS {
         let start = Instant::now();
-        let since_t0 = nanos(start.saturating_duration_since(sh.t0));
-        sh.first_send_ns.fetch_min(since_t0, Ordering::Relaxed);
+        if attempt == 0 {
+            let since_t0 = nanos(start.saturating_duration_since(sh.t0));
+            sh.first_send_ns.fetch_min(since_t0, Ordering::Relaxed);
+            let lag = micros(start.saturating_duration_since(intended));
+            let _ = sh.hists.lock().unwrap_or_else(|p| p.into_inner()).lag.record(lag);
+        }
         let res = client
             .post(url)
             .header("content-type", "application/json")
@@ -290,7 +253,7 @@ async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, bod
                 let mut h = sh.hists.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = h.ack.record(micros(now.saturating_duration_since(intended)));
                 let _ = h.service.record(micros(now - start));
-                return;
+                return true;
             }
             Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
                 sh.busy.fetch_add(1, Ordering::Relaxed);
@@ -306,18 +269,19 @@ async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, bod
                 sh.http_errors.fetch_add(1, Ordering::Relaxed);
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                sample_error(sh, format!("m{i}: HTTP {status}: {text}"));
+                sample_error(sh, format!("message {i}: HTTP {status}: {text}"));
                 break;
             }
             Err(e) => {
                 sh.transport_errors.fetch_add(1, Ordering::Relaxed);
-                sample_error(sh, format!("m{i}: {e}"));
+                sample_error(sh, format!("message {i}: {e}"));
                 Duration::from_millis(100)
             }
         };
         tokio::time::sleep(wait).await;
     }
     sh.failed.fetch_add(1, Ordering::Relaxed);
+    false
 }
 
 fn sample_error(sh: &Shared, what: String) {

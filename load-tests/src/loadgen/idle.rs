@@ -50,7 +50,7 @@ pub struct IdleArgs {
 
 /// Runs the scenario; `Ok(false)` when some conversations were not created cleanly.
 pub async fn run(args: &IdleArgs) -> Result<bool> {
-    if args.conversations == 0 || args.concurrency == 0 || !(args.rate > 0.0) {
+    if args.conversations == 0 || args.concurrency == 0 || !args.rate.is_finite() || args.rate <= 0.0 {
         bail!("--conversations, --concurrency and --rate must be positive");
     }
     let mut env = Vec::new();
@@ -93,6 +93,7 @@ async fn measure(rig: &mut Rig, args: &IdleArgs) -> Result<(bool, serde_json::Va
         messages: n,
         rate: args.rate,
         concurrency: args.concurrency,
+        close_on_reply: false,
         number_base: LOAD_NUMBER_BASE,
         prefix: 'm',
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),

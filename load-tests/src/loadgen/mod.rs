@@ -7,6 +7,7 @@
 //! Modules:
 //! * [`hub`] — spawning, health-checking, measuring (VmRSS, `/metrics`) and killing the hub.
 //! * [`rig`] — fakes plus hub started together, and the shared CLI options for them.
+//! * [`outcome`] — what a run is asked to do and what it measured.
 //! * [`engine`] — the open-model (or closed-loop) sender with per-conversation lanes.
 //! * [`collect`] — correlation of reply lines to messages (latency, loss, duplicates, order).
 //! * [`report`] — histogram summaries, the printed report and JSON output.
@@ -16,6 +17,7 @@ pub mod collect;
 pub mod engine;
 pub mod hub;
 pub mod idle;
+pub mod outcome;
 pub mod report;
 pub mod rig;
 pub mod throughput;

@@ -50,7 +50,7 @@ pub fn outcome_json(o: &LoadOutcome) -> Value {
         "conversations": s.conversations,
         "messages": s.messages,
         "rate_per_sec": s.rate,
-        "mode": if s.rate > 0.0 { "open" } else { "closed" },
+        "mode": if s.rate > 0.0 { "open" } else if s.wait_reply() { "closed_on_reply" } else { "closed_on_ack" },
         "concurrency": s.concurrency,
         "drain_timeout_secs": s.drain_timeout.as_secs_f64(),
         "sent": o.sent,
@@ -68,6 +68,7 @@ pub fn outcome_json(o: &LoadOutcome) -> Value {
         "foreign_lines": o.foreign,
         "reply_sends": o.reply_sends,
         "messages_per_reply": ratio(o.replied, o.reply_sends),
+        "max_messages_per_reply": o.max_batch,
         "ack_span_secs": o.ack_span.as_secs_f64(),
         "reply_span_secs": o.reply_span.as_secs_f64(),
         "ack_rate_per_sec": round1(o.ack_rate()),
@@ -76,6 +77,7 @@ pub fn outcome_json(o: &LoadOutcome) -> Value {
         "latency": {
             "ack": hist_json(&o.ack),
             "ack_service": hist_json(&o.ack_service),
+            "send_lag": hist_json(&o.send_lag),
             "e2e": hist_json(&o.e2e),
         },
         "lost_samples": o.lost_samples,
@@ -89,7 +91,8 @@ pub fn outcome_text(title: &str, o: &LoadOutcome) -> String {
     let mode = if s.rate > 0.0 {
         format!("open model, {} msg/s offered", s.rate)
     } else {
-        format!("closed loop, {} in flight", s.concurrency)
+        let until = if s.wait_reply() { "reply" } else { "ack" };
+        format!("closed loop, {} in flight until {until}", s.concurrency)
     };
     let mut out = format!("== {title}: {} messages over {} conversations, {mode}\n", s.messages, s.conversations);
     out += &format!(
@@ -101,19 +104,22 @@ pub fn outcome_text(title: &str, o: &LoadOutcome) -> String {
         o.failed, o.lost, o.duplicated, o.out_of_order, o.misrouted, o.unexpected, o.foreign
     );
     out += &format!(
-        "throughput {:.1} replied msg/s over {:.2} s (acks {:.1}/s over {:.2} s); {} AI replies, {:.2} msgs/reply\n",
+        "throughput {:.1} replied msg/s over {:.2} s (acks {:.1}/s over {:.2} s); {} AI replies, {:.2} msgs/reply (max {})\n",
         o.throughput(),
         o.reply_span.as_secs_f64(),
         o.ack_rate(),
         o.ack_span.as_secs_f64(),
         o.reply_sends,
-        ratio(o.replied, o.reply_sends)
+        ratio(o.replied, o.reply_sends),
+        o.max_batch
     );
     out += &hist_line("ack", &o.ack);
     out += "\n";
     out += &hist_line("ack service", &o.ack_service);
     out += "\n";
     out += &hist_line("e2e", &o.e2e);
+    out += "\n";
+    out += &hist_line("send lag", &o.send_lag);
     out += "\n";
     if !o.lost_samples.is_empty() {
         out += &format!("lost e.g. {:?}\n", o.lost_samples);

@@ -123,11 +123,13 @@ impl Rig {
         let mut hub = HubProcess::spawn(&spec)?;
         let took = hub.wait_healthy(Duration::from_secs(args.health_timeout_secs)).await?;
         eprintln!(
-            "hub pid {} healthy at {} after {} ms (log: {})",
+            "hub pid {} healthy at {} after {} ms (log: {}); fake graph {}, fake openai {}",
             hub.pid(),
             hub.base_url(),
             took.as_millis(),
-            hub.log_path().display()
+            hub.log_path().display(),
+            graph.base_url(),
+            openai.base_url()
         );
         Ok(Rig { graph, openai, hub })
     }

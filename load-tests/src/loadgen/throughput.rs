@@ -17,6 +17,15 @@ pub const LOAD_NUMBER_BASE: u64 = 10_000_000;
 /// Warm-up conversations use numbers from here, far from the measured ones.
 pub const WARMUP_NUMBER_BASE: u64 = 90_000_000;
 
+/// What frees a request slot in closed-loop mode.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseOn {
+    /// The message's reply reached the fake Graph.
+    Reply,
+    /// The webhook was acknowledged.
+    Ack,
+}
+
 /// Options of `loadgen throughput`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ThroughputArgs {
@@ -33,6 +42,11 @@ pub struct ThroughputArgs {
     /// Webhook requests in flight at most.
     #[arg(long, default_value_t = 256, value_name = "K")]
     pub concurrency: usize,
+    /// With --rate 0: a message keeps its slot until its reply arrives (`reply`, the
+    /// pipeline's capacity) or only until the webhook is acknowledged (`ack`, the ingest
+    /// capacity; the backlog then grows without bound).
+    #[arg(long, value_enum, default_value_t = CloseOn::Reply)]
+    pub close_on: CloseOn,
     /// Seconds to wait for missing replies after the last acknowledgement.
     #[arg(long, default_value_t = 30)]
     pub drain_timeout_secs: u64,
@@ -52,7 +66,7 @@ pub async fn run(args: &ThroughputArgs) -> Result<bool> {
     if args.conversations == 0 || args.messages == 0 || args.concurrency == 0 {
         bail!("--conversations, --messages and --concurrency must be positive");
     }
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+    if !args.rate.is_finite() || args.rate < 0.0 {
         bail!("--rate must be a finite number >= 0");
     }
     let mut rig = Rig::start(&args.rig, "throughput", &[]).await?;
@@ -76,6 +90,7 @@ pub async fn warm_up(rig: &mut Rig, n: usize, concurrency: usize) -> Result<()> 
         messages: n,
         rate: 500.0,
         concurrency,
+        close_on_reply: false,
         number_base: WARMUP_NUMBER_BASE,
         prefix: 'w',
         drain_timeout: Duration::from_secs(15),
@@ -102,6 +117,7 @@ async fn measure(rig: &mut Rig, args: &ThroughputArgs) -> Result<(LoadOutcome, V
         messages: args.messages,
         rate: args.rate,
         concurrency: args.concurrency,
+        close_on_reply: args.close_on == CloseOn::Reply,
         number_base: LOAD_NUMBER_BASE,
         prefix: 'm',
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
