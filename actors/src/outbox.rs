@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Limits and retry behaviour of one outbox.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +33,8 @@ pub struct OutboxPolicy {
     pub breaker_failures: u32,
     /// Breaker cooldown.
     pub breaker_cooldown: Duration,
+    /// Sends in flight at once on this channel (bounds connections to the provider).
+    pub max_in_flight: usize,
 }
 
 impl Default for OutboxPolicy {
@@ -43,6 +46,7 @@ impl Default for OutboxPolicy {
             backoff: Duration::from_millis(200),
             breaker_failures: 10,
             breaker_cooldown: Duration::from_secs(10),
+            max_in_flight: 256,
         }
     }
 }
@@ -50,6 +54,7 @@ impl Default for OutboxPolicy {
 struct Limits {
     channel: DefaultDirectRateLimiter,
     per_chat: Option<DefaultKeyedRateLimiter<String>>,
+    in_flight: Semaphore,
 }
 
 fn quota(per_second: u32) -> Quota {
@@ -81,6 +86,7 @@ impl Outbox {
         let limits = Limits {
             channel: RateLimiter::direct(quota(policy.per_second)),
             per_chat: policy.per_chat_per_second.map(|n| RateLimiter::keyed(quota(n))),
+            in_flight: Semaphore::new(policy.max_in_flight.max(1)),
         };
         let breaker = CircuitBreaker::new(policy.breaker_failures, policy.breaker_cooldown);
         Self {
@@ -151,8 +157,12 @@ async fn deliver(
             per_chat.until_key_ready(&msg.to.recipient).await;
         }
         let allowed = breaker.lock().map(|mut b| b.try_acquire()).unwrap_or(true);
-        let result =
-            if allowed { outbound.send(msg).await } else { Err(SendError::Transient("circuit breaker open".into())) };
+        let result = if allowed {
+            let _slot = limits.in_flight.acquire().await;
+            outbound.send(msg).await
+        } else {
+            Err(SendError::Transient("circuit breaker open".into()))
+        };
         let wait = match result {
             Ok(id) => {
                 if let Ok(mut b) = breaker.lock() {

@@ -235,8 +235,21 @@ impl ConversationState {
 
     fn push_history(&mut self, author: Author, text: String, window: usize) {
         self.history.push_back(HistoryEntry { author, text, seq: self.seq });
+        // While the AI owns the conversation, customer messages it has not answered yet are never
+        // evicted: every acknowledged message gets its answer, however long the burst.
+        let protect_pending = self.status == Status::Bot;
         while self.history.len() > window.max(1) {
-            self.history.pop_front();
+            let answered = self.ai_answered_seq;
+            let evictable = self
+                .history
+                .iter()
+                .position(|e| !(protect_pending && e.author == Author::Customer && e.seq > answered));
+            match evictable {
+                Some(i) => {
+                    self.history.remove(i);
+                }
+                None => break,
+            }
         }
     }
 
@@ -249,4 +262,51 @@ impl ConversationState {
 /// Helper for tests and replies: a text outbound content.
 pub fn text(body: impl Into<String>) -> OutboundContent {
     OutboundContent::Text { body: body.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChannelKind, ChannelRef, Content, InboundMessage};
+
+    fn message(i: u32) -> Event {
+        Event::MessageReceived(InboundMessage {
+            provider_id: format!("m{i}"),
+            contact: Contact { key: "k".into(), name: None },
+            reply_to: ReplyAddress { channel: ChannelRef::new(ChannelKind::WhatsApp, "main"), recipient: "k".into() },
+            content: Content::Text { body: format!("msg {i}") },
+            sent_at_ms: 0,
+            callback_query_id: None,
+        })
+    }
+
+    #[test]
+    fn unanswered_messages_outlive_the_history_window_while_the_ai_owns_the_chat() {
+        let mut s = ConversationState::new(ConversationId::new("c"), TenantId::new("t"));
+        s.apply(&Event::AiStarted, 0, 5);
+        for i in 0..30 {
+            s.apply(&message(i), 0, 5);
+        }
+        assert_eq!(s.unanswered().count(), 30, "a burst larger than the window is kept for the AI");
+        let through = s.seq;
+        s.apply(
+            &Event::AiResponse { answered_through: through, prompt_tokens: 0, completion_tokens: 0, fallback: false },
+            0,
+            5,
+        );
+        s.apply(&Event::OutboundQueued { local_id: 1, author: Author::Bot, content: text("ok") }, 0, 5);
+        assert_eq!(s.history.len(), 5, "answered messages fall out of the window again");
+        assert_eq!(s.unanswered().count(), 0);
+    }
+
+    #[test]
+    fn humans_see_a_bounded_window() {
+        let mut s = ConversationState::new(ConversationId::new("c"), TenantId::new("t"));
+        s.apply(&Event::Queued { queue: "q".into(), position: 1 }, 0, 5);
+        for i in 0..30 {
+            s.apply(&message(i), 0, 5);
+        }
+        assert_eq!(s.history.len(), 5);
+        assert_eq!(s.history.back().unwrap().text, "msg 29");
+    }
 }

@@ -104,6 +104,9 @@ pub struct AiPolicy {
     pub rate_per_second: u32,
     /// Groups a burst of customer messages into one turn; `None` = answer at once.
     pub debounce: Option<Duration>,
+    /// Model calls in flight at once for the tenant; more wait (within the timeout) instead of
+    /// opening ever more connections to a struggling model.
+    pub max_in_flight: usize,
 }
 
 /// Texts the hub sends on its own.
@@ -188,6 +191,7 @@ impl TenantPolicy {
                 breaker_cooldown: Duration::from_secs(30),
                 rate_per_second: 1000,
                 debounce: None,
+                max_in_flight: 64,
             },
             notices: Notices {
                 queued: "Você está na fila {queue}, posição {position}.".into(),

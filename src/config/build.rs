@@ -102,6 +102,7 @@ pub fn policy(id: &str, t: &TenantConfig) -> TenantPolicy {
             breaker_cooldown: Duration::from_secs(t.ai.breaker_cooldown_secs),
             rate_per_second: t.ai.rate_per_second,
             debounce: (t.ai.debounce_ms > 0).then(|| Duration::from_millis(t.ai.debounce_ms)),
+            max_in_flight: t.ai.max_in_flight,
         },
         notices: Notices {
             queued: t.notices.queued.clone(),

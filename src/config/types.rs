@@ -207,6 +207,13 @@ pub struct AiConfig {
     pub debounce_ms: u64,
     /// Upper bound of answer tokens.
     pub max_completion_tokens: Option<u32>,
+    /// Model calls in flight at once for this tenant; more wait, within the timeout.
+    #[serde(default = "default_ai_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_ai_in_flight() -> usize {
+    256
 }
 
 fn default_ai_timeout() -> u64 {

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// The AI agent of one tenant.
 pub struct AiAgent {
@@ -17,6 +18,7 @@ pub struct AiAgent {
     llm: Option<Arc<dyn LlmClient>>,
     breaker: CircuitBreaker,
     limiter: Arc<DefaultDirectRateLimiter>,
+    in_flight: Arc<Semaphore>,
     metrics: Arc<HubMetrics>,
 }
 
@@ -27,6 +29,7 @@ impl AiAgent {
         Self {
             breaker: CircuitBreaker::new(policy.ai.breaker_failures, policy.ai.breaker_cooldown),
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            in_flight: Arc::new(Semaphore::new(policy.ai.max_in_flight.max(1))),
             policy,
             llm,
             metrics,
@@ -83,12 +86,14 @@ impl Handler<Generate> for AiAgent {
         }
         HubMetrics::inc(&self.metrics.llm_calls);
         let limiter = self.limiter.clone();
+        let in_flight = self.in_flight.clone();
         let timeout = self.policy.ai.timeout;
-        // The limiter wait counts against the timeout: a tenant over its rate gets the fallback
-        // rather than an unbounded wait.
+        // Waiting for the limiter or a free slot counts against the timeout: a tenant over its
+        // rate or concurrency gets the fallback rather than an unbounded wait.
         let call = async move {
             tokio::time::timeout(timeout, async {
                 limiter.until_ready().await;
+                let _slot = in_flight.acquire_owned().await;
                 llm.complete(msg.0).await
             })
             .await
