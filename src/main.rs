@@ -28,6 +28,11 @@ enum Command {
     CheckConfig,
 }
 
+/// mimalloc: lower fragmentation with many small per-conversation allocations, and freed memory
+/// goes back to the OS, so passivated conversations actually leave RSS.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BASE_CONFIG: &str = "config/default.toml";
 
 fn load(cli: &Cli, env: &BTreeMap<String, String>) -> Result<Settings, config::ConfigError> {

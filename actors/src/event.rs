@@ -163,15 +163,17 @@ pub enum SendOutcome {
 }
 
 /// What a conversation records in its journal. State = snapshot + these, in order.
+/// The large payloads are boxed: journals hold many small events, and an enum is as big as its
+/// largest variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload")]
 pub enum Event {
     /// A customer message was accepted (opens a ticket when the conversation was closed).
     #[serde(rename = "inbox.message.received")]
-    MessageReceived(InboundMessage),
+    MessageReceived(Box<InboundMessage>),
     /// A delivery receipt moved one of our messages forward.
     #[serde(rename = "inbox.message.status")]
-    StatusReceived(DeliveryUpdate),
+    StatusReceived(Box<DeliveryUpdate>),
     /// A new ticket started.
     #[serde(rename = "conversation.opened")]
     Opened {

@@ -2,7 +2,7 @@
 //! from the store), routes inputs to them, and stops idle ones only when nothing is in flight.
 
 use crate::conversation::{
-    CommandError, ConversationActor, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
+    CheckIdle, CommandError, ConversationActor, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
 };
 use crate::domain::{ConversationId, TenantId};
 use crate::event::{Envelope, Input};
@@ -10,6 +10,8 @@ use crate::state::ConversationState;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Mailbox bound of a registry; the partition consumer never has more than one batch in flight.
 pub const REGISTRY_MAILBOX: usize = 1024;
@@ -17,6 +19,8 @@ pub const REGISTRY_MAILBOX: usize = 1024;
 struct Live {
     addr: Addr<ConversationActor>,
     delivered: u64,
+    last_delivery: Instant,
+    idle_timeout: Duration,
 }
 
 /// The conversations of one partition on this node.
@@ -40,9 +44,21 @@ impl ConversationRegistry {
         }
         let registry = ctx.address().recipient();
         Some(self.live.entry(id.clone()).or_insert_with(|| {
+            let idle_timeout = rt.policy.idle_timeout;
             let actor = ConversationActor::new(id.clone(), tenant.clone(), rt, registry);
-            Live { addr: actor.start(), delivered: 0 }
+            Live { addr: actor.start(), delivered: 0, last_delivery: Instant::now(), idle_timeout }
         }))
+    }
+}
+
+impl ConversationRegistry {
+    /// Asks conversations that have had no delivery for their idle timeout whether they are idle.
+    fn sweep(&mut self) {
+        for live in self.live.values() {
+            if live.last_delivery.elapsed() >= live.idle_timeout {
+                live.addr.do_send(CheckIdle);
+            }
+        }
     }
 }
 
@@ -51,6 +67,9 @@ impl Actor for ConversationRegistry {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+        let shortest = self.tenants.values().map(|rt| rt.policy.idle_timeout).min().unwrap_or(Duration::from_secs(60));
+        let tick = (shortest / 2).clamp(Duration::from_millis(10), Duration::from_secs(30));
+        ctx.run_interval(tick, |act, _| act.sweep());
         tracing::debug!(partition = self.partition, "registry started");
     }
 }
@@ -69,6 +88,7 @@ impl Handler<Deliver> for ConversationRegistry {
             return Box::pin(async { Err(CommandError::UnknownTenant) });
         };
         live.delivered += 1;
+        live.last_delivery = Instant::now();
         let request = live.addr.send(Process(env));
         Box::pin(async move {
             request.await.unwrap_or_else(|e| Err(CommandError::Unavailable(format!("conversation stopped: {e}"))))

@@ -270,14 +270,14 @@ mod tests {
     use crate::domain::{ChannelKind, ChannelRef, Content, InboundMessage};
 
     fn message(i: u32) -> Event {
-        Event::MessageReceived(InboundMessage {
+        Event::MessageReceived(Box::new(InboundMessage {
             provider_id: format!("m{i}"),
             contact: Contact { key: "k".into(), name: None },
             reply_to: ReplyAddress { channel: ChannelRef::new(ChannelKind::WhatsApp, "main"), recipient: "k".into() },
             content: Content::Text { body: format!("msg {i}") },
             sent_at_ms: 0,
             callback_query_id: None,
-        })
+        }))
     }
 
     #[test]

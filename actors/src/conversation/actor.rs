@@ -1,6 +1,6 @@
 //! The actor shell: lifecycle (rehydrate, passivate), the journal/flush cycle and effects.
 
-use super::{CommandError, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
+use super::{CheckIdle, CommandError, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
 use crate::dispatcher::{LeaveQueue, MoveToAgent};
 use crate::domain::{AgentId, Author, ConversationId, OutboundContent, TenantId};
 use crate::event::{Envelope, Event, Input, SendOutcome};
@@ -10,7 +10,6 @@ use crate::ports::OutboundMessage;
 use crate::state::ConversationState;
 use actix::prelude::*;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// Bounded mailbox: past this the registry's sends wait (backpressure towards the bus).
@@ -63,9 +62,8 @@ impl ConversationActor {
     pub(super) fn record(&mut self, event: Event) {
         let now = self.rt.clock.now_ms();
         self.state.apply(&event, now, self.rt.policy.history_window);
-        let mut env =
-            Envelope::new(self.state.tenant.clone(), self.state.id.clone(), self.trace_id.clone(), now, event);
-        env.idempotency_key = Some(format!("{}#{}", self.state.id, self.state.seq));
+        // No idempotency key on journal events: (conversation, sequence) already identifies them.
+        let env = Envelope::new(self.state.tenant.clone(), self.state.id.clone(), self.trace_id.clone(), now, event);
         self.unsaved.push(env);
     }
 
@@ -170,9 +168,6 @@ impl Actor for ConversationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         self.rt.metrics.live_conversations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let idle = self.rt.policy.idle_timeout;
-        let tick = (idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(30));
-        ctx.run_interval(tick, |act, _| act.check_idle());
         // Rehydrate before the first message is handled: `wait` holds the mailbox.
         let store = self.rt.store.clone();
         let id = self.state.id.clone();
@@ -227,6 +222,14 @@ impl Handler<Process> for ConversationActor {
                 Err(e) => Err(e),
             })
         })))
+    }
+}
+
+impl Handler<CheckIdle> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckIdle, _: &mut Context<Self>) {
+        self.check_idle();
     }
 }
 

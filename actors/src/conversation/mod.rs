@@ -95,6 +95,12 @@ pub struct Process(pub Envelope<Input>);
 #[rtype(result = "()")]
 pub struct Passivate;
 
+/// The registry asks a quiet actor whether it is idle; it answers with an `IdleReport` if so.
+/// (One sweep per registry instead of a timer per actor keeps idle conversations small.)
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CheckIdle;
+
 /// Asks for a copy of the state (console, tests).
 #[derive(Message, Debug)]
 #[rtype(result = "ConversationState")]

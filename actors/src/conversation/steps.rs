@@ -41,12 +41,12 @@ impl ConversationActor {
                 }))
             }
             Status::Bot => {
-                self.record(Event::MessageReceived(msg));
+                self.record(Event::MessageReceived(Box::new(msg)));
                 done(Ok(Outcome::Applied))
             }
             Status::Triage { invalid_attempts } => {
                 let input = msg.content.menu_input().unwrap_or_default().to_owned();
-                self.record(Event::MessageReceived(msg));
+                self.record(Event::MessageReceived(Box::new(msg)));
                 let ask = self.rt.triage.send(Triage { input: Some(input), invalid_attempts });
                 Box::pin(ask.into_actor(self).then(move |decision, act, _| match decision {
                     Ok(d) => act.on_triage(d, callback),
@@ -54,7 +54,7 @@ impl ConversationActor {
                 }))
             }
             Status::Queued { .. } | Status::Assigned { .. } => {
-                self.record(Event::MessageReceived(msg));
+                self.record(Event::MessageReceived(Box::new(msg)));
                 done(Ok(Outcome::Applied))
             }
         }
@@ -66,12 +66,12 @@ impl ConversationActor {
         match route {
             Route::Ai => {
                 self.record(Event::AiStarted);
-                self.record(Event::MessageReceived(msg));
+                self.record(Event::MessageReceived(Box::new(msg)));
                 done(Ok(Outcome::Applied))
             }
             Route::Triage => {
                 self.record(Event::TriageStarted);
-                self.record(Event::MessageReceived(msg));
+                self.record(Event::MessageReceived(Box::new(msg)));
                 let ask = self.rt.triage.send(Triage { input: None, invalid_attempts: 0 });
                 Box::pin(ask.into_actor(self).then(move |decision, act, _| match decision {
                     Ok(d) => act.on_triage(d, callback),
@@ -79,7 +79,7 @@ impl ConversationActor {
                 }))
             }
             Route::Queue(queue) => {
-                self.record(Event::MessageReceived(msg));
+                self.record(Event::MessageReceived(Box::new(msg)));
                 self.handoff(Some(queue), "entry route".into())
             }
         }
@@ -236,7 +236,7 @@ impl ConversationActor {
             self.state.outbound.iter().find(|r| r.provider_message_id.as_deref() == Some(&update.provider_message_id));
         match known {
             Some(rec) if rec.state.as_ref().is_none_or(|s| update.state.rank() > s.rank()) => {
-                self.record(Event::StatusReceived(update));
+                self.record(Event::StatusReceived(Box::new(update)));
                 Ok(Outcome::Applied)
             }
             Some(_) => Ok(Outcome::Duplicate),

@@ -55,6 +55,11 @@ impl ConversationStore for MemoryStore {
         match shard.get_mut(&state.id) {
             Some(entry) => {
                 entry.snapshot = state.clone();
+                // Most conversations are short: grow small journals exactly instead of doubling,
+                // which would leave half of every idle conversation's journal unused.
+                if entry.journal.len() < 64 {
+                    entry.journal.reserve_exact(events.len());
+                }
                 entry.journal.extend_from_slice(events);
             }
             None => {
