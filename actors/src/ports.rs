@@ -5,6 +5,7 @@ use crate::domain::{ConversationId, MenuOption, OutboundContent, ReplyAddress, T
 use crate::event::{Envelope, Event, Input};
 use crate::state::ConversationState;
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -79,9 +80,10 @@ pub enum StoreError {
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
     /// Latest snapshot, if the conversation exists.
-    async fn load(&self, id: &ConversationId) -> Result<Option<ConversationState>, StoreError>;
-    /// Appends journal events and replaces the snapshot, atomically.
-    async fn append(&self, state: &ConversationState, events: &[Envelope<Event>]) -> Result<(), StoreError>;
+    async fn load(&self, id: &ConversationId) -> Result<Option<Arc<ConversationState>>, StoreError>;
+    /// Appends journal events and replaces the snapshot, atomically. The snapshot is shared
+    /// (`Arc`): an in-process store keeps it without copying, and the actor copies on its next write.
+    async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError>;
     /// The journal of a conversation, from sequence `from` (1-based).
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;
 }

@@ -127,7 +127,7 @@ impl Handler<InspectConversation> for ConversationRegistry {
             return Box::pin(async move { request.await.ok() });
         }
         let store = self.tenants.get(&msg.tenant).map(|rt| rt.store.clone());
-        Box::pin(async move { store?.load(&msg.id).await.ok().flatten() })
+        Box::pin(async move { store?.load(&msg.id).await.ok().flatten().map(Arc::unwrap_or_clone) })
     }
 }
 

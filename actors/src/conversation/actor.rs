@@ -24,7 +24,7 @@ pub(super) enum Effect {
 
 /// One conversation.
 pub struct ConversationActor {
-    pub(super) state: ConversationState,
+    pub(super) state: Arc<ConversationState>,
     pub(super) rt: Arc<TenantRuntime>,
     registry: Recipient<IdleReport>,
     unsaved: Vec<Envelope<Event>>,
@@ -44,7 +44,7 @@ impl ConversationActor {
     /// A conversation that will load its state from the store when it starts.
     pub fn new(id: ConversationId, tenant: TenantId, rt: Arc<TenantRuntime>, registry: Recipient<IdleReport>) -> Self {
         Self {
-            state: ConversationState::new(id, tenant),
+            state: Arc::new(ConversationState::new(id, tenant)),
             rt,
             registry,
             unsaved: Vec::new(),
@@ -61,7 +61,8 @@ impl ConversationActor {
     /// Applies an event to the state and queues it for the journal.
     pub(super) fn record(&mut self, event: Event) {
         let now = self.rt.clock.now_ms();
-        self.state.apply(&event, now, self.rt.policy.history_window);
+        // Copy-on-write: the store may share the last snapshot with us.
+        Arc::make_mut(&mut self.state).apply(&event, now, self.rt.policy.history_window);
         // No idempotency key on journal events: (conversation, sequence) already identifies them.
         let env = Envelope::new(self.state.tenant.clone(), self.state.id.clone(), self.trace_id.clone(), now, event);
         self.unsaved.push(env);
@@ -247,6 +248,6 @@ impl Handler<Inspect> for ConversationActor {
     type Result = MessageResult<Inspect>;
 
     fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.state.clone())
+        MessageResult(ConversationState::clone(&self.state))
     }
 }

@@ -24,14 +24,14 @@ use switchboard_actors::tenant::TenantPolicy;
 
 /// Store in a map.
 #[derive(Default)]
-pub struct MapStore(pub Mutex<HashMap<ConversationId, (ConversationState, Vec<Envelope<Event>>)>>);
+pub struct MapStore(pub Mutex<HashMap<ConversationId, (Arc<ConversationState>, Vec<Envelope<Event>>)>>);
 
 #[async_trait]
 impl ConversationStore for MapStore {
-    async fn load(&self, id: &ConversationId) -> Result<Option<ConversationState>, StoreError> {
+    async fn load(&self, id: &ConversationId) -> Result<Option<Arc<ConversationState>>, StoreError> {
         Ok(self.0.lock().unwrap().get(id).map(|(s, _)| s.clone()))
     }
-    async fn append(&self, state: &ConversationState, events: &[Envelope<Event>]) -> Result<(), StoreError> {
+    async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
         let mut map = self.0.lock().unwrap();
         let entry = map.entry(state.id.clone()).or_insert_with(|| (state.clone(), vec![]));
         entry.0 = state.clone();
@@ -177,7 +177,7 @@ impl Rig {
     }
 
     pub fn state(&self) -> ConversationState {
-        self.store.0.lock().unwrap().get(&self.conversation()).unwrap().0.clone()
+        ConversationState::clone(&self.store.0.lock().unwrap().get(&self.conversation()).unwrap().0)
     }
 }
 

@@ -3,14 +3,14 @@
 use super::{SHARDS, shard_of};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use switchboard_actors::domain::ConversationId;
 use switchboard_actors::event::{Envelope, Event};
 use switchboard_actors::ports::{ConversationStore, StoreError};
 use switchboard_actors::state::ConversationState;
 
 struct Entry {
-    snapshot: ConversationState,
+    snapshot: Arc<ConversationState>,
     journal: Vec<Envelope<Event>>,
 }
 
@@ -46,11 +46,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl ConversationStore for MemoryStore {
-    async fn load(&self, id: &ConversationId) -> Result<Option<ConversationState>, StoreError> {
+    async fn load(&self, id: &ConversationId) -> Result<Option<Arc<ConversationState>>, StoreError> {
         Ok(self.shard(id)?.get(id).map(|e| e.snapshot.clone()))
     }
 
-    async fn append(&self, state: &ConversationState, events: &[Envelope<Event>]) -> Result<(), StoreError> {
+    async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
         let mut shard = self.shard(&state.id)?;
         match shard.get_mut(&state.id) {
             Some(entry) => {
