@@ -49,7 +49,7 @@ pub fn start(
     let backend = Backend {
         bus: Arc::new(MemoryBus::new(settings.backend.partitions, settings.backend.partition_capacity)),
         dedup: Arc::new(MemoryDedup::default()),
-        store: Arc::new(MemoryStore::default()),
+        store: Arc::new(MemoryStore::with_journal_limit(settings.backend.memory_journal_limit)),
         clock,
     };
     let hub_settings = HubSettings {

@@ -3,8 +3,10 @@
 
 use crate::domain::{AgentId, Author, Contact, ConversationId, DeliveryState, OutboundContent, ReplyAddress, TenantId};
 use crate::event::{Event, TransferTarget};
+use crate::partition::stable_hash;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// How many provider ids a conversation remembers for dedup (after the ingress gate).
 const HANDLED_IDS: usize = 64;
@@ -64,8 +66,8 @@ impl Status {
 pub struct HistoryEntry {
     /// Who said it.
     pub author: Author,
-    /// Text form.
-    pub text: String,
+    /// Text form (shared: snapshots are copied on write, and the text never changes).
+    pub text: Arc<str>,
     /// Journal sequence of the event that added it; the AI answers entries after its last turn.
     pub seq: u64,
 }
@@ -102,8 +104,9 @@ pub struct ConversationState {
     pub seq: u64,
     /// Recent messages, oldest first, bounded by the tenant's history window.
     pub history: VecDeque<HistoryEntry>,
-    /// Most recent provider ids handled, to ignore redeliveries that passed the ingress gate.
-    pub handled_ids: VecDeque<String>,
+    /// Stable hashes of the most recent provider ids handled, to ignore redeliveries that passed
+    /// the ingress gate (hashes: small to keep and to copy; a 64-bit collision among 64 is negligible).
+    pub handled_ids: VecDeque<u64>,
     /// When the customer last wrote (ms): opens WhatsApp's 24-hour service window.
     pub last_customer_at: Option<u64>,
     /// Next local id for an outbound message.
@@ -137,7 +140,8 @@ impl ConversationState {
 
     /// Whether this provider id was already handled.
     pub fn has_handled(&self, provider_id: &str) -> bool {
-        self.handled_ids.iter().any(|id| id == provider_id)
+        let hash = stable_hash(provider_id);
+        self.handled_ids.iter().any(|id| *id == hash)
     }
 
     /// Customer entries the AI has not answered yet, oldest first.
@@ -157,7 +161,7 @@ impl ConversationState {
                 self.contact = Some(msg.contact.clone());
                 self.reply_to = Some(msg.reply_to.clone());
                 self.last_customer_at = Some(occurred_at);
-                self.handled_ids.push_back(msg.provider_id.clone());
+                self.handled_ids.push_back(stable_hash(&msg.provider_id));
                 if self.handled_ids.len() > HANDLED_IDS {
                     self.handled_ids.pop_front();
                 }
@@ -234,7 +238,7 @@ impl ConversationState {
     }
 
     fn push_history(&mut self, author: Author, text: String, window: usize) {
-        self.history.push_back(HistoryEntry { author, text, seq: self.seq });
+        self.history.push_back(HistoryEntry { author, text: Arc::from(text), seq: self.seq });
         // While the AI owns the conversation, customer messages it has not answered yet are never
         // evicted: every acknowledged message gets its answer, however long the burst.
         let protect_pending = self.status == Status::Bot;
@@ -255,7 +259,7 @@ impl ConversationState {
 
     /// The outbound content of a menu or text, for tests and the console.
     pub fn last_outbound_text(&self) -> Option<&str> {
-        self.history.iter().rev().find(|e| e.author != Author::Customer).map(|e| e.text.as_str())
+        self.history.iter().rev().find(|e| e.author != Author::Customer).map(|e| &*e.text)
     }
 }
 
@@ -307,6 +311,6 @@ mod tests {
             s.apply(&message(i), 0, 5);
         }
         assert_eq!(s.history.len(), 5);
-        assert_eq!(s.history.back().unwrap().text, "msg 29");
+        assert_eq!(&*s.history.back().unwrap().text, "msg 29");
     }
 }

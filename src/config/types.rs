@@ -63,11 +63,20 @@ pub struct BackendConfig {
     pub dedup_ttl_secs: u64,
     /// Events a partition consumer takes at once.
     pub batch: usize,
+    /// Journal events the memory backend keeps per conversation (older ones are dropped).
+    pub memory_journal_limit: usize,
 }
 
 impl Default for BackendConfig {
     fn default() -> Self {
-        Self { kind: "memory".into(), partitions: 64, partition_capacity: 4096, dedup_ttl_secs: 86_400, batch: 256 }
+        Self {
+            kind: "memory".into(),
+            partitions: 64,
+            partition_capacity: 4096,
+            dedup_ttl_secs: 86_400,
+            batch: 256,
+            memory_journal_limit: 1000,
+        }
     }
 }
 

@@ -21,7 +21,7 @@ async fn idle_conversation_passivates_and_comes_back_with_its_state() {
     app.graph.wait_for_sent(2, Duration::from_secs(5)).await;
     assert_eq!(app.hub.metrics().rehydrations.load(Ordering::Relaxed), 1);
     let state = app.state_of(&app.wa_conversation(from)).await.unwrap();
-    let history: Vec<&str> = state.history.iter().map(|e| e.text.as_str()).collect();
+    let history: Vec<&str> = state.history.iter().map(|e| &*e.text).collect();
     assert_eq!(history, vec!["primeira visita", "echo: primeira visita", "voltei", "echo: voltei"]);
     assert_eq!(state.ticket, 1, "same ticket after rehydration");
     // The model saw the whole conversation, including what happened before passivation.

@@ -22,7 +22,7 @@ async fn rapid_messages_keep_order_and_wait_for_the_next_turn() {
     // were answered together in turn 2 — no reply per fragment.
     assert_eq!(app.wa_texts_to(from), vec!["echo: primeira".to_owned(), "echo: segunda\nterceira".to_owned()]);
     let history: Vec<String> =
-        app.state_of(&app.wa_conversation(from)).await.unwrap().history.iter().map(|e| e.text.clone()).collect();
+        app.state_of(&app.wa_conversation(from)).await.unwrap().history.iter().map(|e| e.text.to_string()).collect();
     assert_eq!(history, vec!["primeira", "segunda", "terceira", "echo: primeira", "echo: segunda\nterceira"]);
     // The second turn showed the model its first answer before the two pending messages.
     let turn2 = &app.openai.requests()[1].body["messages"];

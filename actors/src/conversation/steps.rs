@@ -176,7 +176,7 @@ impl ConversationActor {
             |e: &HistoryEntry| if e.author == Author::Customer { Speaker::Customer } else { Speaker::Assistant };
         let history = (self.state.history.iter().filter(|e| !is_pending(e)))
             .chain(self.state.history.iter().filter(is_pending))
-            .map(|e| (speaker(e), e.text.clone()))
+            .map(|e| (speaker(e), e.text.to_string()))
             .collect();
         let policy = &self.rt.policy;
         let request = LlmRequest {

@@ -1,4 +1,7 @@
-//! In-memory conversation store: latest snapshot plus the journal, per conversation.
+//! In-memory conversation store: latest snapshot plus the most recent journal events, per
+//! conversation. The journal is capped per conversation (the embedded backend lives in one
+//! process's memory); older events are dropped, so "state at sequence N" reaches back only as
+//! far as the cap.
 
 use super::{SHARDS, shard_of};
 use async_trait::async_trait;
@@ -9,23 +12,34 @@ use switchboard_actors::event::{Envelope, Event};
 use switchboard_actors::ports::{ConversationStore, StoreError};
 use switchboard_actors::state::ConversationState;
 
+/// Journal events kept per conversation unless configured otherwise.
+pub const DEFAULT_JOURNAL_LIMIT: usize = 1000;
+
 struct Entry {
     snapshot: Arc<ConversationState>,
+    /// Sequence number of `journal[0]`.
+    first_seq: u64,
     journal: Vec<Envelope<Event>>,
 }
 
 /// Snapshots and journals in sharded maps.
 pub struct MemoryStore {
     shards: Vec<Mutex<HashMap<ConversationId, Entry>>>,
+    journal_limit: usize,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
+        Self::with_journal_limit(DEFAULT_JOURNAL_LIMIT)
     }
 }
 
 impl MemoryStore {
+    /// A store keeping at most `limit` journal events per conversation.
+    pub fn with_journal_limit(limit: usize) -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), journal_limit: limit.max(1) }
+    }
+
     fn shard(
         &self,
         id: &ConversationId,
@@ -52,26 +66,72 @@ impl ConversationStore for MemoryStore {
 
     async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
         let mut shard = self.shard(&state.id)?;
-        match shard.get_mut(&state.id) {
-            Some(entry) => {
-                entry.snapshot = state.clone();
-                // Most conversations are short: grow small journals exactly instead of doubling,
-                // which would leave half of every idle conversation's journal unused.
-                if entry.journal.len() < 64 {
-                    entry.journal.reserve_exact(events.len());
-                }
-                entry.journal.extend_from_slice(events);
-            }
-            None => {
-                shard.insert(state.id.clone(), Entry { snapshot: state.clone(), journal: events.to_vec() });
-            }
+        let first_of_batch = state.seq + 1 - events.len() as u64;
+        let entry = shard.entry(state.id.clone()).or_insert_with(|| Entry {
+            snapshot: state.clone(),
+            first_seq: first_of_batch,
+            journal: Vec::new(),
+        });
+        entry.snapshot = state.clone();
+        // Most conversations are short: grow small journals exactly instead of doubling, which
+        // would leave half of every idle conversation's journal unused.
+        if entry.journal.len() < 64 {
+            entry.journal.reserve_exact(events.len());
+        }
+        entry.journal.extend_from_slice(events);
+        // Trim in steps of a quarter of the limit so trimming stays amortised.
+        if entry.journal.len() > self.journal_limit + self.journal_limit / 4 {
+            let drop = entry.journal.len() - self.journal_limit;
+            entry.journal.drain(..drop);
+            entry.first_seq += drop as u64;
         }
         Ok(())
     }
 
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError> {
         let shard = self.shard(id)?;
-        let skip = from.saturating_sub(1) as usize;
-        Ok(shard.get(id).map(|e| e.journal.iter().skip(skip).cloned().collect()).unwrap_or_default())
+        let Some(entry) = shard.get(id) else { return Ok(Vec::new()) };
+        let skip = from.saturating_sub(entry.first_seq) as usize;
+        Ok(entry.journal.iter().skip(skip).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_actors::domain::TenantId;
+
+    fn step(store: &MemoryStore, state: &mut ConversationState, n: usize) -> impl Future<Output = ()> {
+        let mut events = Vec::new();
+        for _ in 0..n {
+            state.seq += 1;
+            events.push(Envelope::new(state.tenant.clone(), state.id.clone(), "t", state.seq, Event::AiStarted));
+        }
+        let snapshot = Arc::new(state.clone());
+        async move { store.append(&snapshot, &events).await.unwrap() }
+    }
+
+    #[tokio::test]
+    async fn journal_reads_from_a_sequence_and_keeps_only_the_most_recent_events() {
+        let store = MemoryStore::with_journal_limit(8);
+        let mut state = ConversationState::new(ConversationId::new("c"), TenantId::new("t"));
+        step(&store, &mut state, 3).await;
+        step(&store, &mut state, 2).await;
+        let id = state.id.clone();
+        let seqs = |j: Vec<Envelope<Event>>| j.iter().map(|e| e.occurred_at).collect::<Vec<_>>();
+        assert_eq!(seqs(store.journal(&id, 1).await.unwrap()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(seqs(store.journal(&id, 4).await.unwrap()), vec![4, 5]);
+        for _ in 0..10 {
+            step(&store, &mut state, 1).await;
+        }
+        let kept = seqs(store.journal(&id, 1).await.unwrap());
+        assert!(kept.len() <= 10 && kept.len() >= 8, "{kept:?}");
+        assert_eq!(*kept.last().unwrap(), 15);
+        assert_eq!(
+            seqs(store.journal(&id, 14).await.unwrap()),
+            vec![14, 15],
+            "sequence numbers stay right after trimming"
+        );
+        assert_eq!(store.load(&id).await.unwrap().unwrap().seq, 15);
     }
 }
