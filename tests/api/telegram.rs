@@ -73,3 +73,17 @@ async fn duplicate_update_id_is_handled_once() {
     assert_eq!(app.telegram.sent().len(), 1);
     assert_eq!(app.telegram.sent()[0].body["text"], "echo: olá");
 }
+
+#[actix_web::test]
+async fn flood_control_retry_after_is_honoured_and_the_reply_arrives_once() {
+    let app = spawn_app(&[("TENANTS__DEMO__ENTRY", "ai")]).await;
+    app.telegram.flood_next(1, 1);
+    let started = std::time::Instant::now();
+    app.post_tg(&payloads::tg_text(400001, CHAT, "oi")).await;
+    let sent = app.telegram.wait_for_sent(1, Duration::from_secs(5)).await;
+    assert_eq!(sent.len(), 1);
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited retry_after before resending");
+    assert_eq!(app.telegram.calls("sendMessage").len(), 2, "one refused attempt, one delivered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.telegram.sent().len(), 1);
+}
