@@ -22,9 +22,11 @@ use switchboard_actors::sink::InputSink;
 use switchboard_actors::state::ConversationState;
 use switchboard_actors::tenant::TenantPolicy;
 
+type Stored = (Arc<ConversationState>, Vec<Envelope<Event>>);
+
 /// Store in a map.
 #[derive(Default)]
-pub struct MapStore(pub Mutex<HashMap<ConversationId, (Arc<ConversationState>, Vec<Envelope<Event>>)>>);
+pub struct MapStore(pub Mutex<HashMap<ConversationId, Stored>>);
 
 #[async_trait]
 impl ConversationStore for MapStore {
