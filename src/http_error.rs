@@ -17,9 +17,12 @@ pub enum ApiError {
     /// Credentials understood but refused (WhatsApp handshake token).
     #[error("{0}")]
     Forbidden(String),
-    /// No such resource (unknown channel).
+    /// No such resource (unknown channel, unknown path).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
     /// Body over the configured limit.
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
@@ -38,6 +41,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Busy => "busy",
             Self::Unavailable(_) => "unavailable",
@@ -52,6 +56,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

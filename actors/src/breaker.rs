@@ -60,6 +60,11 @@ impl CircuitBreaker {
         }
     }
 
+    /// Gives back a half-open trial that never reached the dependency (so the next call may try).
+    pub fn release_trial(&mut self) {
+        self.trial_in_flight = false;
+    }
+
     /// Records a success: closes the breaker.
     pub fn on_success(&mut self) {
         self.consecutive_failures = 0;

@@ -11,7 +11,7 @@ use crate::event::{Envelope, Event, Input};
 use crate::metrics::HubMetrics;
 use crate::outbox::{Outbox, OutboxPolicy};
 use crate::partition::partition_of;
-use crate::ports::{Bus, BusError, Clock, ConversationStore, Dedup, LlmClient, Outbound};
+use crate::ports::{Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, Outbound};
 use crate::registry::{ConversationRegistry, Deliver, InspectConversation, LiveCount, REGISTRY_MAILBOX};
 use crate::sink::{BusSink, InputSink};
 use crate::state::ConversationState;
@@ -235,13 +235,13 @@ impl Hub {
     pub async fn ingest(&self, envelope: Envelope<Input>, dedup_key: Option<String>) -> Result<Ingested, IngestError> {
         let inner = &self.0;
         if let Some(key) = &dedup_key {
-            let first = inner
-                .dedup
-                .first_seen(key, inner.settings.dedup_ttl)
-                .await
-                .map_err(|e| IngestError::Unavailable(e.to_string()))?;
-            if !first {
-                return Ok(Ingested::Duplicate);
+            let claim = inner.dedup.claim(key).await.map_err(|e| IngestError::Unavailable(e.to_string()))?;
+            match claim {
+                Claim::New => {}
+                Claim::Done => return Ok(Ingested::Duplicate),
+                // A concurrent copy is being published and may still fail: answering 200 here
+                // would let the provider drop its retry. Ask for a retry instead.
+                Claim::Pending => return Err(IngestError::Busy),
             }
         }
         let partition = partition_of(envelope.conversation_id.as_str(), inner.bus.partitions());
@@ -255,6 +255,13 @@ impl Hub {
                 BusError::Full { .. } => IngestError::Busy,
                 other => IngestError::Unavailable(other.to_string()),
             });
+        }
+        if let Some(key) = &dedup_key {
+            inner
+                .dedup
+                .confirm(key, inner.settings.dedup_ttl)
+                .await
+                .map_err(|e| IngestError::Unavailable(e.to_string()))?;
         }
         Ok(Ingested::Accepted)
     }
@@ -364,15 +371,28 @@ async fn consume(
         let mut ids = Vec::with_capacity(deliveries.len());
         let mut pending = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            ids.push(d.id);
-            pending.push((d.envelope.event_id, registry.send(Deliver(d.envelope))));
+            pending.push((d.id, d.envelope.event_id, registry.send(Deliver(d.envelope))));
         }
-        let (event_ids, requests): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        let mut requests = Vec::with_capacity(pending.len());
+        let mut keys = Vec::with_capacity(pending.len());
+        for (id, event_id, request) in pending {
+            keys.push((id, event_id));
+            requests.push(request);
+        }
         let results = join_all(requests).await;
-        for (event_id, result) in event_ids.into_iter().zip(results) {
+        for ((id, event_id), result) in keys.into_iter().zip(results) {
             let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
-            if let Err(e) = &result {
-                tracing::debug!(partition, %event_id, error = %e, "input refused");
+            match &result {
+                // Not handled (store down, actor stopped): leave it unacknowledged so the bus
+                // delivers it again; everything else, refusals included, is final.
+                Err(CommandError::Unavailable(e)) => {
+                    tracing::warn!(partition, %event_id, error = %e, "input not handled; left for redelivery")
+                }
+                Err(e) => {
+                    tracing::debug!(partition, %event_id, error = %e, "input refused");
+                    ids.push(id);
+                }
+                Ok(_) => ids.push(id),
             }
             let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
             if let Some(tx) = waiter {

@@ -157,25 +157,29 @@ async fn deliver(
             per_chat.until_key_ready(&msg.to.recipient).await;
         }
         let allowed = breaker.lock().map(|mut b| b.try_acquire()).unwrap_or(true);
-        let result = if allowed {
+        if !allowed {
+            // The provider is known to be down: wait for the breaker's trial instead of spending
+            // attempts, so a short outage delays replies rather than failing them.
+            attempt -= 1;
+            tokio::time::sleep(policy.breaker_cooldown.min(Duration::from_secs(1))).await;
+            continue;
+        }
+        let result = {
             let _slot = limits.in_flight.acquire().await;
             outbound.send(msg).await
-        } else {
-            Err(SendError::Transient("circuit breaker open".into()))
         };
+        let answered = !matches!(result, Err(SendError::Transient(_)));
+        if answered && let Ok(mut b) = breaker.lock() {
+            // Any answer from the provider (even a refusal) shows it is up.
+            b.on_success();
+        }
         let wait = match result {
-            Ok(id) => {
-                if let Ok(mut b) = breaker.lock() {
-                    b.on_success();
-                }
-                return SendOutcome::Sent { provider_message_id: id };
-            }
+            Ok(id) => return SendOutcome::Sent { provider_message_id: id },
             Err(SendError::Permanent(reason)) => return SendOutcome::Failed { reason },
-            // Throttling is the provider working as designed: wait as told, and do not count it
-            // against the breaker.
+            // Throttling is the provider working as designed: wait as told.
             Err(SendError::RateLimited { retry_after }) => retry_after,
             Err(SendError::Transient(reason)) => {
-                if allowed && let Ok(mut b) = breaker.lock() {
+                if let Ok(mut b) = breaker.lock() {
                     b.on_failure();
                 }
                 tracing::debug!(%reason, attempt, "outbound transient failure");

@@ -59,10 +59,25 @@ pub enum DedupError {
 /// Ingress dedup gate keyed by provider message id.
 #[async_trait]
 pub trait Dedup: Send + Sync + 'static {
-    /// Marks `key` as seen; true if it was not seen before (atomic across concurrent callers).
-    async fn first_seen(&self, key: &str, ttl: Duration) -> Result<bool, DedupError>;
+    /// Claims `key` (atomic across concurrent callers). `New` means the caller now holds it as
+    /// pending and must `confirm` or `forget` it; a pending claim expires by itself after a short
+    /// while, so a caller that died does not block the key for the whole TTL.
+    async fn claim(&self, key: &str) -> Result<Claim, DedupError>;
+    /// The event of a claimed key is on the bus: remember it as done for `ttl`.
+    async fn confirm(&self, key: &str, ttl: Duration) -> Result<(), DedupError>;
     /// Forgets `key` (its event could not be published, so the provider's retry must pass).
     async fn forget(&self, key: &str) -> Result<(), DedupError>;
+}
+
+/// What the dedup gate knows of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Never seen (or expired): the caller holds it now.
+    New,
+    /// Another request is publishing it right now; its outcome is not known yet.
+    Pending,
+    /// Already on the bus: a repeat.
+    Done,
 }
 
 /// Store errors.

@@ -160,12 +160,18 @@ impl ConversationState {
             Event::MessageReceived(msg) => {
                 self.contact = Some(msg.contact.clone());
                 self.reply_to = Some(msg.reply_to.clone());
-                self.last_customer_at = Some(occurred_at);
+                // The service window runs from when the customer wrote, not from when a (possibly
+                // days-late) redelivery reached us.
+                let wrote_at = if msg.sent_at_ms > 0 { msg.sent_at_ms.min(occurred_at) } else { occurred_at };
+                self.last_customer_at = Some(self.last_customer_at.unwrap_or(0).max(wrote_at));
                 self.handled_ids.push_back(stable_hash(&msg.provider_id));
                 if self.handled_ids.len() > HANDLED_IDS {
                     self.handled_ids.pop_front();
                 }
-                self.push_history(Author::Customer, msg.content.as_text(), window);
+                // A reaction is not something to answer: journaled, but kept out of the context.
+                if !matches!(msg.content, crate::domain::Content::Reaction { .. }) {
+                    self.push_history(Author::Customer, msg.content.as_text(), window);
+                }
             }
             Event::StatusReceived(update) => {
                 if let Some(rec) = self

@@ -130,3 +130,44 @@ async fn triage_flow_counts_invalid_answers_and_routes_choices() {
     assert_eq!(texts[2], "Olá! Sou o assistente virtual. Como posso ajudar?");
     assert!(rig.llm.calls().is_empty(), "the menu choice itself is not sent to the model");
 }
+
+#[actix::test]
+async fn transfer_back_into_the_same_queue_waits_there_again() {
+    use switchboard_actors::agents::queue::GetQueueSnapshot;
+    use switchboard_actors::event::TransferTarget;
+    tokio::time::pause();
+    let rig = rig(TenantPolicy::example("t", Route::Queue("sales".into())), Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    rig.deliver(Input::Assign { queue: "sales".into(), agent: AgentId::new("ana") }).await.unwrap();
+    let back = rig.deliver(Input::Transfer { target: TransferTarget::Queue("sales".into()) }).await;
+    assert_eq!(back, Ok(Outcome::Applied));
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.state().status, Status::Queued { queue: "sales".into() });
+    let queue = rig.queue("sales").send(GetQueueSnapshot).await.unwrap();
+    assert_eq!(queue.waiting.len(), 1, "the conversation is in the waiting list, not lost: {queue:?}");
+}
+
+#[actix::test]
+async fn the_ai_does_not_close_over_a_message_it_has_not_seen() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_secs(1));
+    *rig.llm.action.lock().unwrap() = Some(LlmAction::Close { message: Some("Até logo!".into()) });
+    rig.customer("m1", "obrigado, era só isso").await.unwrap();
+    settle(Duration::from_millis(500)).await;
+    rig.customer("m2", "ah, mais uma coisa!").await.unwrap();
+    settle(Duration::from_millis(700)).await;
+    assert_eq!(rig.state().status, Status::Bot, "m2 arrived while the model decided to close");
+    *rig.llm.action.lock().unwrap() = None;
+    settle(Duration::from_secs(2)).await;
+    assert_eq!(rig.sent_texts(), vec!["Até logo!", "echo: ah, mais uma coisa!"]);
+}
+
+#[actix::test]
+async fn close_tool_closes_when_nothing_new_arrived() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_millis(10));
+    *rig.llm.action.lock().unwrap() = Some(LlmAction::Close { message: None });
+    rig.customer("m1", "tchau").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    assert_eq!(rig.state().status, Status::Closed);
+}

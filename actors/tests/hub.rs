@@ -50,8 +50,11 @@ struct SetDedup(Mutex<HashSet<String>>);
 
 #[async_trait]
 impl Dedup for SetDedup {
-    async fn first_seen(&self, key: &str, _: Duration) -> Result<bool, DedupError> {
-        Ok(self.0.lock().unwrap().insert(key.to_owned()))
+    async fn claim(&self, key: &str) -> Result<Claim, DedupError> {
+        Ok(if self.0.lock().unwrap().insert(key.to_owned()) { Claim::New } else { Claim::Done })
+    }
+    async fn confirm(&self, _: &str, _: Duration) -> Result<(), DedupError> {
+        Ok(())
     }
     async fn forget(&self, key: &str) -> Result<(), DedupError> {
         self.0.lock().unwrap().remove(key);

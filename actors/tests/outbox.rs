@@ -148,3 +148,49 @@ async fn per_chat_rate_limit_spaces_messages_to_one_chat() {
     let other = log.iter().find(|(to, _, _)| to == "other").unwrap().2;
     assert!(other < chat[1], "another chat is not held back by the per-chat limit");
 }
+
+#[actix::test]
+async fn a_refused_trial_send_does_not_jam_the_breaker() {
+    tokio::time::pause();
+    let provider = Arc::new(ScriptedProvider::default());
+    provider.script.lock().unwrap().extend([
+        Err(SendError::Transient("down".into())),
+        Err(SendError::Permanent("(#131026) undeliverable".into())),
+        Ok(()),
+    ]);
+    let policy = OutboxPolicy {
+        breaker_failures: 1,
+        breaker_cooldown: Duration::from_secs(5),
+        max_attempts: 10,
+        ..OutboxPolicy::default()
+    };
+    let (outbox, sink, _) = start(provider.clone(), policy);
+    outbox.send(send("a", 1, "x")).await.unwrap(); // opens the breaker, then its trial is refused for good
+    settle(Duration::from_secs(30)).await;
+    outbox.send(send("b", 1, "y")).await.unwrap();
+    settle(Duration::from_secs(30)).await;
+    let results = outcomes(&sink);
+    assert_eq!(results[0].2, SendOutcome::Failed { reason: "(#131026) undeliverable".into() });
+    assert_eq!(
+        results[1],
+        ("b".into(), 1, SendOutcome::Sent { provider_message_id: "id-y".into() }),
+        "the channel still sends"
+    );
+}
+
+#[actix::test]
+async fn an_outage_shorter_than_the_retries_delays_replies_instead_of_failing_them() {
+    tokio::time::pause();
+    let provider = Arc::new(ScriptedProvider::default());
+    provider.script.lock().unwrap().extend((0..3).map(|_| Err(SendError::Transient("502".into()))));
+    let policy = OutboxPolicy {
+        breaker_failures: 2,
+        breaker_cooldown: Duration::from_secs(20),
+        max_attempts: 4,
+        ..OutboxPolicy::default()
+    };
+    let (outbox, sink, _) = start(provider.clone(), policy);
+    outbox.send(send("a", 1, "x")).await.unwrap();
+    settle(Duration::from_secs(120)).await;
+    assert_eq!(outcomes(&sink), vec![("a".into(), 1, SendOutcome::Sent { provider_message_id: "id-x".into() })]);
+}

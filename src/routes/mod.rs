@@ -1,21 +1,41 @@
-//! HTTP routes: provider webhooks, health and metrics.
+//! HTTP routes: provider webhooks, health and metrics. Unknown paths, wrong methods and bad query
+//! strings get the same JSON error body as every other error.
 
 mod body;
 mod health;
 mod telegram;
 mod whatsapp;
 
-use actix_web::web;
+use crate::http_error::ApiError;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 pub use body::read_body;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(health::index))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/webhooks/whatsapp", web::get().to(whatsapp::handshake))
-        .route("/webhooks/whatsapp", web::post().to(whatsapp::receive))
-        .route("/webhooks/telegram/{channel}", web::post().to(telegram::receive));
+    cfg.app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()))
+        .service(web::resource("/").get(health::index).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/healthz").get(health::healthz).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/readyz").get(health::readyz).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/metrics").get(health::metrics).default_service(web::to(method_not_allowed)))
+        .service(
+            web::resource("/webhooks/whatsapp")
+                .get(whatsapp::handshake)
+                .post(whatsapp::receive)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/webhooks/telegram/{channel}")
+                .post(telegram::receive)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }

@@ -34,6 +34,9 @@ pub struct Handshake {
 pub async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     tracing::info!(mode = q.mode.as_deref().unwrap_or(""), "whatsapp webhook handshake");
+    if q.mode.as_deref() != Some("subscribe") || q.challenge.is_none() || q.verify_token.is_none() {
+        return Err(ApiError::BadRequest("expected hub.mode=subscribe, hub.challenge and hub.verify_token".into()));
+    }
     let challenge = state
         .channels
         .whatsapp
@@ -58,10 +61,17 @@ pub async fn receive(
     }
     let body = read_body(&req, payload, state.body_limit).await.map_err(|e| reject("too_large", e))?;
     let signature = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes());
-    // Numbers may belong to different Meta apps: any configured app secret may have signed.
-    let verified =
-        state.channels.whatsapp.values().any(|e| verify_signature(&e.settings.app_secret, signature, &body).is_ok());
-    if !verified {
+    // Numbers may belong to different Meta apps: find which app secrets signed this body. Each
+    // item is then accepted only for a number whose own app signed it (below), so one tenant's
+    // app cannot post messages into another tenant's number.
+    let mut signed_by: Vec<&str> = Vec::new();
+    for e in state.channels.whatsapp.values() {
+        let secret = e.settings.app_secret.as_str();
+        if !signed_by.contains(&secret) && verify_signature(secret, signature, &body).is_ok() {
+            signed_by.push(secret);
+        }
+    }
+    if signed_by.is_empty() {
         let (reason, err) = match signature {
             None => ("missing_signature", WhatsAppError::MissingSignature),
             Some(_) => ("bad_signature", WhatsAppError::BadSignature),
@@ -72,6 +82,19 @@ pub async fn receive(
     let resolve = |pnid: &str| state.channels.whatsapp.get(pnid).map(|e| (e.tenant.clone(), e.channel.clone()));
     let parsed =
         parse_webhook(&body, &resolve).map_err(|e| reject("malformed", ApiError::BadRequest(e.to_string())))?;
+    let foreign = parsed.items.iter().any(|item| {
+        let endpoint = state.channels.whatsapp.values().find(|e| e.tenant == item.tenant && e.channel == item.channel);
+        endpoint.is_none_or(|e| !signed_by.contains(&e.settings.app_secret.as_str()))
+    });
+    if foreign {
+        return Err(reject(
+            "foreign_signature",
+            ApiError::Unauthorized("the body is not signed by the app of the number it names".into()),
+        ));
+    }
+    if parsed.senderless > 0 {
+        tracing::warn!(count = parsed.senderless, trace_id = %trace.0, "whatsapp messages without a sender ignored");
+    }
     for pnid in &parsed.unknown_numbers {
         state.webhooks.unknown_numbers.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(phone_number_id = %pnid, trace_id = %trace.0, "webhook for unknown whatsapp number ignored");
@@ -100,7 +123,7 @@ pub async fn receive(
             Err(IngestError::Unavailable(e)) => return Err(reject("unavailable", ApiError::Unavailable(e))),
         }
     }
-    let ignored = parsed.unknown_numbers.len() as u64;
+    let ignored = (parsed.unknown_numbers.len() + parsed.senderless) as u64;
     WebhookAccepted { channel: CHANNEL, accepted, duplicates, ignored, trace_id: &trace.0 }.emit(&state.webhooks);
     Ok(HttpResponse::Ok()
         .json(json!({ "status": "ok", "accepted": accepted, "duplicates": duplicates, "ignored": ignored })))

@@ -88,3 +88,60 @@ async fn telegram_secret_channel_and_json_are_checked() {
     assert!(app.state_of(&app.tg_conversation(4242)).await.is_none());
     assert_nothing_stored(&app).await;
 }
+
+#[actix_web::test]
+async fn one_tenants_app_cannot_post_into_another_tenants_number() {
+    let app = spawn_app_with(Some("second_tenant.toml"), &[]).await;
+    // Signed with tenant "outra"'s app secret, but naming tenant "demo"'s number.
+    let body = payloads::wa_text(PNID, FROM, "wamid.X-1", "oi");
+    let sig = payloads::wa_sign(OUTRA_SECRET, body.as_bytes());
+    assert_error(app.post_wa_raw(body.into_bytes(), Some(&sig)).await, 401, "unauthorized").await;
+    assert_eq!(app.state.webhooks.get("whatsapp", "foreign_signature"), 1);
+    assert_nothing_stored(&app).await;
+    // Its own number, its own signature: accepted and answered by its own AI.
+    let own = payloads::wa_text(OUTRA_PNID, FROM, "wamid.X-2", "olá");
+    let sig = payloads::wa_sign(OUTRA_SECRET, own.as_bytes());
+    assert_eq!(app.post_wa_raw(own.into_bytes(), Some(&sig)).await.status(), 200);
+    let sent = app.graph.wait_for_sent(1, Duration::from_secs(5)).await;
+    assert_eq!(sent[0].path, format!("/v21.0/{OUTRA_PNID}/messages"));
+    // The same customer number is a different conversation in each tenant.
+    assert!(app.state_of(&app.wa_conversation(FROM)).await.is_none(), "nothing in tenant demo");
+}
+
+#[actix_web::test]
+async fn unknown_paths_wrong_methods_and_bad_handshakes_get_json_errors() {
+    let app = spawn_app(&[]).await;
+    let get = |path: &str| app.http.get(format!("{}{path}", app.url)).send();
+    assert_error(get("/nope").await.unwrap(), 404, "not_found").await;
+    assert_error(
+        app.http.delete(format!("{}/webhooks/whatsapp", app.url)).send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    assert_error(get("/webhooks/telegram/demo").await.unwrap(), 405, "method_not_allowed").await;
+    assert_error(get("/webhooks/whatsapp?hub.mode=subscribe").await.unwrap(), 400, "bad_request").await;
+    assert_error(
+        get(&format!("/webhooks/whatsapp?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token={WA_VERIFY}"))
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn telegram_oversized_and_invalid_utf8_bodies_are_refused() {
+    let app = spawn_app(&[("SERVER__BODY_LIMIT_BYTES", "2048")]).await;
+    let post = |body: Vec<u8>| {
+        app.http
+            .post(format!("{}/webhooks/telegram/demo", app.url))
+            .header("x-telegram-bot-api-secret-token", TG_SECRET)
+            .body(body)
+            .send()
+    };
+    assert_error(post(vec![b'x'; 4096]).await.unwrap(), 413, "payload_too_large").await;
+    assert_error(post(b"{\"update_id\":1,\"message\":\"\xc3\x28\"}".to_vec()).await.unwrap(), 400, "bad_request").await;
+    assert_nothing_stored(&app).await;
+}

@@ -39,6 +39,15 @@ pub struct TestApp {
 
 /// Config overrides as `SWITCHBOARD__…` pairs, e.g. `("TENANTS__DEMO__ENTRY", "ai")`.
 pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_with(None, overrides).await
+}
+
+pub const OUTRA_PNID: &str = "300000000000003";
+pub const OUTRA_SECRET: &str = "outra-app-secret";
+
+/// Like [`spawn_app`], with a config file layered over `config/default.toml` (a path under
+/// `tests/api/fixtures/`).
+pub async fn spawn_app_with(fixture: Option<&str>, overrides: &[(&str, &str)]) -> TestApp {
     let graph = FakeGraph::start(WA_TOKEN).await.expect("fake graph");
     let telegram = FakeTelegram::start(TG_TOKEN).await.expect("fake telegram");
     let openai = FakeOpenAi::start().await.expect("fake openai");
@@ -59,6 +68,9 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
         ("SWITCHBOARD__TENANTS__DEMO__AI__TIMEOUT_MS", "3000".to_owned()),
         ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "100000".to_owned()),
         ("SWITCHBOARD__TENANTS__DEMO__TELEGRAM__DEMO__PER_CHAT_PER_SECOND", "1000".to_owned()),
+        ("OUTRA_WA_TOKEN", WA_TOKEN.to_owned()),
+        ("OUTRA_WA_SECRET", OUTRA_SECRET.to_owned()),
+        ("OUTRA_WA_VERIFY", "outra-verify".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -67,7 +79,8 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
         env.insert(format!("SWITCHBOARD__{k}"), (*v).to_owned());
     }
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-    let settings = switchboard::config::load(Some(&base), None, &env).expect("valid test config");
+    let file = fixture.map(|f| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/fixtures").join(f));
+    let settings = switchboard::config::load(Some(&base), file.as_deref(), &env).expect("valid test config");
     let clock = Arc::new(ManualClock::at(SystemClock.now_ms()));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -39,17 +39,18 @@ impl AiAgent {
     fn fallback(&self, why: String) -> AiOutcome {
         HubMetrics::inc(&self.metrics.llm_fallbacks);
         tracing::warn!(tenant = %self.policy.id, reason = %why, "ai fallback");
-        AiOutcome {
-            action: LlmAction::Handoff {
-                queue: Some(self.policy.default_queue.clone()),
-                reason: format!("ai unavailable: {why}"),
-                message: Some(self.policy.ai.fallback_message.clone()),
-            },
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            fallback: true,
-        }
+        AiOutcome::fallback(&self.policy, &why)
     }
+}
+
+/// Why a model call produced no answer.
+enum CallError {
+    /// Our own limiter or concurrency bound held it past the timeout.
+    Queued,
+    /// The model did not answer in time.
+    TimedOut,
+    /// The model answered with an error.
+    Model(crate::ports::LlmError),
 }
 
 impl Actor for AiAgent {
@@ -60,6 +61,22 @@ impl Actor for AiAgent {
 #[derive(Message, Debug)]
 #[rtype(result = "AiOutcome")]
 pub struct Generate(pub LlmRequest);
+
+impl AiOutcome {
+    /// The tenant's fallback: a polite message and a handoff to the default queue.
+    pub fn fallback(policy: &TenantPolicy, why: &str) -> Self {
+        Self {
+            action: LlmAction::Handoff {
+                queue: Some(policy.default_queue.clone()),
+                reason: format!("ai unavailable: {why}"),
+                message: Some(policy.ai.fallback_message.clone()),
+            },
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            fallback: true,
+        }
+    }
+}
 
 /// The agent's answer: always something to do, never an error.
 #[derive(Debug, Clone, PartialEq, Eq, MessageResponse)]
@@ -88,18 +105,28 @@ impl Handler<Generate> for AiAgent {
         let limiter = self.limiter.clone();
         let in_flight = self.in_flight.clone();
         let timeout = self.policy.ai.timeout;
-        // Waiting for the limiter or a free slot counts against the timeout: a tenant over its
-        // rate or concurrency gets the fallback rather than an unbounded wait.
+        // Waiting for the limiter or a free slot counts against the timeout (a tenant over its
+        // rate or concurrency gets the fallback rather than an unbounded wait), but it is our own
+        // queueing, not the model failing: only the model call itself feeds the breaker.
         let call = async move {
-            tokio::time::timeout(timeout, async {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let queued = tokio::time::timeout_at(deadline, async {
                 limiter.until_ready().await;
-                let _slot = in_flight.acquire_owned().await;
-                llm.complete(msg.0).await
+                in_flight.acquire_owned().await
             })
-            .await
+            .await;
+            let Ok(Ok(_slot)) = queued else { return Err(CallError::Queued) };
+            match tokio::time::timeout_at(deadline, llm.complete(msg.0)).await {
+                Ok(result) => result.map_err(CallError::Model),
+                Err(_) => Err(CallError::TimedOut),
+            }
         };
         Box::pin(call.into_actor(self).map(move |result, act, _| match result {
-            Ok(Ok(resp)) => {
+            Err(CallError::Queued) => {
+                act.breaker.release_trial();
+                act.fallback(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"))
+            }
+            Ok(resp) => {
                 act.breaker.on_success();
                 act.metrics
                     .llm_prompt_tokens
@@ -114,12 +141,12 @@ impl Handler<Generate> for AiAgent {
                     fallback: false,
                 }
             }
-            Ok(Err(e)) => {
+            Err(CallError::Model(e)) => {
                 act.breaker.on_failure();
                 HubMetrics::inc(&act.metrics.llm_errors);
                 act.fallback(e.to_string())
             }
-            Err(_) => {
+            Err(CallError::TimedOut) => {
                 act.breaker.on_failure();
                 HubMetrics::inc(&act.metrics.llm_errors);
                 act.fallback(format!("model timed out after {timeout:?}"))

@@ -74,7 +74,9 @@ impl ConversationActor {
             tracing::warn!(conversation = %self.state.id, "no reply address; message not sent");
             return;
         };
-        let callback_query_id = callback_query_id.or_else(|| self.pending_callback.take());
+        // The customer's last tap is answered by the first message we send after it, once.
+        let pending = self.pending_callback.take();
+        let callback_query_id = callback_query_id.or(pending);
         let local_id = self.state.next_local_id;
         self.record(Event::OutboundQueued { local_id, author, content: content.clone() });
         let Some(_) = self.rt.outboxes.get(&to.channel) else {
@@ -157,7 +159,9 @@ impl ConversationActor {
     }
 
     fn check_idle(&mut self) {
-        if self.ai_turn.is_none() && self.last_activity.elapsed() >= self.rt.policy.idle_timeout {
+        // A model turn or an armed debounce is work in flight: not idle.
+        let busy = self.ai_turn.is_some() || self.debounce_armed;
+        if !busy && self.last_activity.elapsed() >= self.rt.policy.idle_timeout {
             self.registry.do_send(IdleReport { id: self.state.id.clone(), processed: self.processed });
         }
     }
@@ -176,6 +180,8 @@ impl Actor for ConversationActor {
             Ok(Some(state)) => {
                 HubMetrics::inc(&act.rt.metrics.rehydrations);
                 act.state = state;
+                // Messages journaled (and acknowledged) before a stop may still await the AI.
+                act.maybe_start_ai_turn(ctx);
             }
             Ok(None) => {}
             Err(e) => {

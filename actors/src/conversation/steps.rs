@@ -4,7 +4,7 @@ use super::actor::{ConversationActor, Effect};
 use super::{CommandError, Outcome, ProcessResult};
 use crate::agents::ai::{AiOutcome, Generate};
 use crate::agents::triage::{Triage, TriageDecision};
-use crate::dispatcher::{RequestHandoff, RouteNew};
+use crate::dispatcher::{LeaveQueue, RequestHandoff, RouteNew};
 use crate::domain::{AgentId, Author, ChannelKind, DeliveryUpdate, InboundMessage};
 use crate::event::{Event, TransferTarget};
 use crate::metrics::HubMetrics;
@@ -187,13 +187,17 @@ impl ConversationActor {
         let trace_id = self.trace_id.clone();
         ctx.spawn(self.rt.ai.send(Generate(request)).into_actor(self).map(move |outcome, act, ctx| {
             act.ai_turn = None;
-            let Ok(outcome) = outcome else {
-                tracing::error!(conversation = %act.state.id, "ai agent unreachable");
-                return;
-            };
+            // The agent actor gone (shutting down) is the model being unavailable: fallback and
+            // handoff, never silence.
+            let outcome = outcome.unwrap_or_else(|e| {
+                tracing::error!(conversation = %act.state.id, error = %e, "ai agent unreachable");
+                AiOutcome::fallback(&act.rt.policy, "ai agent unreachable")
+            });
             if act.state.epoch != epoch || act.state.status != Status::Bot {
                 HubMetrics::inc(&act.rt.metrics.stale_ai_replies_dropped);
                 tracing::info!(conversation = %act.state.id, epoch, now = act.state.epoch, "stale ai reply dropped");
+                // A new ticket may have opened with the AI while this one was thinking.
+                act.maybe_start_ai_turn(ctx);
                 return;
             }
             act.trace_id = trace_id;
@@ -225,7 +229,12 @@ impl ConversationActor {
                 if let Some(body) = message {
                     self.send(author, text(body), None);
                 }
-                self.record(Event::Closed { by: Author::Bot });
+                // The customer wrote again while the model decided to close: keep the ticket open
+                // so the next turn answers them.
+                let wrote_since = self.state.unanswered().any(|e| e.seq > through);
+                if !wrote_since {
+                    self.record(Event::Closed { by: Author::Bot });
+                }
                 done(Ok(Outcome::Applied))
             }
         }
@@ -291,7 +300,15 @@ impl ConversationActor {
                 if self.rt.policy.queue(&queue).is_none() {
                     return done(Err(CommandError::UnknownQueue(queue)));
                 }
-                self.leave_queue();
+                // Leave the old queue before joining the new one: both go through the dispatcher in
+                // order, so a transfer back into the same queue re-enqueues instead of vanishing.
+                if let Some(old) = self.state.status.queue() {
+                    self.rt.dispatcher.do_send(LeaveQueue {
+                        tenant: self.state.tenant.clone(),
+                        queue: old.to_owned(),
+                        conversation: self.state.id.clone(),
+                    });
+                }
                 self.record(Event::Transferred { target: TransferTarget::Queue(queue.clone()) });
                 self.handoff(Some(queue), "transfer".into())
             }

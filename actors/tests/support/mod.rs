@@ -107,6 +107,7 @@ impl InputSink for SinkProbe {
 
 pub struct Rig {
     pub registry: Addr<ConversationRegistry>,
+    pub queues: HashMap<String, Addr<QueueAgent>>,
     pub sent: Arc<Mutex<Vec<SendOutbound>>>,
     pub llm: Arc<ScriptedLlm>,
     pub sink: Arc<SinkProbe>,
@@ -128,12 +129,12 @@ pub fn rig(policy: TenantPolicy, llm_delay: Duration) -> Rig {
     let sink = Arc::new(SinkProbe::default());
     let store = Arc::new(MapStore::default());
     let llm = ScriptedLlm::new(llm_delay);
-    let queues = policy
+    let queues: HashMap<String, Addr<QueueAgent>> = policy
         .queues
         .iter()
         .map(|q| (q.name.clone(), QueueAgent::new(policy.id.clone(), q.clone(), sink.clone(), clock.clone()).start()))
         .collect();
-    let routes = HashMap::from([(policy.id.clone(), TenantRoutes { policy: policy.clone(), queues })]);
+    let routes = HashMap::from([(policy.id.clone(), TenantRoutes { policy: policy.clone(), queues: queues.clone() })]);
     let dispatcher = Dispatcher::new(routes).start();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let outbox = OutboxProbe(sent.clone()).start();
@@ -149,7 +150,7 @@ pub fn rig(policy: TenantPolicy, llm_delay: Duration) -> Rig {
     };
     let tenants = Arc::new(HashMap::from([(policy.id.clone(), Arc::new(rt))]));
     let registry = ConversationRegistry::new(0, tenants).start();
-    Rig { registry, sent, llm, sink, metrics, store, clock, policy }
+    Rig { registry, queues, sent, llm, sink, metrics, store, clock, policy }
 }
 
 impl Rig {
@@ -172,6 +173,10 @@ impl Rig {
             callback_query_id: None,
         }))
         .await
+    }
+
+    pub fn queue(&self, name: &str) -> &Addr<QueueAgent> {
+        &self.queues[name]
     }
 
     pub fn sent_texts(&self) -> Vec<String> {

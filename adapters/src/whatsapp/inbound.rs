@@ -64,6 +64,8 @@ pub struct ParsedWebhook {
     pub items: Vec<WebhookItem>,
     /// `phone_number_id`s we do not serve (counted and logged by the caller; nothing stored).
     pub unknown_numbers: Vec<String>,
+    /// Messages with neither `from` nor `from_user_id` (dropped).
+    pub senderless: usize,
 }
 
 /// Parses a webhook body. `resolve` maps a `phone_number_id` to its tenant and channel.
@@ -87,6 +89,11 @@ pub fn parse_webhook(
             continue;
         };
         for msg in &value.messages {
+            if msg.from.is_none() && msg.from_user_id.is_none() {
+                // Nobody to answer: drop it (counted by the caller), never a conversation keyed "".
+                parsed.senderless += 1;
+                continue;
+            }
             let inbound = message(msg, &value.contacts, &channel);
             parsed.items.push(WebhookItem {
                 tenant: tenant.clone(),
