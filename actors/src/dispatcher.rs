@@ -149,3 +149,28 @@ impl Handler<MoveToAgent> for Dispatcher {
         }
     }
 }
+
+/// The dispatcher as its neighbours see it: one recipient per message, so a test can put a probe
+/// in its place.
+#[derive(Clone)]
+pub struct DispatcherPort {
+    /// Entry routing.
+    pub route: Recipient<RouteNew>,
+    /// Handoffs to queues.
+    pub handoff: Recipient<RequestHandoff>,
+    /// Leaving a queue.
+    pub leave: Recipient<LeaveQueue>,
+    /// Moving to another agent.
+    pub move_to_agent: Recipient<MoveToAgent>,
+}
+
+impl From<&Addr<Dispatcher>> for DispatcherPort {
+    fn from(addr: &Addr<Dispatcher>) -> Self {
+        Self {
+            route: addr.clone().recipient(),
+            handoff: addr.clone().recipient(),
+            leave: addr.clone().recipient(),
+            move_to_agent: addr.clone().recipient(),
+        }
+    }
+}

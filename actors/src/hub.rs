@@ -5,7 +5,7 @@ use crate::agents::ai::AiAgent;
 use crate::agents::queue::{QueueAgent, SetPresence};
 use crate::agents::triage::TriageAgent;
 use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
-use crate::dispatcher::{Dispatcher, TenantRoutes};
+use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use crate::domain::{AgentId, ChannelRef, ConversationId, TenantId};
 use crate::event::{Envelope, Event, Input};
 use crate::metrics::HubMetrics;
@@ -170,9 +170,9 @@ impl Hub {
             .map(|(id, policy, ai, triage, outboxes)| {
                 let rt = TenantRuntime {
                     policy,
-                    dispatcher: dispatcher.clone(),
-                    ai,
-                    triage,
+                    dispatcher: DispatcherPort::from(&dispatcher),
+                    ai: ai.recipient(),
+                    triage: triage.recipient(),
                     outboxes,
                     store: backend.store.clone(),
                     clock: backend.clock.clone(),

@@ -2,10 +2,15 @@
 
 mod support;
 
+use actix::prelude::*;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
+use switchboard_actors::agents::ai::Generate;
+use switchboard_actors::agents::queue::Enqueued;
 use switchboard_actors::conversation::{CommandError, Outcome};
+use switchboard_actors::dispatcher::{DispatchError, Handoff, RequestHandoff};
 use switchboard_actors::domain::{AgentId, Author};
 use switchboard_actors::event::Input;
 use switchboard_actors::ports::LlmAction;
@@ -170,4 +175,59 @@ async fn close_tool_closes_when_nothing_new_arrived() {
     rig.customer("m1", "tchau").await.unwrap();
     settle(Duration::from_millis(100)).await;
     assert_eq!(rig.state().status, Status::Closed);
+}
+
+/// Stands in for the dispatcher's handoff handler: records requests, puts everyone at position 7.
+#[derive(Default)]
+struct HandoffProbe(Arc<Mutex<Vec<RequestHandoff>>>);
+
+impl Actor for HandoffProbe {
+    type Context = Context<Self>;
+}
+
+impl Handler<RequestHandoff> for HandoffProbe {
+    type Result = Result<Handoff, DispatchError>;
+
+    fn handle(&mut self, msg: RequestHandoff, _: &mut Self::Context) -> Self::Result {
+        let queue = msg.queue.clone().unwrap_or_else(|| "support".into());
+        self.0.lock().unwrap().push(msg);
+        Ok(Handoff { queue, enqueued: Enqueued { position: 7, open: true } })
+    }
+}
+
+/// An AI agent that is gone: every request to it fails with a mailbox error.
+struct GoneAgent;
+
+impl Actor for GoneAgent {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Generate> for GoneAgent {
+    type Result = MessageResult<Generate>;
+    fn handle(&mut self, _: Generate, _: &mut Self::Context) -> Self::Result {
+        unreachable!("stopped before any message")
+    }
+}
+
+#[actix::test]
+async fn an_unreachable_ai_agent_means_fallback_and_handoff_with_the_trace_id() {
+    tokio::time::pause();
+    let handoffs = HandoffProbe::default();
+    let recorded = handoffs.0.clone();
+    let probes = Probes { ai: Some(GoneAgent.start().recipient()), handoff: Some(handoffs.start().recipient()) };
+    settle(Duration::from_millis(10)).await;
+    let rig = rig_with(ai_policy(), Duration::ZERO, probes);
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    let requests = recorded.lock().unwrap();
+    assert_eq!(requests.len(), 1, "handed off, not silent");
+    assert_eq!(requests[0].queue.as_deref(), Some("support"), "the default queue");
+    assert_eq!(requests[0].trace_id, "trace-1", "the customer's trace id rides the handoff");
+    assert_eq!(rig.state().status, Status::Queued { queue: "support".into() });
+    let texts = rig.sent_texts();
+    assert_eq!(texts[0], rig.policy.ai.fallback_message);
+    assert_eq!(texts[1], "Você está na fila support, posição 7.");
 }

@@ -143,12 +143,12 @@ impl ConversationActor {
                         outbox.do_send(msg);
                     }
                 }
-                Effect::LeaveQueue(queue) => self.rt.dispatcher.do_send(LeaveQueue {
+                Effect::LeaveQueue(queue) => self.rt.dispatcher.leave.do_send(LeaveQueue {
                     tenant: self.state.tenant.clone(),
                     queue,
                     conversation: self.state.id.clone(),
                 }),
-                Effect::MoveToAgent { queue, agent } => self.rt.dispatcher.do_send(MoveToAgent {
+                Effect::MoveToAgent { queue, agent } => self.rt.dispatcher.move_to_agent.do_send(MoveToAgent {
                     tenant: self.state.tenant.clone(),
                     queue,
                     conversation: self.state.id.clone(),

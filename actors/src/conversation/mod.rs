@@ -7,9 +7,9 @@ mod steps;
 
 pub use actor::ConversationActor;
 
-use crate::agents::ai::AiAgent;
-use crate::agents::triage::TriageAgent;
-use crate::dispatcher::Dispatcher;
+use crate::agents::ai::Generate;
+use crate::agents::triage::Triage;
+use crate::dispatcher::DispatcherPort;
 use crate::domain::ChannelRef;
 use crate::event::{Envelope, Input};
 use crate::metrics::HubMetrics;
@@ -26,11 +26,11 @@ pub struct TenantRuntime {
     /// The tenant's policy.
     pub policy: Arc<TenantPolicy>,
     /// Routing.
-    pub dispatcher: Addr<Dispatcher>,
+    pub dispatcher: DispatcherPort,
     /// The tenant's AI agent.
-    pub ai: Addr<AiAgent>,
+    pub ai: Recipient<Generate>,
     /// The tenant's triage bot.
-    pub triage: Addr<TriageAgent>,
+    pub triage: Recipient<Triage>,
     /// Outboxes by channel; a channel missing here is disabled.
     pub outboxes: HashMap<ChannelRef, Recipient<SendOutbound>>,
     /// Durable state.

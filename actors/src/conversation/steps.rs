@@ -31,7 +31,7 @@ impl ConversationActor {
             Status::Closed => {
                 self.record(Event::Opened { ticket: self.state.ticket + 1 });
                 let tenant = self.state.tenant.clone();
-                let ask = self.rt.dispatcher.send(RouteNew(tenant));
+                let ask = self.rt.dispatcher.route.send(RouteNew(tenant));
                 Box::pin(ask.into_actor(self).then(move |route, act, _| {
                     let route = match route {
                         Ok(Ok(route)) => route,
@@ -113,7 +113,7 @@ impl ConversationActor {
 
     /// Hands the conversation to a human queue and tells the customer where they stand.
     pub(super) fn handoff(&mut self, queue: Option<String>, reason: String) -> Step {
-        let ask = self.rt.dispatcher.send(RequestHandoff {
+        let ask = self.rt.dispatcher.handoff.send(RequestHandoff {
             tenant: self.state.tenant.clone(),
             conversation: self.state.id.clone(),
             queue,
@@ -303,7 +303,7 @@ impl ConversationActor {
                 // Leave the old queue before joining the new one: both go through the dispatcher in
                 // order, so a transfer back into the same queue re-enqueues instead of vanishing.
                 if let Some(old) = self.state.status.queue() {
-                    self.rt.dispatcher.do_send(LeaveQueue {
+                    self.rt.dispatcher.leave.do_send(LeaveQueue {
                         tenant: self.state.tenant.clone(),
                         queue: old.to_owned(),
                         conversation: self.state.id.clone(),

@@ -11,7 +11,7 @@ use switchboard_actors::agents::ai::AiAgent;
 use switchboard_actors::agents::queue::QueueAgent;
 use switchboard_actors::agents::triage::TriageAgent;
 use switchboard_actors::conversation::{ProcessResult, TenantRuntime};
-use switchboard_actors::dispatcher::{Dispatcher, TenantRoutes};
+use switchboard_actors::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use switchboard_actors::domain::*;
 use switchboard_actors::event::{Envelope, Event, Input};
 use switchboard_actors::metrics::HubMetrics;
@@ -121,8 +121,20 @@ pub fn channel() -> ChannelRef {
     ChannelRef::new(ChannelKind::WhatsApp, "main")
 }
 
+/// Neighbours a test replaces with probes.
+#[derive(Default)]
+pub struct Probes {
+    pub ai: Option<Recipient<switchboard_actors::agents::ai::Generate>>,
+    pub handoff: Option<Recipient<switchboard_actors::dispatcher::RequestHandoff>>,
+}
+
 /// Everything on the current (test) thread, so `tokio::time::pause` controls all timers.
 pub fn rig(policy: TenantPolicy, llm_delay: Duration) -> Rig {
+    rig_with(policy, llm_delay, Probes::default())
+}
+
+/// [`rig`] with some neighbours replaced by probes.
+pub fn rig_with(policy: TenantPolicy, llm_delay: Duration, probes: Probes) -> Rig {
     let policy = Arc::new(policy);
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
     let metrics = Arc::new(HubMetrics::default());
@@ -140,9 +152,17 @@ pub fn rig(policy: TenantPolicy, llm_delay: Duration) -> Rig {
     let outbox = OutboxProbe(sent.clone()).start();
     let rt = TenantRuntime {
         policy: policy.clone(),
-        dispatcher,
-        ai: AiAgent::new(policy.clone(), Some(llm.clone()), metrics.clone()).start(),
-        triage: TriageAgent::new(policy.clone()).start(),
+        dispatcher: {
+            let mut port = DispatcherPort::from(&dispatcher);
+            if let Some(handoff) = probes.handoff {
+                port.handoff = handoff;
+            }
+            port
+        },
+        ai: probes
+            .ai
+            .unwrap_or_else(|| AiAgent::new(policy.clone(), Some(llm.clone()), metrics.clone()).start().recipient()),
+        triage: TriageAgent::new(policy.clone()).start().recipient(),
         outboxes: HashMap::from([(channel(), outbox.recipient())]),
         store: store.clone(),
         clock: clock.clone(),
