@@ -45,6 +45,9 @@ pub enum DispatchError {
     /// The queue actor is gone (shutting down).
     #[error("queue unavailable")]
     QueueUnavailable,
+    /// The agent cannot take the conversation.
+    #[error("{0}")]
+    AgentUnavailable(String),
 }
 
 /// Where does a new ticket of this tenant go?
@@ -126,9 +129,9 @@ impl Handler<LeaveQueue> for Dispatcher {
     }
 }
 
-/// An assigned conversation moves to another agent of its queue.
+/// A conversation moves to a given agent of its queue.
 #[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), DispatchError>")]
 pub struct MoveToAgent {
     /// Tenant.
     pub tenant: TenantId,
@@ -141,12 +144,19 @@ pub struct MoveToAgent {
 }
 
 impl Handler<MoveToAgent> for Dispatcher {
-    type Result = ();
+    type Result = ResponseFuture<Result<(), DispatchError>>;
 
-    fn handle(&mut self, msg: MoveToAgent, _: &mut Context<Self>) {
-        if let Some(q) = self.queue(&msg.tenant, &msg.queue) {
-            q.do_send(Reassign { conversation: msg.conversation, agent: msg.agent });
-        }
+    fn handle(&mut self, msg: MoveToAgent, _: &mut Context<Self>) -> Self::Result {
+        let queue = self.queue(&msg.tenant, &msg.queue).cloned();
+        Box::pin(async move {
+            let queue = queue.ok_or(DispatchError::QueueUnavailable)?;
+            let moved = queue.send(Reassign { conversation: msg.conversation, agent: msg.agent }).await;
+            match moved {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(DispatchError::AgentUnavailable(e.to_string())),
+                Err(_) => Err(DispatchError::QueueUnavailable),
+            }
+        })
     }
 }
 

@@ -231,3 +231,22 @@ async fn an_unreachable_ai_agent_means_fallback_and_handoff_with_the_trace_id() 
     assert_eq!(texts[0], rig.policy.ai.fallback_message);
     assert_eq!(texts[1], "Você está na fila support, posição 7.");
 }
+
+#[actix::test]
+async fn transfer_to_an_agent_needs_one_online_with_room() {
+    use switchboard_actors::agents::queue::{GetQueueSnapshot, SetPresence};
+    use switchboard_actors::event::TransferTarget;
+    tokio::time::pause();
+    let rig = rig(TenantPolicy::example("t", Route::Queue("sales".into())), Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    rig.deliver(Input::Assign { queue: "sales".into(), agent: AgentId::new("ana") }).await.unwrap();
+    let to = |a: &str| Input::Transfer { target: TransferTarget::Agent(AgentId::new(a)) };
+    let offline = rig.deliver(to("bia")).await;
+    assert!(matches!(offline, Err(CommandError::Conflict(_))), "{offline:?}");
+    assert_eq!(rig.state().status, Status::Assigned { queue: "sales".into(), agent: AgentId::new("ana") }, "unchanged");
+    rig.queue("sales").send(SetPresence { agent: AgentId::new("bia"), online: true, capacity: 1 }).await.unwrap();
+    assert_eq!(rig.deliver(to("bia")).await, Ok(Outcome::Applied));
+    assert_eq!(rig.state().status, Status::Assigned { queue: "sales".into(), agent: AgentId::new("bia") });
+    let agents = rig.queue("sales").send(GetQueueSnapshot).await.unwrap().agents;
+    assert!(agents.iter().any(|(a, _, _, active)| a.as_str() == "bia" && *active == 1), "{agents:?}");
+}

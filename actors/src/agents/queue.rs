@@ -199,9 +199,9 @@ impl Handler<Accept> for QueueAgent {
     }
 }
 
-/// Moves an assigned conversation to another agent of this queue.
+/// Moves a conversation of this queue to a given agent (who must be online with room).
 #[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), AcceptError>")]
 pub struct Reassign {
     /// The conversation.
     pub conversation: ConversationId,
@@ -210,11 +210,23 @@ pub struct Reassign {
 }
 
 impl Handler<Reassign> for QueueAgent {
-    type Result = ();
+    type Result = Result<(), AcceptError>;
 
-    fn handle(&mut self, msg: Reassign, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Reassign, _: &mut Context<Self>) -> Self::Result {
+        let already_theirs = self.agents.get(&msg.agent).is_some_and(|s| s.active.contains(&msg.conversation));
+        if already_theirs {
+            return Ok(());
+        }
+        if !self.agents.get(&msg.agent).is_some_and(AgentSlot::has_room) {
+            return Err(AcceptError::NoCapacity);
+        }
+        // Frees the previous agent's slot (or the waiting-list place) first.
         self.forget(&msg.conversation);
-        self.agents.entry(msg.agent).or_default().active.insert(msg.conversation);
+        if let Some(slot) = self.agents.get_mut(&msg.agent) {
+            slot.active.insert(msg.conversation);
+        }
+        self.try_assign();
+        Ok(())
     }
 }
 

@@ -1,8 +1,8 @@
 //! The actor shell: lifecycle (rehydrate, passivate), the journal/flush cycle and effects.
 
 use super::{CheckIdle, CommandError, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
-use crate::dispatcher::{LeaveQueue, MoveToAgent};
-use crate::domain::{AgentId, Author, ConversationId, OutboundContent, TenantId};
+use crate::dispatcher::LeaveQueue;
+use crate::domain::{Author, ConversationId, OutboundContent, TenantId};
 use crate::event::{Envelope, Event, Input, SendOutcome};
 use crate::metrics::HubMetrics;
 use crate::outbox::SendOutbound;
@@ -19,7 +19,6 @@ const MAILBOX: usize = 64;
 pub(super) enum Effect {
     Send(SendOutbound),
     LeaveQueue(String),
-    MoveToAgent { queue: String, agent: AgentId },
 }
 
 /// One conversation.
@@ -147,12 +146,6 @@ impl ConversationActor {
                     tenant: self.state.tenant.clone(),
                     queue,
                     conversation: self.state.id.clone(),
-                }),
-                Effect::MoveToAgent { queue, agent } => self.rt.dispatcher.move_to_agent.do_send(MoveToAgent {
-                    tenant: self.state.tenant.clone(),
-                    queue,
-                    conversation: self.state.id.clone(),
-                    agent,
                 }),
             }
         }

@@ -4,7 +4,7 @@ use super::actor::{ConversationActor, Effect};
 use super::{CommandError, Outcome, ProcessResult};
 use crate::agents::ai::{AiOutcome, Generate};
 use crate::agents::triage::{Triage, TriageDecision};
-use crate::dispatcher::{LeaveQueue, RequestHandoff, RouteNew};
+use crate::dispatcher::{DispatchError, LeaveQueue, MoveToAgent, RequestHandoff, RouteNew};
 use crate::domain::{AgentId, Author, ChannelKind, DeliveryUpdate, InboundMessage};
 use crate::event::{Event, TransferTarget};
 use crate::metrics::HubMetrics;
@@ -318,9 +318,22 @@ impl ConversationActor {
                         "only queued or assigned conversations move to an agent".into(),
                     )));
                 };
-                self.record(Event::Transferred { target: TransferTarget::Agent(agent.clone()) });
-                self.push_effect(Effect::MoveToAgent { queue, agent });
-                done(Ok(Outcome::Applied))
+                // The queue checks the agent (online, with room) before anything is recorded.
+                let ask = self.rt.dispatcher.move_to_agent.send(MoveToAgent {
+                    tenant: self.state.tenant.clone(),
+                    queue,
+                    conversation: self.state.id.clone(),
+                    agent: agent.clone(),
+                });
+                Box::pin(ask.into_actor(self).map(move |res, act, _| match res {
+                    Ok(Ok(())) => {
+                        act.record(Event::Transferred { target: TransferTarget::Agent(agent) });
+                        Ok(Outcome::Applied)
+                    }
+                    Ok(Err(DispatchError::AgentUnavailable(why))) => Err(CommandError::Conflict(why)),
+                    Ok(Err(e)) => Err(CommandError::Unavailable(e.to_string())),
+                    Err(e) => Err(CommandError::Unavailable(e.to_string())),
+                }))
             }
         }
     }
