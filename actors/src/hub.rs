@@ -100,10 +100,8 @@ pub enum Ingested {
     Duplicate,
 }
 
-struct TenantHandles {
-    policy: Arc<TenantPolicy>,
-    queues: HashMap<String, Addr<QueueAgent>>,
-}
+/// A tenant's queue actors, by name.
+type TenantQueues = HashMap<String, Addr<QueueAgent>>;
 
 type Replies = Mutex<HashMap<Uuid, oneshot::Sender<ProcessResult>>>;
 
@@ -114,7 +112,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<HubMetrics>,
     registries: Vec<Addr<ConversationRegistry>>,
-    tenants: HashMap<TenantId, TenantHandles>,
+    tenants: HashMap<TenantId, TenantQueues>,
     replies: Arc<Replies>,
     settings: HubSettings,
     shutdown: watch::Sender<bool>,
@@ -161,7 +159,7 @@ impl Hub {
             let p = policy.clone();
             let triage = TriageAgent::start_in_arbiter(arbiter, move |_| TriageAgent::new(p));
             routes.insert(id.clone(), TenantRoutes { policy: policy.clone(), queues: queues.clone() });
-            handles.insert(id.clone(), TenantHandles { policy: policy.clone(), queues });
+            handles.insert(id.clone(), queues);
             pending_runtimes.push((id, policy, ai, triage, outboxes));
         }
         let dispatcher = Dispatcher::start_in_arbiter(&arbiters[0], move |_| Dispatcher::new(routes));
@@ -224,11 +222,6 @@ impl Hub {
     /// The clock the hub runs on.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.0.clock
-    }
-
-    /// Whether the tenant exists.
-    pub fn tenant(&self, tenant: &TenantId) -> Option<&Arc<TenantPolicy>> {
-        self.0.tenants.get(tenant).map(|t| &t.policy)
     }
 
     /// Ingress: dedup gate, then onto the bus. `Ok` means durable: the webhook may answer 2xx.
@@ -313,7 +306,7 @@ impl Hub {
     /// The actor of a queue.
     pub fn queue(&self, tenant: &TenantId, queue: &str) -> Result<Addr<QueueAgent>, CommandError> {
         let t = self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?;
-        t.queues.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
+        t.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
     }
 
     /// Current state of a conversation.

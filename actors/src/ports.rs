@@ -1,7 +1,7 @@
 //! Ports: the traits the actors need from the outside world. Adapters implement them
 //! (`adapters::memory` for one process; Redis later), tests fake them.
 
-use crate::domain::{ConversationId, MenuOption, OutboundContent, ReplyAddress, TenantId};
+use crate::domain::{ConversationId, OutboundContent, ReplyAddress, TenantId};
 use crate::event::{Envelope, Event, Input};
 use crate::state::ConversationState;
 use async_trait::async_trait;
@@ -116,16 +116,6 @@ pub struct OutboundMessage {
     pub key: String,
     /// Telegram callback query to answer before sending.
     pub callback_query_id: Option<String>,
-}
-
-impl OutboundMessage {
-    /// The menu options, if the content is a menu.
-    pub fn options(&self) -> &[MenuOption] {
-        match &self.content {
-            OutboundContent::Menu { options, .. } => options,
-            OutboundContent::Text { .. } => &[],
-        }
-    }
 }
 
 /// Why a provider send failed, in terms the outbox can act on.

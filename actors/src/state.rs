@@ -262,11 +262,6 @@ impl ConversationState {
             }
         }
     }
-
-    /// The outbound content of a menu or text, for tests and the console.
-    pub fn last_outbound_text(&self) -> Option<&str> {
-        self.history.iter().rev().find(|e| e.author != Author::Customer).map(|e| &*e.text)
-    }
 }
 
 /// Helper for tests and replies: a text outbound content.

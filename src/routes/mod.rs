@@ -9,8 +9,6 @@ mod whatsapp;
 use crate::http_error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-pub use body::read_body;
-
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()))

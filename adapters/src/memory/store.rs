@@ -79,16 +79,6 @@ impl MemoryStore {
     ) -> Result<std::sync::MutexGuard<'_, HashMap<ConversationId, Entry>>, StoreError> {
         self.shards[shard_of(id.as_str())].lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))
     }
-
-    /// Number of stored conversations.
-    pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
-    }
-
-    /// Whether nothing is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[async_trait]
