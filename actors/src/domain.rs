@@ -323,4 +323,6 @@ pub enum Author {
     System,
     /// A human agent.
     Agent(AgentId),
+    /// An integration acting through the tools (an MCP bot or a staff chat command), by name.
+    Integration(String),
 }

@@ -121,6 +121,32 @@ pub enum Input {
         /// Who closes.
         by: Author,
     },
+    /// An integration (bot, MCP client) writes to the customer; unlike an agent reply it does
+    /// not need to own the conversation, but the ticket must be open.
+    #[serde(rename = "command.send")]
+    Send {
+        /// Who writes.
+        author: Author,
+        /// The text.
+        body: String,
+    },
+    /// An internal note for the team; never sent to the customer nor shown to the AI.
+    #[serde(rename = "command.note")]
+    Note {
+        /// Who writes it.
+        author: Author,
+        /// The text.
+        body: String,
+    },
+    /// Opens a new ticket on a closed conversation and queues it for a human.
+    #[serde(rename = "command.reopen")]
+    Reopen {
+        /// Queue to wait in (the tenant's default queue if `None`).
+        queue: Option<String>,
+    },
+    /// Gives the conversation back to the AI agent.
+    #[serde(rename = "command.handoff_to_ai")]
+    HandToAi,
     /// The outbox's verdict on a send.
     #[serde(rename = "outbound.result")]
     OutboundResult {
@@ -141,6 +167,10 @@ impl Input {
             Self::AgentReply { .. } => "command.reply",
             Self::Transfer { .. } => "command.transfer",
             Self::Close { .. } => "command.close",
+            Self::Send { .. } => "command.send",
+            Self::Note { .. } => "command.note",
+            Self::Reopen { .. } => "command.reopen",
+            Self::HandToAi => "command.handoff_to_ai",
             Self::OutboundResult { .. } => "outbound.result",
         }
     }
@@ -254,6 +284,14 @@ pub enum Event {
         local_id: u64,
         /// Provider's id.
         provider_message_id: String,
+    },
+    /// An internal note was added.
+    #[serde(rename = "conversation.note.added")]
+    NoteAdded {
+        /// Who wrote it.
+        author: Author,
+        /// The text.
+        body: String,
     },
     /// The provider refused it for good.
     #[serde(rename = "outbound.message.failed")]

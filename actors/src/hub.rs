@@ -1,17 +1,18 @@
 //! The hub: wires ports, tenants and actors together on one node, runs the partition consumers,
 //! and is the single entry point for ingress (webhooks) and commands (console, REST, MCP).
 
-use crate::agents::ai::AiAgent;
-use crate::agents::queue::{QueueAgent, SetPresence};
+use crate::agents::ai::{AiAgent, Summarize};
+use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, SetPresence};
 use crate::agents::triage::TriageAgent;
 use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
 use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
-use crate::domain::{AgentId, ChannelRef, ConversationId, TenantId};
+use crate::domain::{AgentId, Author, ChannelRef, ConversationId, TenantId};
 use crate::event::{Envelope, Event, Input};
 use crate::metrics::HubMetrics;
 use crate::outbox::{Outbox, OutboxPolicy};
 use crate::partition::partition_of;
-use crate::ports::{Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, Outbound};
+use crate::ports::{Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, LlmRequest, Outbound, Speaker};
+use crate::query::{ConversationPage, ConversationQuery};
 use crate::registry::{ConversationRegistry, Deliver, InspectConversation, LiveCount, REGISTRY_MAILBOX};
 use crate::sink::{BusSink, InputSink};
 use crate::state::ConversationState;
@@ -23,6 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
+
+/// What the model is asked when an agent wants a summary.
+const SUMMARY_PROMPT: &str = "Summarise this customer-service conversation for the human agent taking it over: \
+    in at most four sentences, say what the customer wants, what was already answered, and what is still open. \
+    Answer in the language of the conversation.";
 
 /// Backend ports (memory or Redis).
 pub struct Backend {
@@ -103,6 +109,13 @@ pub enum Ingested {
 /// A tenant's queue actors, by name.
 type TenantQueues = HashMap<String, Addr<QueueAgent>>;
 
+/// What the hub keeps of each tenant to answer commands and queries.
+struct TenantHandles {
+    policy: Arc<TenantPolicy>,
+    queues: TenantQueues,
+    ai: Addr<AiAgent>,
+}
+
 type Replies = Mutex<HashMap<Uuid, oneshot::Sender<ProcessResult>>>;
 
 struct Inner {
@@ -112,7 +125,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<HubMetrics>,
     registries: Vec<Addr<ConversationRegistry>>,
-    tenants: HashMap<TenantId, TenantQueues>,
+    tenants: HashMap<TenantId, TenantHandles>,
     replies: Arc<Replies>,
     settings: HubSettings,
     shutdown: watch::Sender<bool>,
@@ -159,7 +172,7 @@ impl Hub {
             let p = policy.clone();
             let triage = TriageAgent::start_in_arbiter(arbiter, move |_| TriageAgent::new(p));
             routes.insert(id.clone(), TenantRoutes { policy: policy.clone(), queues: queues.clone() });
-            handles.insert(id.clone(), queues);
+            handles.insert(id.clone(), TenantHandles { policy: policy.clone(), queues, ai: ai.clone() });
             pending_runtimes.push((id, policy, ai, triage, outboxes));
         }
         let dispatcher = Dispatcher::start_in_arbiter(&arbiters[0], move |_| Dispatcher::new(routes));
@@ -306,13 +319,51 @@ impl Hub {
     /// The actor of a queue.
     pub fn queue(&self, tenant: &TenantId, queue: &str) -> Result<Addr<QueueAgent>, CommandError> {
         let t = self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?;
-        t.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
+        t.queues.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
     }
 
-    /// Current state of a conversation.
+    /// A tenant's policy.
+    pub fn policy(&self, tenant: &TenantId) -> Option<&Arc<TenantPolicy>> {
+        self.0.tenants.get(tenant).map(|t| &t.policy)
+    }
+
+    /// Where a queue stands now: who waits and for how long, which agents are online.
+    pub async fn queue_snapshot(&self, tenant: &TenantId, queue: &str) -> Result<QueueSnapshot, CommandError> {
+        let addr = self.queue(tenant, queue)?;
+        addr.send(GetQueueSnapshot).await.map_err(|e| CommandError::Unavailable(e.to_string()))
+    }
+
+    /// Current state of a conversation of `tenant` (`None` if it has no messages or belongs to
+    /// another tenant).
     pub async fn conversation(&self, tenant: &TenantId, id: &ConversationId) -> Option<ConversationState> {
         let registry = self.registry_of(id);
-        registry.send(InspectConversation { tenant: tenant.clone(), id: id.clone() }).await.ok().flatten()
+        let state = registry.send(InspectConversation { tenant: tenant.clone(), id: id.clone() }).await.ok().flatten();
+        state.filter(|s| s.tenant == *tenant && s.ticket > 0)
+    }
+
+    /// One page of a tenant's conversations, as last persisted.
+    pub async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage, CommandError> {
+        if !self.0.tenants.contains_key(&query.tenant) {
+            return Err(CommandError::UnknownTenant);
+        }
+        self.0.store.list(query).await.map_err(|e| CommandError::Unavailable(e.to_string()))
+    }
+
+    /// A short summary of a conversation written by the tenant's model, for a human agent.
+    pub async fn summarize(&self, tenant: &TenantId, state: &ConversationState) -> Result<String, CommandError> {
+        let t = self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?;
+        let speaker = |a: &Author| if *a == Author::Customer { Speaker::Customer } else { Speaker::Assistant };
+        let request = LlmRequest {
+            system_prompt: SUMMARY_PROMPT.into(),
+            history: state.history.iter().map(|e| (speaker(&e.author), e.text.to_string())).collect(),
+            queues: Vec::new(),
+            tools: false,
+        };
+        match t.ai.send(Summarize(request)).await {
+            Ok(Ok(summary)) => Ok(summary),
+            Ok(Err(why)) => Err(CommandError::Unavailable(format!("the model could not summarise: {why}"))),
+            Err(e) => Err(CommandError::Unavailable(e.to_string())),
+        }
     }
 
     /// The journal of a conversation from sequence `from`.

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod partition;
 pub mod ports;
+pub mod query;
 pub mod registry;
 pub mod sink;
 pub mod state;

@@ -3,6 +3,7 @@
 
 use crate::domain::{ConversationId, OutboundContent, ReplyAddress, TenantId};
 use crate::event::{Envelope, Event, Input};
+use crate::query::{ConversationPage, ConversationQuery};
 use crate::state::ConversationState;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -101,6 +102,8 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError>;
     /// The journal of a conversation, from sequence `from` (1-based).
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;
+    /// One page of a tenant's conversations that match `query` (see [`ConversationQuery::matches`]).
+    async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError>;
 }
 
 /// A message for a provider's send API.
@@ -160,6 +163,9 @@ pub struct LlmRequest {
     pub history: Vec<(Speaker, String)>,
     /// Queues the model may hand off to (for the tool's schema).
     pub queues: Vec<String>,
+    /// Offer the hand-off and close tools (a conversation turn); `false` for plain text tasks
+    /// such as a summary.
+    pub tools: bool,
 }
 
 /// What the model decided.

@@ -12,6 +12,8 @@ use std::sync::Arc;
 const HANDLED_IDS: usize = 64;
 /// How many outbound messages keep their delivery state in the snapshot.
 const OUTBOUND_WINDOW: usize = 16;
+/// How many internal notes the snapshot keeps (all of them stay in the journal).
+const NOTES_WINDOW: usize = 16;
 
 /// Who owns the conversation now. Variants carry their data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +85,17 @@ pub struct OutboundRecord {
     pub state: Option<DeliveryState>,
 }
 
+/// An internal note for the team.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub text: String,
+    /// When (ms).
+    pub at: u64,
+}
+
 /// The state a conversation actor owns. Cloneable snapshot; persisted by the store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationState {
@@ -115,6 +128,12 @@ pub struct ConversationState {
     pub outbound: VecDeque<OutboundRecord>,
     /// Sequence of the last customer entry the AI has answered.
     pub ai_answered_seq: u64,
+    /// When the last event was applied (ms); lists sort by it.
+    #[serde(default)]
+    pub updated_at: u64,
+    /// Recent internal notes, oldest first.
+    #[serde(default)]
+    pub notes: VecDeque<Note>,
 }
 
 impl ConversationState {
@@ -135,7 +154,17 @@ impl ConversationState {
             next_local_id: 1,
             outbound: VecDeque::new(),
             ai_answered_seq: 0,
+            updated_at: 0,
+            notes: VecDeque::new(),
         }
+    }
+
+    /// Whether WhatsApp still allows free-form messages (within the service window after the
+    /// customer's last message). Other channels have no such window.
+    pub fn service_window_open(&self, now_ms: u64, window_ms: u64) -> bool {
+        let on_whatsapp =
+            self.reply_to.as_ref().is_some_and(|r| r.channel.kind == crate::domain::ChannelKind::WhatsApp);
+        !on_whatsapp || now_ms <= self.last_customer_at.unwrap_or_default() + window_ms
     }
 
     /// Whether this provider id was already handled.
@@ -153,6 +182,7 @@ impl ConversationState {
     /// Applies one journal event. `occurred_at` is the event time (ms), `window` the history bound.
     pub fn apply(&mut self, event: &Event, occurred_at: u64, window: usize) {
         self.seq += 1;
+        self.updated_at = self.updated_at.max(occurred_at);
         if event.changes_owner() {
             self.epoch += 1;
         }
@@ -233,6 +263,12 @@ impl ConversationState {
                     if rec.state.is_none() {
                         rec.state = Some(DeliveryState::Sent);
                     }
+                }
+            }
+            Event::NoteAdded { author, body } => {
+                self.notes.push_back(Note { author: author.clone(), text: body.clone(), at: occurred_at });
+                if self.notes.len() > NOTES_WINDOW {
+                    self.notes.pop_front();
                 }
             }
             Event::OutboundFailed { local_id, .. } => {

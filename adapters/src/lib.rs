@@ -6,9 +6,12 @@
 //! - `telegram`: Telegram Bot API webhooks (teloxide types) and sending with teloxide's `Bot`.
 //! - `openai`: OpenAI-compatible chat completions (async-openai) as the `LlmClient` port.
 //! - `phone`: phone number normalisation (Brazil's ninth digit).
+//! - `tools`: the tool registry (MCP and staff chat commands), quotas, idempotency and audit.
+//! - `mcp`: the tools as an MCP server (rmcp).
 
 pub mod memory;
 pub mod openai;
 pub mod phone;
 pub mod telegram;
+pub mod tools;
 pub mod whatsapp;

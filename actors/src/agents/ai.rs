@@ -4,7 +4,7 @@
 
 use crate::breaker::CircuitBreaker;
 use crate::metrics::HubMetrics;
-use crate::ports::{LlmAction, LlmClient, LlmRequest};
+use crate::ports::{LlmAction, LlmClient, LlmRequest, LlmResponse};
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -91,15 +91,15 @@ pub struct AiOutcome {
     pub fallback: bool,
 }
 
-impl Handler<Generate> for AiAgent {
-    type Result = ResponseActFuture<Self, AiOutcome>;
-
-    fn handle(&mut self, msg: Generate, _: &mut Context<Self>) -> Self::Result {
+impl AiAgent {
+    /// One model call behind the breaker, the rate limit, the concurrency bound and the timeout.
+    /// `Err` says, readably, why there is no answer.
+    fn call(&mut self, request: LlmRequest) -> ResponseActFuture<Self, Result<LlmResponse, String>> {
         let Some(llm) = self.llm.clone() else {
-            return Box::pin(fut::ready(self.fallback("no model configured".into())));
+            return Box::pin(fut::ready(Err("no model configured".into())));
         };
         if !self.breaker.try_acquire() {
-            return Box::pin(fut::ready(self.fallback("circuit breaker open".into())));
+            return Box::pin(fut::ready(Err("circuit breaker open".into())));
         }
         HubMetrics::inc(&self.metrics.llm_calls);
         let limiter = self.limiter.clone();
@@ -116,7 +116,7 @@ impl Handler<Generate> for AiAgent {
             })
             .await;
             let Ok(Ok(_slot)) = queued else { return Err(CallError::Queued) };
-            match tokio::time::timeout_at(deadline, llm.complete(msg.0)).await {
+            match tokio::time::timeout_at(deadline, llm.complete(request)).await {
                 Ok(result) => result.map_err(CallError::Model),
                 Err(_) => Err(CallError::TimedOut),
             }
@@ -124,7 +124,7 @@ impl Handler<Generate> for AiAgent {
         Box::pin(call.into_actor(self).map(move |result, act, _| match result {
             Err(CallError::Queued) => {
                 act.breaker.release_trial();
-                act.fallback(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"))
+                Err(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"))
             }
             Ok(resp) => {
                 act.breaker.on_success();
@@ -134,23 +134,51 @@ impl Handler<Generate> for AiAgent {
                 act.metrics
                     .llm_completion_tokens
                     .fetch_add(u64::from(resp.completion_tokens), std::sync::atomic::Ordering::Relaxed);
-                AiOutcome {
-                    action: resp.action,
-                    prompt_tokens: resp.prompt_tokens,
-                    completion_tokens: resp.completion_tokens,
-                    fallback: false,
-                }
+                Ok(resp)
             }
             Err(CallError::Model(e)) => {
                 act.breaker.on_failure();
                 HubMetrics::inc(&act.metrics.llm_errors);
-                act.fallback(e.to_string())
+                Err(e.to_string())
             }
             Err(CallError::TimedOut) => {
                 act.breaker.on_failure();
                 HubMetrics::inc(&act.metrics.llm_errors);
-                act.fallback(format!("model timed out after {timeout:?}"))
+                Err(format!("model timed out after {timeout:?}"))
             }
+        }))
+    }
+}
+
+impl Handler<Generate> for AiAgent {
+    type Result = ResponseActFuture<Self, AiOutcome>;
+
+    fn handle(&mut self, msg: Generate, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.call(msg.0).map(|result, act, _| match result {
+            Ok(resp) => AiOutcome {
+                action: resp.action,
+                prompt_tokens: resp.prompt_tokens,
+                completion_tokens: resp.completion_tokens,
+                fallback: false,
+            },
+            Err(why) => act.fallback(why),
+        }))
+    }
+}
+
+/// Asks the model for a plain-text answer to a one-off task (e.g. summarising a conversation
+/// for an agent). Same limits as conversation turns, but no fallback text: the caller gets why.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<String, String>")]
+pub struct Summarize(pub LlmRequest);
+
+impl Handler<Summarize> for AiAgent {
+    type Result = ResponseActFuture<Self, Result<String, String>>;
+
+    fn handle(&mut self, msg: Summarize, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.call(msg.0).map(|result, _, _| match result?.action {
+            LlmAction::Reply(text) => Ok(text),
+            other => Err(format!("the model answered with an action instead of text: {other:?}")),
         }))
     }
 }
@@ -190,6 +218,7 @@ mod tests {
             system_prompt: "s".into(),
             history: vec![(Speaker::Customer, "oi".into())],
             queues: vec![],
+            tools: true,
         })
     }
 

@@ -206,6 +206,10 @@ impl Handler<Process> for ConversationActor {
             Input::AgentReply { agent, body } => Box::pin(fut::ready(self.on_agent_reply(agent, body))),
             Input::Transfer { target } => self.on_transfer(target),
             Input::Close { by } => Box::pin(fut::ready(self.on_close(by))),
+            Input::Send { author, body } => Box::pin(fut::ready(self.on_send(author, body))),
+            Input::Note { author, body } => Box::pin(fut::ready(self.on_note(author, body))),
+            Input::Reopen { queue } => self.on_reopen(queue),
+            Input::HandToAi => Box::pin(fut::ready(self.on_hand_to_ai())),
             Input::OutboundResult { local_id, outcome } => {
                 match outcome {
                     SendOutcome::Sent { provider_message_id } => {

@@ -5,7 +5,7 @@ use super::{CommandError, Outcome, ProcessResult};
 use crate::agents::ai::{AiOutcome, Generate};
 use crate::agents::triage::{Triage, TriageDecision};
 use crate::dispatcher::{DispatchError, LeaveQueue, MoveToAgent, RequestHandoff, RouteNew};
-use crate::domain::{AgentId, Author, ChannelKind, DeliveryUpdate, InboundMessage};
+use crate::domain::{AgentId, Author, DeliveryUpdate, InboundMessage};
 use crate::event::{Event, TransferTarget};
 use crate::metrics::HubMetrics;
 use crate::ports::{LlmAction, LlmRequest, Speaker};
@@ -183,6 +183,7 @@ impl ConversationActor {
             system_prompt: policy.ai.system_prompt.clone(),
             history,
             queues: policy.queues.iter().map(|q| q.name.clone()).collect(),
+            tools: true,
         };
         let trace_id = self.trace_id.clone();
         ctx.spawn(self.rt.ai.send(Generate(request)).into_actor(self).map(move |outcome, act, ctx| {
@@ -280,15 +281,69 @@ impl ConversationActor {
             Status::Closed => return Err(CommandError::Closed),
             _ => return Err(CommandError::NotAssignedToYou),
         }
-        let on_whatsapp = self.state.reply_to.as_ref().is_some_and(|r| r.channel.kind == ChannelKind::WhatsApp);
-        let window = self.rt.policy.service_window.as_millis() as u64;
-        let last = self.state.last_customer_at.unwrap_or_default();
-        if on_whatsapp && self.rt.clock.now_ms() > last + window {
-            HubMetrics::inc(&self.rt.metrics.window_refusals);
-            return Err(CommandError::WindowClosed);
-        }
+        self.check_window()?;
         self.send(Author::Agent(agent), text(body), None);
         Ok(Outcome::Applied)
+    }
+
+    fn check_window(&self) -> Result<(), CommandError> {
+        let window = self.rt.policy.service_window.as_millis() as u64;
+        if self.state.service_window_open(self.rt.clock.now_ms(), window) {
+            return Ok(());
+        }
+        HubMetrics::inc(&self.rt.metrics.window_refusals);
+        Err(CommandError::WindowClosed)
+    }
+
+    pub(super) fn on_send(&mut self, author: Author, body: String) -> ProcessResult {
+        if body.trim().is_empty() {
+            return Err(CommandError::Invalid("message text is empty".into()));
+        }
+        if self.state.status == Status::Closed {
+            return Err(CommandError::Closed);
+        }
+        self.check_window()?;
+        self.send(author, text(body), None);
+        Ok(Outcome::Applied)
+    }
+
+    pub(super) fn on_note(&mut self, author: Author, body: String) -> ProcessResult {
+        if body.trim().is_empty() {
+            return Err(CommandError::Invalid("note text is empty".into()));
+        }
+        if self.state.ticket == 0 {
+            return Err(CommandError::Invalid("conversation has no messages yet".into()));
+        }
+        self.record(Event::NoteAdded { author, body });
+        Ok(Outcome::Applied)
+    }
+
+    pub(super) fn on_reopen(&mut self, queue: Option<String>) -> Step {
+        if self.state.status != Status::Closed {
+            return done(Err(CommandError::Conflict(format!("conversation is {}, not closed", self.state.status.name()))));
+        }
+        if self.state.ticket == 0 {
+            return done(Err(CommandError::Invalid("conversation has no messages yet".into())));
+        }
+        if let Some(q) = &queue
+            && self.rt.policy.queue(q).is_none()
+        {
+            return done(Err(CommandError::UnknownQueue(q.clone())));
+        }
+        self.record(Event::Opened { ticket: self.state.ticket + 1 });
+        self.handoff(queue, "reopened".into())
+    }
+
+    pub(super) fn on_hand_to_ai(&mut self) -> ProcessResult {
+        match self.state.status {
+            Status::Bot => Ok(Outcome::Duplicate),
+            Status::Closed => Err(CommandError::Closed),
+            _ => {
+                self.leave_queue();
+                self.record(Event::AiStarted);
+                Ok(Outcome::Applied)
+            }
+        }
     }
 
     pub(super) fn on_transfer(&mut self, target: TransferTarget) -> Step {

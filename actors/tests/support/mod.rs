@@ -19,6 +19,7 @@ use switchboard_actors::outbox::SendOutbound;
 use switchboard_actors::ports::*;
 use switchboard_actors::registry::{ConversationRegistry, Deliver};
 use switchboard_actors::sink::InputSink;
+use switchboard_actors::query::{ConversationPage, ConversationQuery};
 use switchboard_actors::state::ConversationState;
 use switchboard_actors::tenant::TenantPolicy;
 
@@ -48,6 +49,10 @@ impl ConversationStore for MapStore {
             .get(id)
             .map(|(_, j)| j.iter().skip(from.saturating_sub(1) as usize).cloned().collect())
             .unwrap_or_default())
+    }
+    async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError> {
+        let map = self.0.lock().unwrap();
+        Ok(query.page(map.values().filter(|(s, _)| query.matches(s)).map(|(s, _)| s.clone()).collect()))
     }
 }
 

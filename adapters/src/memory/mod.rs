@@ -3,10 +3,12 @@
 
 mod bus;
 mod dedup;
+mod ledger;
 mod store;
 
 pub use bus::MemoryBus;
 pub use dedup::MemoryDedup;
+pub use ledger::MemoryLedger;
 pub use store::MemoryStore;
 
 /// Shard count for the mutex-protected maps: spreads contention across cores.

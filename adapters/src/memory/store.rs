@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use switchboard_actors::domain::ConversationId;
 use switchboard_actors::event::{Envelope, Event};
 use switchboard_actors::ports::{ConversationStore, StoreError};
+use switchboard_actors::query::{ConversationPage, ConversationQuery};
 use switchboard_actors::state::ConversationState;
 
 /// Journal events kept per conversation unless configured otherwise.
@@ -109,6 +110,17 @@ impl ConversationStore for MemoryStore {
         let Some(entry) = shard.get(id) else { return Ok(Vec::new()) };
         let skip = from.saturating_sub(entry.first_seq) as usize;
         Ok(entry.chunks.iter().flatten().skip(skip).cloned().collect())
+    }
+
+    /// A scan of every snapshot: fine for one process's conversations (about 1 ms per 10k, each
+    /// shard locked only while it is read); the Redis store keeps indexes instead.
+    async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError> {
+        let mut matches = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+            matches.extend(shard.values().filter(|e| query.matches(&e.snapshot)).map(|e| e.snapshot.clone()));
+        }
+        Ok(query.page(matches))
     }
 }
 

@@ -70,7 +70,8 @@ impl OpenAiClient {
         })
     }
 
-    /// The completion request for `req`: system prompt, history in order, both tools.
+    /// The completion request for `req`: system prompt, history in order, and both tools when
+    /// the request offers them.
     fn build_request(&self, req: &LlmRequest) -> CreateChatCompletionRequest {
         let mut messages: Vec<ChatCompletionRequestMessage> = Vec::with_capacity(req.history.len() + 1);
         // Some servers refuse an empty system message; no prompt means no message.
@@ -84,8 +85,8 @@ impl OpenAiClient {
         CreateChatCompletionRequest {
             model: self.model.clone(),
             messages,
-            tools: Some(tools(&req.queues)),
-            tool_choice: Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
+            tools: req.tools.then(|| tools(&req.queues)),
+            tool_choice: req.tools.then_some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
             max_completion_tokens: self.max_completion_tokens,
             temperature: self.temperature,
             ..Default::default()
