@@ -1,7 +1,8 @@
 //! Builds a hub from the configuration and serves it over HTTP. `main` and the test harness both
 //! go through here, so tests run the real wiring.
 
-use crate::config::{ChannelIndex, Settings, build_tenants};
+use crate::config::{ChannelIndex, Settings, build_callers, build_tenants};
+use crate::staff::StaffDesk;
 use crate::routes;
 use crate::telemetry::WebhookMetrics;
 use actix_web::dev::Server;
@@ -11,8 +12,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_actors::hub::{Backend, Hub, HubSettings};
-use switchboard_actors::ports::Clock;
-use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
+use switchboard_actors::ports::{Clock, Dedup};
+use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryLedger, MemoryStore};
+use switchboard_adapters::tools::{Directory, Tools};
 
 /// What every handler shares.
 pub struct AppState {
@@ -24,6 +26,12 @@ pub struct AppState {
     pub body_limit: usize,
     /// Webhook counters.
     pub webhooks: WebhookMetrics,
+    /// The tool registry (MCP and staff commands).
+    pub tools: Arc<Tools>,
+    /// Who may call the tools.
+    pub callers: Arc<Directory>,
+    /// Staff chat commands.
+    pub staff: StaffDesk,
 }
 
 /// A running hub and its HTTP server.
@@ -45,10 +53,13 @@ pub fn start(
     clock: Arc<dyn Clock>,
     listener: TcpListener,
 ) -> anyhow::Result<Running> {
-    let wiring = build_tenants(settings, env)?;
+    let mut wiring = build_tenants(settings, env)?;
+    let (callers, caller_warnings) = build_callers(settings, env);
+    wiring.warnings.extend(caller_warnings);
+    let dedup: Arc<dyn Dedup> = Arc::new(MemoryDedup::default());
     let backend = Backend {
         bus: Arc::new(MemoryBus::new(settings.backend.partitions, settings.backend.partition_capacity)),
-        dedup: Arc::new(MemoryDedup::default()),
+        dedup: dedup.clone(),
         store: Arc::new(MemoryStore::with_journal_limit(settings.backend.memory_journal_limit)),
         clock,
     };
@@ -58,16 +69,32 @@ pub fn start(
         batch: settings.backend.batch.max(1),
         ..HubSettings::default()
     };
+    let outbound = wiring
+        .tenants
+        .iter()
+        .flat_map(|t| t.channels.iter().map(|c| ((t.policy.id.clone(), c.channel.clone()), c.outbound.clone())))
+        .collect();
+    let dedup_ttl = hub_settings.dedup_ttl;
     let hub = Hub::start(backend, wiring.tenants, hub_settings);
+    let tools = Arc::new(Tools::new(hub.clone(), Arc::new(MemoryLedger::default())));
+    let callers = Arc::new(callers);
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         channels: wiring.channels,
         body_limit: settings.server.body_limit_bytes,
         webhooks: WebhookMetrics::default(),
+        staff: StaffDesk::new(tools.clone(), callers.clone(), dedup, dedup_ttl, outbound),
+        tools: tools.clone(),
+        callers,
     });
     let data = state.clone();
+    let mcp = routes::mcp::service(tools, settings.server.mcp_allowed_hosts.clone());
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).wrap(from_fn(crate::trace::trace_id)).configure(routes::configure)
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(crate::trace::trace_id))
+            .service(routes::mcp::scope(mcp.clone()))
+            .configure(routes::configure)
     })
     .workers(settings.server.http_workers.max(1))
     .backlog(4096)

@@ -12,5 +12,6 @@ pub mod app;
 pub mod config;
 pub mod http_error;
 pub mod routes;
+pub mod staff;
 pub mod telemetry;
 pub mod trace;

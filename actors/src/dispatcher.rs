@@ -150,10 +150,11 @@ impl Handler<MoveToAgent> for Dispatcher {
         let queue = self.queue(&msg.tenant, &msg.queue).cloned();
         Box::pin(async move {
             let queue = queue.ok_or(DispatchError::QueueUnavailable)?;
+            let agent = msg.agent.clone();
             let moved = queue.send(Reassign { conversation: msg.conversation, agent: msg.agent }).await;
             match moved {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(DispatchError::AgentUnavailable(e.to_string())),
+                Ok(Err(e)) => Err(DispatchError::AgentUnavailable(format!("{agent} in {}: {e}", msg.queue))),
                 Err(_) => Err(DispatchError::QueueUnavailable),
             }
         })

@@ -9,6 +9,7 @@
 //! - `tools`: the tool registry (MCP and staff chat commands), quotas, idempotency and audit.
 //! - `mcp`: the tools as an MCP server (rmcp).
 
+pub mod mcp;
 pub mod memory;
 pub mod openai;
 pub mod phone;

@@ -15,6 +15,9 @@ use switchboard_actors::tenant::{
     AiPolicy, AssignPolicy, BusinessHours, Notices, QueuePolicy, Route, TenantPolicy, TriageOption, TriagePolicy,
 };
 use switchboard_adapters::openai::{OpenAiClient, OpenAiSettings};
+use switchboard_adapters::phone::contact_key;
+use switchboard_adapters::tools::identity::token_sha256;
+use switchboard_adapters::tools::{Caller, Directory, Plan};
 use switchboard_adapters::telegram::{TelegramOutbound, TelegramSettings};
 use switchboard_adapters::whatsapp::{WhatsAppOutbound, WhatsAppSettings};
 
@@ -204,4 +207,52 @@ pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> any
         wiring.tenants.push(TenantSetup { policy: policy(id, t), llm, channels });
     }
     Ok(wiring)
+}
+
+/// The tool callers of every tenant: bots by token, staff by the chat they write from. A bot
+/// whose token variable is unset is left out with a warning.
+pub fn build_callers(settings: &Settings, env: &BTreeMap<String, String>) -> (Directory, Vec<String>) {
+    let mut directory = Directory::default();
+    let mut warnings = Vec::new();
+    for (id, t) in &settings.tenants {
+        let tenant = TenantId::new(id);
+        for (name, bot) in &t.bots {
+            let hash = match (&bot.token_env, &bot.token_sha256) {
+                (Some(var), _) => match secret(env, var) {
+                    Some(token) => token_sha256(&token),
+                    None => {
+                        warnings.push(format!("tenant {id}: bot {name} disabled: set {var}"));
+                        continue;
+                    }
+                },
+                (None, Some(hex_hash)) => {
+                    let mut hash = [0u8; 32];
+                    if hex::decode_to_slice(hex_hash, &mut hash).is_err() {
+                        continue; // validation reported it
+                    }
+                    hash
+                }
+                (None, None) => continue,
+            };
+            let plan = Plan::parse(&bot.plan).unwrap_or(Plan::Starter);
+            let caller = Caller::new(tenant.clone(), format!("bot:{name}"), plan, bot.burst_per_second, bot.burst);
+            directory.add_bot(hash, caller);
+        }
+        for s in &t.staff {
+            let Some((kind, channel)) = s.channel.split_once('.') else { continue };
+            if s.contact.trim().is_empty() {
+                warnings.push(format!("tenant {id}: staff {} has no contact; their chat commands are off", s.name));
+                continue;
+            }
+            let (kind, contact) = match kind {
+                "whatsapp" => (ChannelKind::WhatsApp, contact_key(&s.contact)),
+                _ => (ChannelKind::Telegram, s.contact.trim().to_owned()),
+            };
+            let plan = Plan::parse(&s.plan).unwrap_or(Plan::Pro);
+            // Staff type commands: a person's pace, with room for a short burst.
+            let caller = Caller::new(tenant.clone(), format!("staff:{}", s.name), plan, 2, 10);
+            directory.add_staff(ChannelRef::new(kind, channel), &contact, caller);
+        }
+    }
+    (directory, warnings)
 }

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub log_format: String,
     /// Seconds to drain in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// `Host` header values `/mcp` accepts (protection against DNS rebinding): a bare name
+    /// matches any port, `name:port` only that port. An empty list turns the check off.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             log_format: "text".into(),
             shutdown_timeout_secs: 10,
+            mcp_allowed_hosts: default_mcp_hosts(),
         }
     }
 }
@@ -112,6 +116,62 @@ pub struct TenantConfig {
     /// Telegram bots by channel name (the name is the webhook path: `/webhooks/telegram/{name}`).
     #[serde(default)]
     pub telegram: BTreeMap<String, TelegramConfig>,
+    /// Programs allowed to call the tools over MCP, by name.
+    #[serde(default)]
+    pub bots: BTreeMap<String, BotConfig>,
+    /// Staff contacts whose `/commands` to the tenant's bot run the tools.
+    #[serde(default)]
+    pub staff: Vec<StaffConfig>,
+}
+
+/// A program calling the tools (MCP client), authenticated by a bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotConfig {
+    /// Environment variable holding the token.
+    pub token_env: Option<String>,
+    /// Or the token's SHA-256 in hex (the token itself then lives only with the client).
+    pub token_sha256: Option<String>,
+    /// `starter` (200 calls/day), `pro` (1,000/day) or `unlimited`.
+    #[serde(default = "default_plan")]
+    pub plan: String,
+    /// Average calls per second allowed.
+    #[serde(default = "default_burst_rate")]
+    pub burst_per_second: u32,
+    /// Calls allowed at once above the average.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+/// A staff member who may send chat commands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffConfig {
+    /// Who (appears in audit and as the author of notes and closes).
+    pub name: String,
+    /// The tenant channel they write to: `telegram.<name>` or `whatsapp.<name>`.
+    pub channel: String,
+    /// Their Telegram user id or WhatsApp phone number; empty turns them off.
+    pub contact: String,
+    /// Quota plan for their commands.
+    #[serde(default = "default_staff_plan")]
+    pub plan: String,
+}
+
+fn default_mcp_hosts() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+fn default_plan() -> String {
+    "starter".into()
+}
+fn default_staff_plan() -> String {
+    "pro".into()
+}
+fn default_burst_rate() -> u32 {
+    5
+}
+fn default_burst() -> u32 {
+    20
 }
 
 fn default_history() -> usize {

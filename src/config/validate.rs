@@ -1,6 +1,7 @@
 //! Semantic checks the types cannot express. Every problem is reported, with its path.
 
-use super::types::{HoursConfig, Settings};
+use super::types::{HoursConfig, Settings, TenantConfig};
+use switchboard_adapters::tools::Plan;
 use std::collections::HashMap;
 
 /// Parses `HH:MM` into minutes of the day.
@@ -32,6 +33,43 @@ fn check_hours(hours: &HoursConfig, path: &str, errors: &mut Vec<String>) {
     for (i, d) in hours.days.iter().enumerate() {
         if parse_day(d).is_none() {
             errors.push(format!("{path}.days[{i}]: unknown day {d:?} (mon … sun)"));
+        }
+    }
+}
+
+const PLANS: &str = "expected starter, pro or unlimited";
+
+fn check_tool_callers(p: &str, t: &TenantConfig, errors: &mut Vec<String>) {
+    for (name, bot) in &t.bots {
+        let at = format!("{p}.bots.{name}");
+        match (&bot.token_env, &bot.token_sha256) {
+            (Some(_), None) => {}
+            (None, Some(hash)) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+            (None, Some(_)) => errors.push(format!("{at}.token_sha256: expected 64 hex digits")),
+            _ => errors.push(format!("{at}: set exactly one of token_env and token_sha256")),
+        }
+        if Plan::parse(&bot.plan).is_none() {
+            errors.push(format!("{at}.plan: {PLANS}, got {:?}", bot.plan));
+        }
+        if bot.burst_per_second == 0 {
+            errors.push(format!("{at}.burst_per_second: must be greater than 0"));
+        }
+    }
+    for (i, s) in t.staff.iter().enumerate() {
+        let at = format!("{p}.staff[{i}]");
+        let known = match s.channel.split_once('.') {
+            Some(("telegram", name)) => t.telegram.contains_key(name),
+            Some(("whatsapp", name)) => t.whatsapp.contains_key(name),
+            _ => false,
+        };
+        if !known {
+            errors.push(format!("{at}.channel: expected telegram.<name> or whatsapp.<name> of this tenant, got {:?}", s.channel));
+        }
+        if s.name.trim().is_empty() {
+            errors.push(format!("{at}.name: must not be empty"));
+        }
+        if Plan::parse(&s.plan).is_none() {
+            errors.push(format!("{at}.plan: {PLANS}, got {:?}", s.plan));
         }
     }
 }
@@ -119,5 +157,6 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
                 errors.push(format!("{p}.telegram.{name}: channel name already used by {other}"));
             }
         }
+        check_tool_callers(&p, t, errors);
     }
 }

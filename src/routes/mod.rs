@@ -3,6 +3,7 @@
 
 mod body;
 mod health;
+pub mod mcp;
 mod telegram;
 mod whatsapp;
 

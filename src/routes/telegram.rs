@@ -4,14 +4,16 @@
 
 use super::body::{read_body, require_utf8};
 use crate::app::AppState;
+use super::whatsapp::refuse;
 use crate::http_error::ApiError;
+use crate::staff::StaffOutcome;
 use crate::telemetry::{WebhookAccepted, rejecter};
 use crate::trace::TraceId;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use switchboard_actors::domain::ConversationId;
 use switchboard_actors::event::{Envelope, Input};
-use switchboard_actors::hub::{IngestError, Ingested};
+use switchboard_actors::hub::Ingested;
 use switchboard_adapters::telegram::{parse_update, verify_secret};
 
 const CHANNEL: &str = "telegram";
@@ -43,8 +45,21 @@ pub async fn receive(
         return Ok(HttpResponse::Ok().json(json!({ "status": "ignored" })));
     };
     let msg = update.message;
-    let conversation = ConversationId::for_contact(tenant, channel, &msg.contact.key);
     let key = format!("{tenant}:tg.{name}:{}", msg.provider_id);
+    let staff = state.staff.handle(tenant, channel, &msg, &key, &trace.0).await.map_err(|e| refuse(&reject, e))?;
+    if staff != StaffOutcome::NotStaff {
+        let duplicate = staff == StaffOutcome::Duplicate;
+        WebhookAccepted {
+            channel: CHANNEL,
+            accepted: u64::from(!duplicate),
+            duplicates: u64::from(duplicate),
+            ignored: 0,
+            trace_id: &trace.0,
+        }
+        .emit(&state.webhooks);
+        return Ok(HttpResponse::Ok().json(json!({ "status": if duplicate { "duplicate" } else { "command" } })));
+    }
+    let conversation = ConversationId::for_contact(tenant, channel, &msg.contact.key);
     let envelope = Envelope::new(
         tenant.clone(),
         conversation,
@@ -55,8 +70,7 @@ pub async fn receive(
     .with_idempotency_key(key.clone());
     let outcome = match state.hub.ingest(envelope, Some(key)).await {
         Ok(o) => o,
-        Err(IngestError::Busy) => return Err(reject("busy", ApiError::Busy)),
-        Err(IngestError::Unavailable(e)) => return Err(reject("unavailable", ApiError::Unavailable(e))),
+        Err(e) => return Err(refuse(&reject, e)),
     };
     let duplicate = outcome == Ingested::Duplicate;
     WebhookAccepted {

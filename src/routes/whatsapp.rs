@@ -4,6 +4,7 @@
 use super::body::{read_body, require_utf8};
 use crate::app::AppState;
 use crate::http_error::ApiError;
+use crate::staff::StaffOutcome;
 use crate::telemetry::{WebhookAccepted, rejecter};
 use crate::trace::TraceId;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -104,8 +105,20 @@ pub async fn receive(
     for item in parsed.items {
         let (conversation, input, key) = match item.kind {
             WebhookKind::Message(msg) => {
-                let id = ConversationId::for_contact(&item.tenant, &item.channel, &msg.contact.key);
                 let key = dedup_key(&item.tenant, &msg.provider_id);
+                match state.staff.handle(&item.tenant, &item.channel, &msg, &key, &trace.0).await {
+                    Ok(StaffOutcome::NotStaff) => {}
+                    Ok(StaffOutcome::Handled) => {
+                        accepted += 1;
+                        continue;
+                    }
+                    Ok(StaffOutcome::Duplicate) => {
+                        duplicates += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(refuse(&reject, e)),
+                }
+                let id = ConversationId::for_contact(&item.tenant, &item.channel, &msg.contact.key);
                 (id, Input::MessageReceived(msg), key)
             }
             WebhookKind::Status(update) => {
@@ -119,14 +132,21 @@ pub async fn receive(
         match state.hub.ingest(envelope, Some(key)).await {
             Ok(Ingested::Accepted) => accepted += 1,
             Ok(Ingested::Duplicate) => duplicates += 1,
-            Err(IngestError::Busy) => return Err(reject("busy", ApiError::Busy)),
-            Err(IngestError::Unavailable(e)) => return Err(reject("unavailable", ApiError::Unavailable(e))),
+            Err(e) => return Err(refuse(&reject, e)),
         }
     }
     let ignored = (parsed.unknown_numbers.len() + parsed.senderless) as u64;
     WebhookAccepted { channel: CHANNEL, accepted, duplicates, ignored, trace_id: &trace.0 }.emit(&state.webhooks);
     Ok(HttpResponse::Ok()
         .json(json!({ "status": "ok", "accepted": accepted, "duplicates": duplicates, "ignored": ignored })))
+}
+
+/// A webhook the hub cannot take now: 503 with Retry-After, so the provider retries.
+pub(super) fn refuse(reject: &impl Fn(&'static str, ApiError) -> ApiError, e: IngestError) -> ApiError {
+    match e {
+        IngestError::Busy => reject("busy", ApiError::Busy),
+        IngestError::Unavailable(why) => reject("unavailable", ApiError::Unavailable(why)),
+    }
 }
 
 fn dedup_key(tenant: &TenantId, provider_id: &str) -> String {

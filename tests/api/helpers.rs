@@ -24,6 +24,9 @@ pub const WA_VERIFY: &str = "verify-me";
 pub const PNID: &str = "200000000000002";
 pub const TG_TOKEN: &str = "123456:TEST-TOKEN";
 pub const TG_SECRET: &str = "tg-secret_token-1";
+pub const BOT_TOKEN: &str = "demo-bot-token";
+pub const OUTRA_BOT_TOKEN: &str = "outra-bot-token";
+pub const STAFF_TG_ID: i64 = 777;
 
 pub struct TestApp {
     pub url: String,
@@ -71,6 +74,9 @@ pub async fn spawn_app_with(fixture: Option<&str>, overrides: &[(&str, &str)]) -
         ("OUTRA_WA_TOKEN", WA_TOKEN.to_owned()),
         ("OUTRA_WA_SECRET", OUTRA_SECRET.to_owned()),
         ("OUTRA_WA_VERIFY", "outra-verify".to_owned()),
+        ("SWITCHBOARD_DEMO_BOT_TOKEN", BOT_TOKEN.to_owned()),
+        ("OUTRA_BOT_TOKEN", OUTRA_BOT_TOKEN.to_owned()),
+        ("DEMO_STAFF_TELEGRAM_ID", STAFF_TG_ID.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

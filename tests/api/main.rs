@@ -6,6 +6,8 @@ mod helpers;
 mod bad_input;
 mod config_files;
 mod lifecycle;
+mod mcp_interop;
 mod ordering;
 mod telegram;
+mod tools;
 mod whatsapp;

@@ -1,0 +1,1 @@
+//! Interoperability with MCP clients written elsewhere (filled in by the interop work).

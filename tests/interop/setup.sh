@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Installs the outside MCP clients that tests/api/mcp_interop.rs drives against the hub, pinned,
+# into .cache/interop/ (gitignored):
+#   venv/                 Python venv with the `mcp` SDK (tests/interop/requirements.txt)
+#   node/node_modules/    Node 22 (the npm "node" package ships the binary), npm and the MCP
+#                         Inspector; node/node_modules/.bin holds node, npx and the inspector
+#   env.sh                exports MCP_PYTHON and MCP_INSPECTOR_NODE_BIN for the tests
+# A no-op (a second or so) when the stamp file says the pinned versions are already there.
+# Needs python3 and npm (the machine's Node 20 npm is enough to bootstrap Node 22); registries:
+# PyPI and npm only. Usage: tests/interop/setup.sh
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+CACHE="$REPO/.cache/interop"
+VENV="$CACHE/venv"
+NODE_DIR="$CACHE/node"
+NODE_BIN="$NODE_DIR/node_modules/.bin"
+STAMP="$CACHE/stamp"
+REQUIREMENTS="$HERE/requirements.txt"
+
+# Pins. Inspector 2.x needs Node >= 22.19; under the system Node 20 npm would silently resolve
+# `@modelcontextprotocol/inspector` to the old 0.x CLI, so it is installed under Node 22 (below).
+NODE_VERSION=22.23.3
+NPM_VERSION=11.19.1
+INSPECTOR_VERSION=2.12.0
+MCP_VERSION="$(sed -n 's/^mcp==//p' "$REQUIREMENTS")"
+
+log() { echo "interop setup: $*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+expected_stamp() {
+  printf 'node=%s\nnpm=%s\ninspector=%s\n' "$NODE_VERSION" "$NPM_VERSION" "$INSPECTOR_VERSION"
+  grep -v -e '^#' -e '^[[:space:]]*$' "$REQUIREMENTS"
+}
+
+installed() {
+  [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(expected_stamp)" ] &&
+    [ -x "$VENV/bin/python" ] && [ -x "$NODE_BIN/node" ] && [ -x "$NODE_BIN/npx" ] &&
+    [ -f "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json" ]
+}
+
+write_env() {
+  cat >"$CACHE/env.sh" <<EOF
+# Written by tests/interop/setup.sh: source it before \`cargo test\` to run the MCP interop tests.
+export MCP_PYTHON="$VENV/bin/python"
+export MCP_INSPECTOR_NODE_BIN="$NODE_BIN"
+EOF
+}
+
+# The versions actually installed (not the stamp's word); fails if any is missing.
+report() {
+  local py mcp node npm inspector
+  py="$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')"
+  mcp="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
+  node="$("$NODE_BIN/node" --version)"
+  npm="$(PATH="$NODE_BIN:$PATH" "$NODE_BIN/npm" --version 2>/dev/null)"
+  inspector="$("$NODE_BIN/node" -p 'require(process.argv[1]).version' \
+    "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json")"
+  echo "interop clients: python $py, mcp $mcp; node $node, npm $npm, @modelcontextprotocol/inspector $inspector"
+  [ "$mcp" = "$MCP_VERSION" ] || die "mcp is $mcp, pinned $MCP_VERSION"
+  [ "$node" = "v$NODE_VERSION" ] || die "node is $node, pinned v$NODE_VERSION"
+  [ "$inspector" = "$INSPECTOR_VERSION" ] || die "inspector is $inspector, pinned $INSPECTOR_VERSION"
+}
+
+make_venv() {
+  local py="${PYTHON:-python3}"
+  rm -rf "$VENV"
+  if "$py" -m venv "$VENV" >/dev/null 2>&1; then return; fi
+  log "\`$py -m venv\` failed: installing python3-venv from Debian"
+  rm -rf "$VENV"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv
+  for candidate in "$py" /usr/bin/python3; do
+    if "$candidate" -m venv "$VENV"; then return; fi
+    rm -rf "$VENV"
+  done
+  die "could not create a Python venv at $VENV"
+}
+
+install_python() {
+  log "Python venv with mcp==$MCP_VERSION -> $VENV"
+  make_venv
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+}
+
+install_node() {
+  log "node@$NODE_VERSION, npm@$NPM_VERSION, @modelcontextprotocol/inspector@$INSPECTOR_VERSION -> $NODE_DIR"
+  command -v npm >/dev/null 2>&1 || die "npm not found (install Node.js and npm, e.g. apt-get install npm)"
+  rm -rf "$NODE_DIR"
+  mkdir -p "$NODE_DIR"
+  printf '{ "name": "switchboard-mcp-interop", "private": true }\n' >"$NODE_DIR/package.json"
+  # Two steps on purpose: npm picks versions whose `engines` fit the node running npm, so Node 22
+  # comes first and everything else is installed by npm running under it.
+  (cd "$NODE_DIR" && npm install --no-audit --no-fund --save-exact "node@$NODE_VERSION")
+  [ -x "$NODE_BIN/node" ] || die "node@$NODE_VERSION installed no $NODE_BIN/node"
+  (cd "$NODE_DIR" && PATH="$NODE_BIN:$PATH" npm install --no-audit --no-fund --save-exact \
+    "npm@$NPM_VERSION" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION")
+}
+
+mkdir -p "$CACHE"
+# One installer at a time (two test runs started together).
+exec 9>"$CACHE/.lock"
+command -v flock >/dev/null 2>&1 && flock 9
+
+if ! installed; then
+  rm -f "$STAMP"
+  install_python
+  install_node
+  report >/dev/null
+  expected_stamp >"$STAMP"
+fi
+write_env
+report
+echo "export MCP_PYTHON=$VENV/bin/python"
+echo "export MCP_INSPECTOR_NODE_BIN=$NODE_BIN"
