@@ -2,8 +2,8 @@
 //! go through here, so tests run the real wiring.
 
 use crate::config::{ChannelIndex, Settings, build_callers, build_tenants};
-use crate::staff::StaffDesk;
 use crate::routes;
+use crate::staff::StaffDesk;
 use crate::telemetry::WebhookMetrics;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware::from_fn, web};

@@ -57,7 +57,8 @@ impl McpServer {
 /// request parts into the handler's context.
 fn caller(context: &RequestContext<RoleServer>) -> Option<Arc<Caller>> {
     let parts = context.extensions.get::<http::request::Parts>()?;
-    parts.extensions.get::<http::Extensions>()?.get::<Arc<Caller>>().cloned()
+    // rmcp-actix-web nests the values of its `on_request` hook in the parts' extensions.
+    parts.extensions.get::<rmcp::model::Extensions>()?.get::<Arc<Caller>>().cloned()
 }
 
 fn trace_id(context: &RequestContext<RoleServer>) -> String {

@@ -16,9 +16,9 @@ use switchboard_actors::tenant::{
 };
 use switchboard_adapters::openai::{OpenAiClient, OpenAiSettings};
 use switchboard_adapters::phone::contact_key;
+use switchboard_adapters::telegram::{TelegramOutbound, TelegramSettings};
 use switchboard_adapters::tools::identity::token_sha256;
 use switchboard_adapters::tools::{Caller, Directory, Plan};
-use switchboard_adapters::telegram::{TelegramOutbound, TelegramSettings};
 use switchboard_adapters::whatsapp::{WhatsAppOutbound, WhatsAppSettings};
 
 /// A WhatsApp number as the webhook sees it.

@@ -1,8 +1,8 @@
 //! Semantic checks the types cannot express. Every problem is reported, with its path.
 
 use super::types::{HoursConfig, Settings, TenantConfig};
-use switchboard_adapters::tools::Plan;
 use std::collections::HashMap;
+use switchboard_adapters::tools::Plan;
 
 /// Parses `HH:MM` into minutes of the day.
 pub fn parse_hhmm(s: &str) -> Option<u16> {
@@ -63,7 +63,10 @@ fn check_tool_callers(p: &str, t: &TenantConfig, errors: &mut Vec<String>) {
             _ => false,
         };
         if !known {
-            errors.push(format!("{at}.channel: expected telegram.<name> or whatsapp.<name> of this tenant, got {:?}", s.channel));
+            errors.push(format!(
+                "{at}.channel: expected telegram.<name> or whatsapp.<name> of this tenant, got {:?}",
+                s.channel
+            ));
         }
         if s.name.trim().is_empty() {
             errors.push(format!("{at}.name: must not be empty"));

@@ -3,8 +3,8 @@
 //! redeliver them (and hold back that chat's later updates).
 
 use super::body::{read_body, require_utf8};
-use crate::app::AppState;
 use super::whatsapp::refuse;
+use crate::app::AppState;
 use crate::http_error::ApiError;
 use crate::staff::StaffOutcome;
 use crate::telemetry::{WebhookAccepted, rejecter};

@@ -4,8 +4,10 @@
 mod helpers;
 
 mod bad_input;
+mod chat_commands;
 mod config_files;
 mod lifecycle;
+mod mcp_http;
 mod mcp_interop;
 mod ordering;
 mod telegram;

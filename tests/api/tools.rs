@@ -181,7 +181,11 @@ async fn changing_tools_act_through_the_conversation() {
 
     ok(&app, "transfer_conversation", json!({ "conversation_id": id, "queue": "suporte" })).await;
     assert_eq!(app.state_of(&maria).await.unwrap().status, Status::Queued { queue: "suporte".into() });
-    assert!(refused(&app, "transfer_conversation", json!({ "conversation_id": id, "queue": "x" })).await.contains("unknown queue"));
+    assert!(
+        refused(&app, "transfer_conversation", json!({ "conversation_id": id, "queue": "x" }))
+            .await
+            .contains("unknown queue")
+    );
 
     // Bia comes online in suporte and the queue gives her Maria; Caio then takes it over.
     app.agent_online("suporte", "bia", 1).await;

@@ -150,6 +150,13 @@ async def run(url: str, token: str, conversation_id: str, mode: str) -> str:
         )
 
 
+def leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) ExceptionGroups: anyio task groups wrap them."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def main() -> int:
     if len(sys.argv) != 5 or sys.argv[4] not in ("auto", "legacy"):
         print(__doc__, file=sys.stderr)
@@ -160,9 +167,14 @@ def main() -> int:
         return 0
     except CheckFailed as e:
         print(f"mcp_client FAILED [{mode}]: {e}", file=sys.stderr)
-    except BaseException as e:  # noqa: BLE001 - connect errors arrive as (nested) ExceptionGroups
+    except BaseException as e:  # noqa: BLE001 - errors arrive wrapped in (nested) ExceptionGroups
         traceback.print_exc()
-        print(f"mcp_client FAILED [{mode}]: {type(e).__name__}: {e}", file=sys.stderr)
+        cause = leaf(e)
+        if isinstance(cause, CheckFailed):
+            print(f"mcp_client FAILED [{mode}]: {cause}", file=sys.stderr)
+        else:
+            code = f" (code {cause.code})" if isinstance(cause, MCPError) else ""
+            print(f"mcp_client FAILED [{mode}]: {type(cause).__name__}{code}: {cause}", file=sys.stderr)
     return 1
 
 

@@ -320,7 +320,10 @@ impl ConversationActor {
 
     pub(super) fn on_reopen(&mut self, queue: Option<String>) -> Step {
         if self.state.status != Status::Closed {
-            return done(Err(CommandError::Conflict(format!("conversation is {}, not closed", self.state.status.name()))));
+            return done(Err(CommandError::Conflict(format!(
+                "conversation is {}, not closed",
+                self.state.status.name()
+            ))));
         }
         if self.state.ticket == 0 {
             return done(Err(CommandError::Invalid("conversation has no messages yet".into())));

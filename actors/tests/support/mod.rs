@@ -17,9 +17,9 @@ use switchboard_actors::event::{Envelope, Event, Input};
 use switchboard_actors::metrics::HubMetrics;
 use switchboard_actors::outbox::SendOutbound;
 use switchboard_actors::ports::*;
+use switchboard_actors::query::{ConversationPage, ConversationQuery};
 use switchboard_actors::registry::{ConversationRegistry, Deliver};
 use switchboard_actors::sink::InputSink;
-use switchboard_actors::query::{ConversationPage, ConversationQuery};
 use switchboard_actors::state::ConversationState;
 use switchboard_actors::tenant::TenantPolicy;
 

@@ -142,7 +142,12 @@ async fn bad_key_and_unreachable_server_are_unavailable() {
 #[test]
 fn no_queues_means_no_enum_and_no_prompt_means_no_system_message() {
     let client = OpenAiClient::new(&settings("http://127.0.0.1:1/v1".into())).unwrap();
-    let req = LlmRequest { system_prompt: " ".into(), history: vec![(Speaker::Customer, "hi".into())], queues: vec![], tools: true };
+    let req = LlmRequest {
+        system_prompt: " ".into(),
+        history: vec![(Speaker::Customer, "hi".into())],
+        queues: vec![],
+        tools: true,
+    };
     let body = serde_json::to_value(client.build_request(&req)).unwrap();
     assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
     let queue = &body["tools"][0]["function"]["parameters"]["properties"]["queue"];

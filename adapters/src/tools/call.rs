@@ -92,7 +92,12 @@ fn schema<T: JsonSchema>() -> Arc<serde_json::Map<String, Value>> {
     Arc::new(std::mem::take(map))
 }
 
-fn spec<T: JsonSchema>(name: &'static str, title: &'static str, read_only: bool, description: &'static str) -> ToolSpec {
+fn spec<T: JsonSchema>(
+    name: &'static str,
+    title: &'static str,
+    read_only: bool,
+    description: &'static str,
+) -> ToolSpec {
     ToolSpec { name, title, description, input_schema: schema::<T>(), read_only }
 }
 

@@ -118,7 +118,13 @@ impl Tools {
 
     /// Runs tool `name` for `caller`: burst limit, argument check, idempotent repeat, daily
     /// quota, then the tool itself. Every call ends in the audit trail.
-    pub async fn call(&self, caller: &Caller, name: &str, args: Value, trace_id: &str) -> Result<ToolOutcome, ToolError> {
+    pub async fn call(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: Value,
+        trace_id: &str,
+    ) -> Result<ToolOutcome, ToolError> {
         let digest = digest(&args);
         let result = self.admit_and_run(caller, name, args, &digest, trace_id).await;
         let (verdict, detail) = match &result {
@@ -162,7 +168,8 @@ impl Tools {
         let unavailable = |e: ledger::LedgerError| ToolError::Unavailable(e.to_string());
         match self.ledger.recall(&key).await.map_err(unavailable)? {
             Recall::Done(stored) if stored.args_digest == digest => {
-                let outcome = serde_json::from_str(&stored.outcome).map_err(|e| ToolError::Unavailable(e.to_string()))?;
+                let outcome =
+                    serde_json::from_str(&stored.outcome).map_err(|e| ToolError::Unavailable(e.to_string()))?;
                 Ok((outcome, true))
             }
             Recall::Done(_) => Err(ToolError::KeyReused(call.idempotency_key().unwrap_or_default().to_owned())),

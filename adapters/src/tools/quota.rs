@@ -4,9 +4,9 @@
 use super::ledger::ToolLedger;
 use super::{Caller, ToolError};
 use governor::clock::{Clock as _, DefaultClock};
-use switchboard_actors::ports::{Clock as _, SystemClock};
 use serde::Serialize;
 use std::time::Duration;
+use switchboard_actors::ports::{Clock as _, SystemClock};
 
 const DAY_MS: u64 = 86_400_000;
 

@@ -66,7 +66,8 @@ pub(super) fn detail(s: &ConversationState, messages: usize, window_open: bool) 
         .skip(skip)
         .map(|e| json!({ "author": author(&e.author), "text": &*e.text, "seq": e.seq }))
         .collect();
-    v["notes"] = s.notes.iter().map(|n| json!({ "author": author(&n.author), "text": n.text, "at_ms": n.at })).collect();
+    v["notes"] =
+        s.notes.iter().map(|n| json!({ "author": author(&n.author), "text": n.text, "at_ms": n.at })).collect();
     v["service_window_open"] = json!(window_open);
     v["deliveries"] = s
         .outbound

@@ -72,7 +72,9 @@ impl Tools {
                 let input = Input::Note { author: by, body: a.text };
                 self.command(caller, &a.conversation_id, input, trace, "Note added").await
             }
-            Call::HandToAi(a) => self.command(caller, &a.conversation_id, Input::HandToAi, trace, "Handed to the AI").await,
+            Call::HandToAi(a) => {
+                self.command(caller, &a.conversation_id, Input::HandToAi, trace, "Handed to the AI").await
+            }
             Call::Search(a) => self.search(caller, a).await,
             Call::QueueStats(a) => self.queue_stats(caller, a).await,
             Call::AgentStatus(a) => self.agent_status(caller, a).await,
@@ -251,7 +253,8 @@ impl Tools {
             })
             .collect();
         let text = if lines.is_empty() { "No agent has connected yet.".to_owned() } else { lines.join("\n") };
-        let data: Vec<Value> = agents.into_iter().map(|(id, queues)| json!({ "agent": id, "queues": queues })).collect();
+        let data: Vec<Value> =
+            agents.into_iter().map(|(id, queues)| json!({ "agent": id, "queues": queues })).collect();
         Ok(ToolOutcome::ok(text, json!({ "agents": data })))
     }
 }
