@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A WhatsApp contact no other test uses.
 const PHONE: &str = "5511955500001";
@@ -66,38 +66,38 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<S
     })
 }
 
-/// Runs `cmd` to completion (killed after `timeout`) on a blocking thread: the hub and the fakes
-/// live on this test's runtime, so its thread must stay free while the client talks to them.
+/// Runs `cmd` to completion, killed (with its children) after `timeout`. The wait happens on a
+/// blocking thread: the hub and the fakes live on this test's runtime, so its thread must stay
+/// free while the client talks to them.
 async fn run(mut cmd: Command, timeout: Duration) -> Finished {
     let what = format!("{cmd:?}");
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let deadline = Instant::now() + timeout;
-        let (success, status) = loop {
-            match child.try_wait().expect("wait for the client") {
-                Some(status) => break (status.success(), format!("{what}: {status}")),
-                None if Instant::now() >= deadline => {
-                    // The whole group: npx runs the Inspector as a child of its own.
-                    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break (false, format!("{what}: killed after {timeout:?}"));
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        Finished { success, status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
-    })
-    .await
-    .expect("client runner")
+    // Its own process group, so a timeout kills the whole tree (npx runs the Inspector as a child).
+    let mut child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let group = child.id();
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let mut waiter = tokio::task::spawn_blocking(move || child.wait());
+    let (success, status) = match tokio::time::timeout(timeout, &mut waiter).await {
+        Ok(status) => {
+            let status = status.expect("waiter").expect("wait for the client");
+            (status.success(), format!("{what}: {status}"))
+        }
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+            let _ = waiter.await;
+            (false, format!("{what}: killed after {timeout:?}"))
+        }
+    };
+    let (stdout, stderr) = tokio::task::spawn_blocking(move || (stdout.join().unwrap(), stderr.join().unwrap()))
+        .await
+        .expect("client output");
+    Finished { success, status, stdout, stderr }
 }
 
 /// A hub with one WhatsApp conversation from `phone`, its id.
@@ -132,6 +132,10 @@ async fn python_sdk_drives_the_tools_in_both_protocol_eras() {
         let out = python_client(&app, &python, &conversation, mode).await;
         assert!(out.success, "Python MCP client ({mode}) failed: {}", out.describe());
         assert!(out.stdout.contains(&format!("mcp_client ok [{mode}]")), "{}", out.describe());
+        println!("{}", out.stdout.trim());
+        if !out.stderr.trim().is_empty() {
+            println!("client stderr ({mode}): {}", out.stderr.trim());
+        }
     }
 
     // Both send_message calls reached the customer through the Graph API, in order.

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard_load_tests::loadgen::{idle, throughput};
+use switchboard_load_tests::loadgen::{idle, mcp, throughput};
 
 /// Load generator for the Switchboard hub (exit 0 clean, 1 failure, 3 anomalies).
 #[derive(Parser)]
@@ -28,6 +28,8 @@ enum Scenario {
     Throughput(throughput::ThroughputArgs),
     /// Measure hub RSS per idle and per passivated conversation.
     IdleRss(idle::IdleArgs),
+    /// Tool calls per second through `/mcp`.
+    McpTools(mcp::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             match &cli.scenario {
                 Scenario::Throughput(args) => throughput::run(args).await,
                 Scenario::IdleRss(args) => idle::run(args).await,
+                Scenario::McpTools(args) => mcp::run(args).await,
             }
         };
         // On Ctrl-C the scenario future is dropped, and with it the hub guard that kills the

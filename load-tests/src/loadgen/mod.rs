@@ -17,6 +17,7 @@ pub mod collect;
 pub mod engine;
 pub mod hub;
 pub mod idle;
+pub mod mcp;
 pub mod outcome;
 pub mod report;
 pub mod rig;
