@@ -97,6 +97,9 @@ pub fn start(
             .configure(routes::configure)
     })
     .workers(settings.server.http_workers.max(1))
+    // Streamed answers (MCP's SSE events) are written in pieces: without this, Nagle's algorithm
+    // meets the client's delayed ACK and each one waits ~40 ms.
+    .tcp_nodelay(true)
     .backlog(4096)
     .max_connection_rate(4096)
     .shutdown_timeout(settings.server.shutdown_timeout_secs)

@@ -46,6 +46,8 @@ pub struct McpArgs {
 struct Client {
     http: reqwest::Client,
     url: String,
+    /// Handshake revision (a session once initialised) rather than the sessionless one.
+    handshake: bool,
     session: Option<String>,
 }
 
@@ -58,11 +60,14 @@ impl Client {
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(body.to_string());
-        match &self.session {
-            Some(id) => req = req.header("mcp-session-id", id).header("mcp-protocol-version", HANDSHAKE),
-            None => req = req.header("mcp-protocol-version", NEWEST).header("mcp-method", method),
+        if self.handshake {
+            if let Some(id) = &self.session {
+                req = req.header("mcp-session-id", id).header("mcp-protocol-version", HANDSHAKE);
+            }
+            return req;
         }
-        if let (Some(name), None) = (name, &self.session) {
+        req = req.header("mcp-protocol-version", NEWEST).header("mcp-method", method);
+        if let Some(name) = name {
             req = req.header("mcp-name", name);
         }
         req
@@ -83,7 +88,7 @@ impl Client {
     /// One call; `Ok(true)` when the tool answered without error.
     async fn call(&self, id: u64, tool: &str, arguments: &Value) -> Result<bool> {
         let mut params = json!({ "name": tool, "arguments": arguments });
-        if self.session.is_none() {
+        if !self.handshake {
             params["_meta"] = json!({
                 "io.modelcontextprotocol/protocolVersion": NEWEST,
                 "io.modelcontextprotocol/clientCapabilities": {},
@@ -130,8 +135,9 @@ async fn measure(rig: &Rig, args: &McpArgs, arguments: Arc<Value>) -> Result<(bo
     let end = warm_until + Duration::from_secs(args.seconds);
     let mut tasks = Vec::with_capacity(args.concurrency);
     for worker in 0..args.concurrency {
-        let mut client = Client { http: http.clone(), url: url.clone(), session: None };
-        let (tool, arguments, handshake) = (args.tool.clone(), arguments.clone(), args.handshake);
+        let handshake = args.handshake;
+        let mut client = Client { http: http.clone(), url: url.clone(), handshake, session: None };
+        let (tool, arguments) = (args.tool.clone(), arguments.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut failed = 0u64;
