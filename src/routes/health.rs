@@ -45,5 +45,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         out,
         "# TYPE switchboard_webhook_unknown_numbers_total counter\nswitchboard_webhook_unknown_numbers_total {unknown}"
     );
+    let _ = writeln!(out, "# TYPE switchboard_tool_calls_total counter");
+    for (tool, result, n) in state.tools.call_counts() {
+        let _ = writeln!(out, "switchboard_tool_calls_total{{tool=\"{tool}\",result=\"{result}\"}} {n}");
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -272,6 +272,14 @@ async fn a_repeat_with_the_same_idempotency_key_acts_once() {
     let results: Vec<&str> = trail.iter().map(|r| r.result.as_str()).collect();
     assert_eq!(&results[results.len() - 3..], ["ok", "repeat", "rejected"], "{trail:?}");
     assert!(trail.iter().all(|r| r.caller == "bot:assistant" && r.args_digest.len() == 32));
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"switchboard_tool_calls_total{tool="send_message",result="ok"} 1"#,
+        r#"switchboard_tool_calls_total{tool="send_message",result="repeat"} 1"#,
+        r#"switchboard_tool_calls_total{tool="send_message",result="rejected"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 }
 
 #[actix_web::test]

@@ -20,7 +20,8 @@ use crate::tools::ledger::{AuditRecord, Recall, StoredResult, ToolLedger};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use switchboard_actors::hub::Hub;
 
@@ -97,12 +98,20 @@ pub enum ToolError {
 pub struct Tools {
     hub: Hub,
     ledger: Arc<dyn ToolLedger>,
+    /// Calls by (tool, result), for `/metrics`.
+    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Tools {
     /// Tools over `hub`, book-kept in `ledger`.
     pub fn new(hub: Hub, ledger: Arc<dyn ToolLedger>) -> Self {
-        Self { hub, ledger }
+        Self { hub, ledger, counts: Mutex::default() }
+    }
+
+    /// Calls so far by tool and result (`ok`, `error`, `rejected`, `repeat`), sorted.
+    pub fn call_counts(&self) -> Vec<(String, &'static str, u64)> {
+        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        counts.into_iter().map(|((tool, result), n)| (tool, result, n)).collect()
     }
 
     /// Every tool, in a stable order.
@@ -134,6 +143,11 @@ impl Tools {
             Err(e) => ("rejected", Some(e.to_string())),
         };
         tracing::info!(tenant = %caller.tenant, caller = %caller.id, tool = name, args = %digest, result = verdict, trace_id, "tool.called");
+        // Unknown names are counted under one label: a client cannot grow the metrics at will.
+        let label = if Self::specs().iter().any(|s| s.name == name) { name } else { "unknown" };
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((label.to_owned(), verdict)).or_default() += 1;
+        }
         let record = AuditRecord {
             at_ms: self.hub.clock().now_ms(),
             tenant: caller.tenant.to_string(),

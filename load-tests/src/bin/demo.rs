@@ -18,6 +18,10 @@ const PNID: &str = "200000000000002";
 const WA_TOKEN: &str = "demo-access-token";
 const WA_SECRET: &str = "demo-app-secret";
 const TG_TOKEN: &str = "123456:DEMO";
+/// Bearer token of the demo tenant's MCP bot.
+const MCP_TOKEN: &str = "demo-mcp-token";
+/// Telegram user id of the demo tenant's manager (staff: may send /commands).
+const MANAGER: i64 = 4200;
 const TG_SECRET: &str = "demo-secret";
 const ANA: &str = "5511987654321";
 const BRUNO: i64 = 4242;
@@ -52,7 +56,9 @@ impl Demo {
             ("OPENAI_API_KEY", "demo".to_owned()),
             ("OPENAI_BASE_URL", openai.base_url()),
             ("OPENAI_MODEL", "demo-echo".to_owned()),
-            ("RUST_LOG", "info".to_owned()),
+            ("SWITCHBOARD_DEMO_BOT_TOKEN", MCP_TOKEN.to_owned()),
+            ("DEMO_STAFF_TELEGRAM_ID", MANAGER.to_string()),
+            ("RUST_LOG", "info,rmcp=warn".to_owned()),
         ];
         let spec = HubSpec {
             bin: root.join("target/release/switchboard"),
@@ -167,6 +173,37 @@ async fn script(demo: &mut Demo) -> Result<()> {
     demo.show_replies(1, step).await;
     println!("  (Bruno now waits in the sales queue; the agent console comes with the console issue)");
 
+    println!("\n── MCP: a bot calls queue_stats on POST /mcp (bearer token, revision 2026-07-28)");
+    let call = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "queue_stats", "arguments": {},
+        "_meta": { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } });
+    let answer = demo
+        .http
+        .post(format!("{}/mcp", demo.hub.base_url()))
+        .bearer_auth(MCP_TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "queue_stats")
+        .json(&call)
+        .send()
+        .await?
+        .text()
+        .await?;
+    // rmcp answers with one server-sent event; its `data:` line is the JSON-RPC response.
+    let answer: serde_json::Value = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(answer.as_str()))
+        .find_map(|d| serde_json::from_str(d.trim()).ok())
+        .unwrap_or_default();
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap_or("(no answer)");
+    println!("  {}", text.replace('\n', "\n  "));
+
+    println!("\n── Staff: the manager (Telegram {MANAGER}) sends /list queued to the bot");
+    demo.telegram(payloads::tg_text(900003, MANAGER, "/list queued")).await?;
+    demo.show_replies(1, step).await;
+
     println!("\n── Bad input changes nothing:");
     let forged = demo
         .http
@@ -194,6 +231,7 @@ async fn main() -> Result<()> {
         "  curl -s {url}/webhooks/telegram/demo -H 'x-telegram-bot-api-secret-token: {TG_SECRET}' \\\n    -H 'content-type: application/json' -d '{}'",
         payloads::tg_text(900100, 777, "oi")
     );
+    println!("MCP clients: {url}/mcp with header 'Authorization: Bearer {MCP_TOKEN}' (see README, MCP).");
     println!("Replies appear below. Ctrl-C stops the hub and the stand-ins.\n");
     loop {
         tokio::select! {
