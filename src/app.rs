@@ -1,7 +1,8 @@
 //! Builds a hub from the configuration and serves it over HTTP. `main` and the test harness both
 //! go through here, so tests run the real wiring.
 
-use crate::config::{ChannelIndex, Settings, build_callers, build_tenants};
+use crate::auth::Accounts;
+use crate::config::{ChannelIndex, Settings, build_agents, build_callers, build_tenants};
 use crate::routes;
 use crate::staff::StaffDesk;
 use crate::telemetry::WebhookMetrics;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub callers: Arc<Directory>,
     /// Staff chat commands.
     pub staff: StaffDesk,
+    /// Human agents and admins (REST API), by token.
+    pub agents: Arc<Accounts>,
 }
 
 /// A running hub and its HTTP server.
@@ -56,6 +59,8 @@ pub fn start(
     let mut wiring = build_tenants(settings, env)?;
     let (callers, caller_warnings) = build_callers(settings, env);
     wiring.warnings.extend(caller_warnings);
+    let (agents, agent_warnings) = build_agents(settings, env);
+    wiring.warnings.extend(agent_warnings);
     let dedup: Arc<dyn Dedup> = Arc::new(MemoryDedup::default());
     let backend = Backend {
         bus: Arc::new(MemoryBus::new(settings.backend.partitions, settings.backend.partition_capacity)),
@@ -86,6 +91,7 @@ pub fn start(
         staff: StaffDesk::new(tools.clone(), callers.clone(), dedup, dedup_ttl, outbound),
         tools: tools.clone(),
         callers,
+        agents: Arc::new(agents),
     });
     let data = state.clone();
     let mcp = routes::mcp::service(tools, settings.server.mcp_allowed_hosts.clone());

@@ -1,14 +1,16 @@
 //! The `switchboard` binary's library: config loading, wiring ports to actors, and the HTTP
 //! surface (webhooks, health, metrics). `main.rs` is only the CLI.
 //!
+//! - `auth`: agent and admin accounts (bearer tokens kept as SHA-256) and who may see what.
 //! - `config`: layered, strict, documented configuration.
 //! - `app`: builds the hub from config and serves HTTP.
-//! - `routes`: webhook, health and metrics handlers.
+//! - `routes`: webhook, health, metrics and REST (`/api`) handlers.
 //! - `http_error`: the one place where errors become HTTP statuses.
 //! - `telemetry`: logging setup and named webhook events that log and count.
 //! - `trace`: `X-Trace-Id` middleware.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod http_error;
 pub mod routes;

@@ -4,10 +4,11 @@
 
 use super::types::{Settings, TenantConfig};
 use super::validate::{parse_day, parse_hhmm};
+use crate::auth::{Accounts, AgentAccount, Role};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_actors::domain::{ChannelKind, ChannelRef, TenantId};
+use switchboard_actors::domain::{AgentId, ChannelKind, ChannelRef, TenantId};
 use switchboard_actors::hub::{ChannelSetup, TenantSetup};
 use switchboard_actors::outbox::OutboxPolicy;
 use switchboard_actors::ports::LlmClient;
@@ -255,4 +256,45 @@ pub fn build_callers(settings: &Settings, env: &BTreeMap<String, String>) -> (Di
         }
     }
     (directory, warnings)
+}
+
+/// The agent and admin accounts of every tenant, by token. An account whose token variable is
+/// unset is left out with a warning, and so is one whose token another account already holds.
+pub fn build_agents(settings: &Settings, env: &BTreeMap<String, String>) -> (Accounts, Vec<String>) {
+    let mut accounts = Accounts::default();
+    let mut warnings = Vec::new();
+    for (id, t) in &settings.tenants {
+        for (agent, config) in &t.agents {
+            let hash = match (&config.token_env, &config.token_sha256) {
+                (Some(var), _) => match secret(env, var) {
+                    Some(token) => token_sha256(&token),
+                    None => {
+                        warnings.push(format!("tenant {id}: agent {agent} disabled: set {var}"));
+                        continue;
+                    }
+                },
+                (None, Some(hex_hash)) => {
+                    let mut hash = [0u8; 32];
+                    if hex::decode_to_slice(hex_hash, &mut hash).is_err() {
+                        continue; // validation reported it
+                    }
+                    hash
+                }
+                (None, None) => continue,
+            };
+            let account = AgentAccount {
+                tenant: TenantId::new(id),
+                id: AgentId::new(agent),
+                role: Role::parse(&config.role).unwrap_or(Role::Agent),
+                queues: config.queues.iter().cloned().collect(),
+            };
+            if let Err(holder) = accounts.add(hash, account) {
+                warnings.push(format!(
+                    "tenant {id}: agent {agent} disabled: its token is already the token of agent {} of tenant {}",
+                    holder.id, holder.tenant
+                ));
+            }
+        }
+    }
+    (accounts, warnings)
 }

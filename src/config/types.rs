@@ -122,6 +122,25 @@ pub struct TenantConfig {
     /// Staff contacts whose `/commands` to the tenant's bot run the tools.
     #[serde(default)]
     pub staff: Vec<StaffConfig>,
+    /// Human agents and admins of the REST API (and the console), by agent id.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+}
+
+/// A human agent or admin, authenticated by a bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Environment variable holding the token; unset → the account is disabled with a warning.
+    pub token_env: Option<String>,
+    /// Or the token's SHA-256 in hex (the token itself then lives only with the agent).
+    pub token_sha256: Option<String>,
+    /// `agent` (works the conversations of its queues) or `admin` (everything of the tenant).
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// The queues an agent works in (names of this tenant's queues).
+    #[serde(default)]
+    pub queues: Vec<String>,
 }
 
 /// A program calling the tools (MCP client), authenticated by a bearer token.
@@ -160,6 +179,9 @@ pub struct StaffConfig {
 
 fn default_mcp_hosts() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+fn default_role() -> String {
+    "agent".into()
 }
 fn default_plan() -> String {
     "starter".into()

@@ -39,15 +39,35 @@ fn check_hours(hours: &HoursConfig, path: &str, errors: &mut Vec<String>) {
 
 const PLANS: &str = "expected starter, pro or unlimited";
 
+/// A bearer token comes from exactly one place: an environment variable or its SHA-256.
+fn check_token_source(at: &str, env: &Option<String>, sha256: &Option<String>, errors: &mut Vec<String>) {
+    match (env, sha256) {
+        (Some(_), None) => {}
+        (None, Some(hash)) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+        (None, Some(_)) => errors.push(format!("{at}.token_sha256: expected 64 hex digits")),
+        _ => errors.push(format!("{at}: set exactly one of token_env and token_sha256")),
+    }
+}
+
+fn check_agents(p: &str, t: &TenantConfig, errors: &mut Vec<String>) {
+    for (id, agent) in &t.agents {
+        let at = format!("{p}.agents.{id}");
+        check_token_source(&at, &agent.token_env, &agent.token_sha256, errors);
+        if !matches!(agent.role.as_str(), "agent" | "admin") {
+            errors.push(format!("{at}.role: expected agent or admin, got {:?}", agent.role));
+        }
+        for (i, queue) in agent.queues.iter().enumerate() {
+            if !t.queues.iter().any(|q| q.name == *queue) {
+                errors.push(format!("{at}.queues[{i}]: no queue named {queue:?} in this tenant"));
+            }
+        }
+    }
+}
+
 fn check_tool_callers(p: &str, t: &TenantConfig, errors: &mut Vec<String>) {
     for (name, bot) in &t.bots {
         let at = format!("{p}.bots.{name}");
-        match (&bot.token_env, &bot.token_sha256) {
-            (Some(_), None) => {}
-            (None, Some(hash)) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {}
-            (None, Some(_)) => errors.push(format!("{at}.token_sha256: expected 64 hex digits")),
-            _ => errors.push(format!("{at}: set exactly one of token_env and token_sha256")),
-        }
+        check_token_source(&at, &bot.token_env, &bot.token_sha256, errors);
         if Plan::parse(&bot.plan).is_none() {
             errors.push(format!("{at}.plan: {PLANS}, got {:?}", bot.plan));
         }
@@ -161,5 +181,6 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
             }
         }
         check_tool_callers(&p, t, errors);
+        check_agents(&p, t, errors);
     }
 }

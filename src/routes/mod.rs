@@ -1,6 +1,7 @@
-//! HTTP routes: provider webhooks, health and metrics. Unknown paths, wrong methods and bad query
-//! strings get the same JSON error body as every other error.
+//! HTTP routes: provider webhooks, health, metrics and the REST API. Unknown paths, wrong methods
+//! and bad query strings get the same JSON error body as every other error.
 
+pub mod api;
 mod body;
 mod health;
 pub mod mcp;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .post(telegram::receive)
                 .default_service(web::to(method_not_allowed)),
         )
+        .service(api::scope())
         .default_service(web::to(not_found));
 }
 

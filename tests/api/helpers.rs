@@ -27,6 +27,13 @@ pub const TG_SECRET: &str = "tg-secret_token-1";
 pub const BOT_TOKEN: &str = "demo-bot-token";
 pub const OUTRA_BOT_TOKEN: &str = "outra-bot-token";
 pub const STAFF_TG_ID: i64 = 777;
+/// REST accounts: `ana` (agent of vendas and suporte) and `admin` of the demo tenant
+/// (`config/default.toml`); `caio` (agent of suporte only) and `outra`'s admin `bia`
+/// (`fixtures/rest.toml`).
+pub const ANA_TOKEN: &str = "ana-agent-token";
+pub const ADMIN_TOKEN: &str = "demo-admin-token";
+pub const CAIO_TOKEN: &str = "caio-agent-token";
+pub const OUTRA_ADMIN_TOKEN: &str = "outra-admin-token";
 
 pub struct TestApp {
     pub url: String,
@@ -77,6 +84,10 @@ pub async fn spawn_app_with(fixture: Option<&str>, overrides: &[(&str, &str)]) -
         ("SWITCHBOARD_DEMO_BOT_TOKEN", BOT_TOKEN.to_owned()),
         ("OUTRA_BOT_TOKEN", OUTRA_BOT_TOKEN.to_owned()),
         ("DEMO_STAFF_TELEGRAM_ID", STAFF_TG_ID.to_string()),
+        ("DEMO_AGENT_ANA_TOKEN", ANA_TOKEN.to_owned()),
+        ("DEMO_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("DEMO_AGENT_CAIO_TOKEN", CAIO_TOKEN.to_owned()),
+        ("OUTRA_ADMIN_TOKEN", OUTRA_ADMIN_TOKEN.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

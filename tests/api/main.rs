@@ -10,6 +10,8 @@ mod lifecycle;
 mod mcp_http;
 mod mcp_interop;
 mod ordering;
+mod rest;
+mod rest_openapi;
 mod telegram;
 mod tools;
 mod whatsapp;

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the outside MCP clients that tests/api/mcp_interop.rs drives against the hub, pinned,
-# into .cache/interop/ (gitignored):
-#   venv/                 Python venv with the `mcp` SDK (tests/interop/requirements.txt)
+# Installs the outside MCP clients that tests/api/mcp_interop.rs drives against the hub, and
+# schemathesis, which tests/api/rest_openapi.rs runs against the REST API, pinned, into
+# .cache/interop/ (gitignored):
+#   venv/                 Python venv with the `mcp` SDK and schemathesis (tests/interop/requirements.txt)
 #   node/node_modules/    Node 22 (the npm "node" package ships the binary), npm and the MCP
 #                         Inspector; node/node_modules/.bin holds node, npx and the inspector
-#   env.sh                exports MCP_PYTHON and MCP_INSPECTOR_NODE_BIN for the tests
+#   env.sh                exports MCP_PYTHON, MCP_INSPECTOR_NODE_BIN and SCHEMATHESIS for the tests
 # A no-op (a second or so) when the stamp file says the pinned versions are already there.
 # Needs python3 and npm (the machine's Node 20 npm is enough to bootstrap Node 22); registries:
 # PyPI and npm only. Usage: tests/interop/setup.sh
@@ -25,6 +26,7 @@ NODE_VERSION=22.23.3
 NPM_VERSION=11.19.1
 INSPECTOR_VERSION=2.12.0
 MCP_VERSION="$(sed -n 's/^mcp==//p' "$REQUIREMENTS")"
+SCHEMATHESIS_VERSION="$(sed -n 's/^schemathesis==//p' "$REQUIREMENTS")"
 
 log() { echo "interop setup: $*" >&2; }
 die() {
@@ -43,29 +45,32 @@ expected_stamp() {
 
 installed() {
   [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(expected_stamp)" ] &&
-    [ -x "$VENV/bin/python" ] && [ -x "$NODE_BIN/node" ] && [ -x "$NODE_BIN/npx" ] &&
+    [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/schemathesis" ] && [ -x "$NODE_BIN/node" ] && [ -x "$NODE_BIN/npx" ] &&
     [ -f "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json" ]
 }
 
 write_env() {
   cat >"$CACHE/env.sh" <<EOF
-# Written by tests/interop/setup.sh: source it before \`cargo test\` to run the MCP interop tests.
+# Written by tests/interop/setup.sh: source it before \`cargo test\` to run the interop tests.
 export MCP_PYTHON="$VENV/bin/python"
 export MCP_INSPECTOR_NODE_BIN="$NODE_BIN"
+export SCHEMATHESIS="$VENV/bin/schemathesis"
 EOF
 }
 
 # The versions actually installed (not the stamp's word); fails if any is missing.
 report() {
-  local py mcp node npm inspector
+  local py mcp schemathesis node npm inspector
   py="$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')"
   mcp="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
+  schemathesis="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))')"
   node="$("$NODE_BIN/node" --version)"
   npm="$(PATH="$NODE_BIN:$PATH" "$NODE_BIN/npm" --version 2>/dev/null)"
   inspector="$("$NODE_BIN/node" -p 'require(process.argv[1]).version' \
     "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json")"
-  echo "interop clients: python $py, mcp $mcp; node $node, npm $npm, @modelcontextprotocol/inspector $inspector"
+  echo "interop clients: python $py, mcp $mcp, schemathesis $schemathesis; node $node, npm $npm, @modelcontextprotocol/inspector $inspector"
   [ "$mcp" = "$MCP_VERSION" ] || die "mcp is $mcp, pinned $MCP_VERSION"
+  [ "$schemathesis" = "$SCHEMATHESIS_VERSION" ] || die "schemathesis is $schemathesis, pinned $SCHEMATHESIS_VERSION"
   [ "$node" = "v$NODE_VERSION" ] || die "node is $node, pinned v$NODE_VERSION"
   [ "$inspector" = "$INSPECTOR_VERSION" ] || die "inspector is $inspector, pinned $INSPECTOR_VERSION"
 }
@@ -86,7 +91,7 @@ make_venv() {
 }
 
 install_python() {
-  log "Python venv with mcp==$MCP_VERSION -> $VENV"
+  log "Python venv with mcp==$MCP_VERSION, schemathesis==$SCHEMATHESIS_VERSION -> $VENV"
   make_venv
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
 }
@@ -121,3 +126,4 @@ write_env
 report
 echo "export MCP_PYTHON=$VENV/bin/python"
 echo "export MCP_INSPECTOR_NODE_BIN=$NODE_BIN"
+echo "export SCHEMATHESIS=$VENV/bin/schemathesis"

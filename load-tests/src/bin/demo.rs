@@ -58,6 +58,8 @@ impl Demo {
             ("OPENAI_MODEL", "demo-echo".to_owned()),
             ("SWITCHBOARD_DEMO_BOT_TOKEN", MCP_TOKEN.to_owned()),
             ("DEMO_STAFF_TELEGRAM_ID", MANAGER.to_string()),
+            ("DEMO_AGENT_ANA_TOKEN", "demo-ana-token".to_owned()),
+            ("DEMO_ADMIN_TOKEN", "demo-admin-token".to_owned()),
             ("RUST_LOG", "info,rmcp=warn".to_owned()),
         ];
         let spec = HubSpec {
@@ -230,6 +232,9 @@ async fn main() -> Result<()> {
     println!(
         "  curl -s {url}/webhooks/telegram/demo -H 'x-telegram-bot-api-secret-token: {TG_SECRET}' \\\n    -H 'content-type: application/json' -d '{}'",
         payloads::tg_text(900100, 777, "oi")
+    );
+    println!(
+        "REST API: {url}/api/conversations with 'Authorization: Bearer demo-admin-token' (agent ana: demo-ana-token; document: {url}/api/openapi.json)."
     );
     println!("MCP clients: {url}/mcp with header 'Authorization: Bearer {MCP_TOKEN}' (see README, MCP).");
     println!("Replies appear below. Ctrl-C stops the hub and the stand-ins.\n");
