@@ -366,9 +366,9 @@ impl Hub {
         }
     }
 
-    /// The journal of a conversation from sequence `from`.
-    pub async fn journal(&self, id: &ConversationId, from: u64) -> Vec<Envelope<Event>> {
-        self.0.store.journal(id, from).await.unwrap_or_default()
+    /// The journal of a conversation from sequence `from` (as far back as the store keeps it).
+    pub async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, CommandError> {
+        self.0.store.journal(id, from).await.map_err(|e| CommandError::Unavailable(e.to_string()))
     }
 
     /// Live conversation actors on this node.

@@ -250,3 +250,50 @@ async fn transfer_to_an_agent_needs_one_online_with_room() {
     let agents = rig.queue("sales").send(GetQueueSnapshot).await.unwrap().agents;
     assert!(agents.iter().any(|(a, _, _, active)| a.as_str() == "bia" && *active == 1), "{agents:?}");
 }
+
+#[actix::test]
+async fn handing_back_to_the_ai_lets_it_answer_only_what_comes_next() {
+    tokio::time::pause();
+    let rig = rig(TenantPolicy::example("t", Route::Queue("sales".into())), Duration::from_millis(10));
+    rig.customer("m1", "quero falar com alguém").await.unwrap();
+    assert_eq!(rig.state().status, Status::Queued { queue: "sales".into() });
+    let epoch = rig.state().epoch;
+    assert_eq!(rig.deliver(Input::HandToAi).await, Ok(Outcome::Applied));
+    assert_eq!(rig.deliver(Input::HandToAi).await, Ok(Outcome::Duplicate), "a repeat changes nothing");
+    assert_eq!(rig.state().status, Status::Bot);
+    assert!(rig.state().epoch > epoch, "ownership moved");
+    settle(Duration::from_millis(100)).await;
+    assert!(rig.llm.calls().is_empty(), "what the customer said to the queue is not the AI's to answer");
+    rig.customer("m2", "ainda aí?").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    assert_eq!(rig.sent_texts().last().map(String::as_str), Some("echo: ainda aí?"));
+}
+
+#[actix::test]
+async fn notes_stay_internal_and_a_closed_conversation_reopens_with_a_new_ticket() {
+    tokio::time::pause();
+    let rig = rig(TenantPolicy::example("t", Route::Queue("sales".into())), Duration::ZERO);
+    let by = Author::Integration("bot:crm".into());
+    assert!(matches!(rig.deliver(Input::Reopen { queue: None }).await, Err(CommandError::Invalid(_))));
+    rig.customer("m1", "oi").await.unwrap();
+    let sent_before = rig.sent_texts();
+    let note = Input::Note { author: by.clone(), body: "cliente VIP".into() };
+    assert_eq!(rig.deliver(note).await, Ok(Outcome::Applied));
+    assert_eq!(rig.state().notes.back().map(|n| n.text.as_str()), Some("cliente VIP"));
+    assert!(rig.state().history.iter().all(|e| &*e.text != "cliente VIP"), "not in the context window");
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.sent_texts(), sent_before, "nothing sent to the customer");
+
+    rig.deliver(Input::Close { by: by.clone() }).await.unwrap();
+    let late = rig.deliver(Input::Send { author: by.clone(), body: "ainda aí?".into() }).await;
+    assert_eq!(late, Err(CommandError::Closed));
+    let unknown = rig.deliver(Input::Reopen { queue: Some("nope".into()) }).await;
+    assert_eq!(unknown, Err(CommandError::UnknownQueue("nope".into())));
+    assert_eq!(rig.deliver(Input::Reopen { queue: None }).await, Ok(Outcome::Applied));
+    let state = rig.state();
+    assert_eq!((state.ticket, state.status.clone()), (2, Status::Queued { queue: "support".into() }));
+    assert!(matches!(rig.deliver(Input::Reopen { queue: None }).await, Err(CommandError::Conflict(_))));
+    assert_eq!(rig.deliver(Input::Send { author: by, body: "voltamos".into() }).await, Ok(Outcome::Applied));
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.sent_texts().last().map(String::as_str), Some("voltamos"));
+}

@@ -37,7 +37,7 @@ async fn text_then_menu_option_queues_and_assigns_to_an_agent_with_capacity() {
     assert!(texts[1].contains("fila de vendas, posição 1"), "{texts:?}");
     assert!(texts[2].contains("bia"), "{texts:?}");
     assert_eq!(app.telegram.calls("answerCallbackQuery").len(), 1, "spinner stopped");
-    let journal = app.hub.journal(&conv, 1).await;
+    let journal = app.hub.journal(&conv, 1).await.unwrap();
     let kinds: Vec<String> =
         journal.iter().map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_owned()).collect();
     assert!(kinds.contains(&"routing.handoff.requested".to_owned()), "{kinds:?}");

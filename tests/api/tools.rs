@@ -222,7 +222,7 @@ async fn changing_tools_act_through_the_conversation() {
     assert_eq!((state.status.clone(), state.ticket), (Status::Queued { queue: "vendas".into() }, 2));
     assert!(refused(&app, "reopen_conversation", json!({ "conversation_id": id })).await.contains("not closed"));
 
-    let journal = app.hub.journal(&maria, 1).await;
+    let journal = app.hub.journal(&maria, 1).await.unwrap();
     let kinds: Vec<String> =
         journal.iter().map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_owned()).collect();
     assert!(kinds.contains(&"conversation.note.added".to_owned()), "{kinds:?}");

@@ -235,7 +235,7 @@ async fn graph_throttling_is_retried_and_permanent_errors_are_recorded() {
     })
     .await;
     assert!(state.is_some(), "undeliverable message marked failed");
-    let journal = app.hub.journal(&conv, 1).await;
+    let journal = app.hub.journal(&conv, 1).await.unwrap();
     let failed =
         journal.iter().map(|e| serde_json::to_value(e).unwrap()).find(|v| v["type"] == "outbound.message.failed");
     assert!(failed.unwrap()["payload"]["reason"].as_str().unwrap().contains("131026"));

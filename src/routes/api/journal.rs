@@ -53,7 +53,11 @@ pub async fn read(
 ) -> Result<(ConversationState, JournalRun), RestError> {
     for _ in 0..READ_ATTEMPTS {
         let before = visible(hub, who, id).await?;
-        let events = hub.journal(id, from).await;
+        // A store that cannot answer is a 503 (retry), never an empty (trimmed-looking) journal.
+        let events = hub
+            .journal(id, from)
+            .await
+            .map_err(|e| RestError::Api(crate::http_error::ApiError::Unavailable(e.to_string())))?;
         let after = visible(hub, who, id).await?;
         if before.seq == after.seq {
             let first_seq = (after.seq + 1).saturating_sub(events.len() as u64);
