@@ -210,6 +210,32 @@ pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> any
     Ok(wiring)
 }
 
+/// The SHA-256 of an account's token: read from the named environment variable, or given in
+/// hex. `None` (with a warning for an unset variable) leaves the account out; a malformed hash
+/// was already reported by validation.
+fn token_hash(
+    env: &BTreeMap<String, String>,
+    token_env: &Option<String>,
+    hex_sha256: &Option<String>,
+    who: &str,
+    warnings: &mut Vec<String>,
+) -> Option<[u8; 32]> {
+    match (token_env, hex_sha256) {
+        (Some(var), _) => {
+            let hash = secret(env, var).map(|token| token_sha256(&token));
+            if hash.is_none() {
+                warnings.push(format!("{who} disabled: set {var}"));
+            }
+            hash
+        }
+        (None, Some(hex_hash)) => {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(hex_hash, &mut hash).ok().map(|()| hash)
+        }
+        (None, None) => None,
+    }
+}
+
 /// The tool callers of every tenant: bots by token, staff by the chat they write from. A bot
 /// whose token variable is unset is left out with a warning.
 pub fn build_callers(settings: &Settings, env: &BTreeMap<String, String>) -> (Directory, Vec<String>) {
@@ -218,22 +244,10 @@ pub fn build_callers(settings: &Settings, env: &BTreeMap<String, String>) -> (Di
     for (id, t) in &settings.tenants {
         let tenant = TenantId::new(id);
         for (name, bot) in &t.bots {
-            let hash = match (&bot.token_env, &bot.token_sha256) {
-                (Some(var), _) => match secret(env, var) {
-                    Some(token) => token_sha256(&token),
-                    None => {
-                        warnings.push(format!("tenant {id}: bot {name} disabled: set {var}"));
-                        continue;
-                    }
-                },
-                (None, Some(hex_hash)) => {
-                    let mut hash = [0u8; 32];
-                    if hex::decode_to_slice(hex_hash, &mut hash).is_err() {
-                        continue; // validation reported it
-                    }
-                    hash
-                }
-                (None, None) => continue,
+            let Some(hash) =
+                token_hash(env, &bot.token_env, &bot.token_sha256, &format!("tenant {id}: bot {name}"), &mut warnings)
+            else {
+                continue;
             };
             let plan = Plan::parse(&bot.plan).unwrap_or(Plan::Starter);
             let caller = Caller::new(tenant.clone(), format!("bot:{name}"), plan, bot.burst_per_second, bot.burst);
@@ -265,22 +279,9 @@ pub fn build_agents(settings: &Settings, env: &BTreeMap<String, String>) -> (Acc
     let mut warnings = Vec::new();
     for (id, t) in &settings.tenants {
         for (agent, config) in &t.agents {
-            let hash = match (&config.token_env, &config.token_sha256) {
-                (Some(var), _) => match secret(env, var) {
-                    Some(token) => token_sha256(&token),
-                    None => {
-                        warnings.push(format!("tenant {id}: agent {agent} disabled: set {var}"));
-                        continue;
-                    }
-                },
-                (None, Some(hex_hash)) => {
-                    let mut hash = [0u8; 32];
-                    if hex::decode_to_slice(hex_hash, &mut hash).is_err() {
-                        continue; // validation reported it
-                    }
-                    hash
-                }
-                (None, None) => continue,
+            let who = format!("tenant {id}: agent {agent}");
+            let Some(hash) = token_hash(env, &config.token_env, &config.token_sha256, &who, &mut warnings) else {
+                continue;
             };
             let account = AgentAccount {
                 tenant: TenantId::new(id),

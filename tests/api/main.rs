@@ -2,6 +2,7 @@
 //! WhatsApp Graph API, the Telegram Bot API and an OpenAI-compatible API. One test binary.
 
 mod helpers;
+mod subprocess;
 
 mod bad_input;
 mod chat_commands;

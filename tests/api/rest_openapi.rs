@@ -5,13 +5,12 @@
 //! against the document.
 
 use crate::helpers::*;
+use crate::subprocess::run;
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use switchboard::routes::api::{OPENAPI, routes};
 
@@ -136,47 +135,6 @@ fn schemathesis() -> PathBuf {
     path
 }
 
-/// Reads a child's pipe to the end on its own thread (a full pipe must never stall the child).
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut out = String::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_string(&mut out);
-        }
-        out
-    })
-}
-
-/// Runs `cmd` to completion (killed with its children after `timeout`): success and everything
-/// it printed. The wait happens on a blocking thread: the hub lives on this test's runtime, whose
-/// thread must stay free while schemathesis talks to it.
-async fn run(mut cmd: Command, timeout: Duration) -> (bool, String) {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let group = child.id();
-    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
-    let mut waiter = tokio::task::spawn_blocking(move || child.wait());
-    let (success, status) = match tokio::time::timeout(timeout, &mut waiter).await {
-        Ok(status) => {
-            let status = status.expect("waiter").expect("wait for schemathesis");
-            (status.success(), status.to_string())
-        }
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
-            let _ = waiter.await;
-            (false, format!("killed after {timeout:?}"))
-        }
-    };
-    let output = tokio::task::spawn_blocking(move || (stdout.join().unwrap(), stderr.join().unwrap())).await.unwrap();
-    (success, format!("{what}: {status}\n--- stdout ---\n{}\n--- stderr ---\n{}", output.0, output.1))
-}
-
 #[actix_web::test]
 async fn schemathesis_finds_every_answer_true_to_the_document() {
     let schemathesis = schemathesis();
@@ -198,7 +156,8 @@ async fn schemathesis_finds_every_answer_true_to_the_document() {
         .args(["--generation-database", "none", "--request-timeout", "10", "--no-color"])
         .env("PYTHONUNBUFFERED", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false");
-    let (success, output) = run(cmd, SCHEMATHESIS_TIMEOUT).await;
+    let finished = run(cmd, SCHEMATHESIS_TIMEOUT).await;
+    let (success, output) = (finished.success, finished.describe());
     std::fs::remove_dir_all(&workdir).ok();
     assert!(success, "schemathesis found answers that differ from the document:\n{output}");
     println!("{output}");
