@@ -8,6 +8,7 @@ use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
 use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use crate::domain::{AgentId, Author, ChannelRef, ConversationId, TenantId};
 use crate::event::{Envelope, Event, Input};
+use crate::feed::EventFeed;
 use crate::metrics::HubMetrics;
 use crate::outbox::{Outbox, OutboxPolicy};
 use crate::partition::partition_of;
@@ -22,7 +23,7 @@ use futures_util::future::join_all;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use uuid::Uuid;
 
 /// What the model is asked when an agent wants a summary.
@@ -112,6 +113,7 @@ type TenantQueues = HashMap<String, Addr<QueueAgent>>;
 /// What the hub keeps of each tenant to answer commands and queries.
 struct TenantHandles {
     policy: Arc<TenantPolicy>,
+    feed: EventFeed,
     queues: TenantQueues,
     ai: Addr<AiAgent>,
 }
@@ -172,13 +174,17 @@ impl Hub {
             let p = policy.clone();
             let triage = TriageAgent::start_in_arbiter(arbiter, move |_| TriageAgent::new(p));
             routes.insert(id.clone(), TenantRoutes { policy: policy.clone(), queues: queues.clone() });
-            handles.insert(id.clone(), TenantHandles { policy: policy.clone(), queues, ai: ai.clone() });
-            pending_runtimes.push((id, policy, ai, triage, outboxes));
+            let feed = EventFeed::default();
+            handles.insert(
+                id.clone(),
+                TenantHandles { policy: policy.clone(), feed: feed.clone(), queues, ai: ai.clone() },
+            );
+            pending_runtimes.push((id, policy, ai, triage, outboxes, feed));
         }
         let dispatcher = Dispatcher::start_in_arbiter(&arbiters[0], move |_| Dispatcher::new(routes));
         let runtimes: HashMap<TenantId, Arc<TenantRuntime>> = pending_runtimes
             .into_iter()
-            .map(|(id, policy, ai, triage, outboxes)| {
+            .map(|(id, policy, ai, triage, outboxes, feed)| {
                 let rt = TenantRuntime {
                     policy,
                     dispatcher: DispatcherPort::from(&dispatcher),
@@ -188,6 +194,7 @@ impl Hub {
                     store: backend.store.clone(),
                     clock: backend.clock.clone(),
                     metrics: metrics.clone(),
+                    feed,
                 };
                 (id, Arc::new(rt))
             })
@@ -320,6 +327,12 @@ impl Hub {
     pub fn queue(&self, tenant: &TenantId, queue: &str) -> Result<Addr<QueueAgent>, CommandError> {
         let t = self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?;
         t.queues.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
+    }
+
+    /// The tenant's live feed: every event its conversations persist from now on, in each
+    /// conversation's order (see [`EventFeed`]).
+    pub fn subscribe(&self, tenant: &TenantId) -> Result<broadcast::Receiver<Arc<Envelope<Event>>>, CommandError> {
+        Ok(self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?.feed.subscribe())
     }
 
     /// A tenant's policy.

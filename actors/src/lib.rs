@@ -20,6 +20,7 @@ pub mod conversation;
 pub mod dispatcher;
 pub mod domain;
 pub mod event;
+pub mod feed;
 pub mod hub;
 pub mod metrics;
 pub mod outbox;

@@ -1,5 +1,5 @@
 //! Hub ingress: a full bus sheds load with `Busy` and forgets the dedup mark, so the provider's
-//! retry is accepted rather than mistaken for a duplicate.
+//! retry is accepted rather than mistaken for a duplicate. The tenant feed shows what was persisted.
 
 mod support;
 
@@ -10,7 +10,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::MapStore;
-use switchboard_actors::domain::{ConversationId, DeliveryState, DeliveryUpdate, TenantId};
+use switchboard_actors::domain::{
+    ChannelKind, ChannelRef, Contact, Content, ConversationId, DeliveryState, DeliveryUpdate, InboundMessage,
+    ReplyAddress, TenantId,
+};
 use switchboard_actors::event::{Envelope, Input};
 use switchboard_actors::hub::{Backend, Hub, HubSettings, IngestError, Ingested, TenantSetup};
 use switchboard_actors::ports::*;
@@ -86,4 +89,51 @@ async fn full_bus_answers_busy_and_the_retry_is_accepted() {
     bus.open.store(true, Ordering::SeqCst);
     assert_eq!(hub.ingest(env(), Some("t:wamid.X:read".into())).await.unwrap(), Ingested::Accepted, "not a duplicate");
     assert_eq!(hub.ingest(env(), Some("t:wamid.X:read".into())).await.unwrap(), Ingested::Duplicate);
+}
+
+#[actix::test]
+async fn the_tenant_feed_carries_persisted_events_in_order_and_only_to_that_tenant() {
+    let (tx, rx) = mpsc::channel(16);
+    let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
+    let store = Arc::new(MapStore::default());
+    let backend =
+        Backend { bus, dedup: Arc::new(SetDedup::default()), store: store.clone(), clock: Arc::new(SystemClock) };
+    let queued = |id: &str| TenantSetup {
+        policy: TenantPolicy::example(id, Route::Queue("sales".into())),
+        llm: None,
+        channels: vec![],
+    };
+    let hub = Hub::start(backend, vec![queued("t"), queued("u")], HubSettings::default());
+    let mut feed = hub.subscribe(&TenantId::new("t")).unwrap();
+    let mut other = hub.subscribe(&TenantId::new("u")).unwrap();
+    assert!(hub.subscribe(&TenantId::new("nobody")).is_err());
+    let message = Input::MessageReceived(InboundMessage {
+        provider_id: "wamid.F1".into(),
+        contact: Contact { key: "5511900000001".into(), name: None },
+        reply_to: ReplyAddress {
+            channel: ChannelRef::new(ChannelKind::WhatsApp, "main"),
+            recipient: "5511900000001".into(),
+        },
+        content: Content::Text { body: "oi".into() },
+        sent_at_ms: 0,
+        callback_query_id: None,
+    });
+    let conversation = ConversationId::new("t:whatsapp.main:5511900000001");
+    let env = Envelope::new(TenantId::new("t"), conversation.clone(), "trace-feed", 0, message);
+    assert_eq!(hub.ingest(env, Some("t:wamid.F1".into())).await.unwrap(), Ingested::Accepted);
+
+    let mut kinds = Vec::new();
+    while !kinds.contains(&"conversation.queued".to_owned()) {
+        let event = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("an event").unwrap();
+        assert_eq!(event.conversation_id, conversation);
+        assert_eq!(event.trace_id, "trace-feed");
+        kinds.push(serde_json::to_value(&*event).unwrap()["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        kinds,
+        ["conversation.opened", "inbox.message.received", "routing.handoff.requested", "conversation.queued"]
+    );
+    let journal = store.journal(&conversation, 1).await.unwrap();
+    assert!(journal.len() >= kinds.len(), "everything on the feed is in the journal first");
+    assert!(other.try_recv().is_err(), "another tenant's subscriber sees nothing");
 }

@@ -117,9 +117,10 @@ impl ConversationActor {
         let events = std::mem::take(&mut self.unsaved);
         let snapshot = self.state.clone();
         let store = self.rt.store.clone();
-        let write = async move { store.append(&snapshot, &events).await };
+        let write = async move { store.append(&snapshot, &events).await.map(|()| events) };
         Box::pin(write.into_actor(self).map(|res, act, ctx| match res {
-            Ok(()) => {
+            Ok(events) => {
+                act.rt.feed.publish(&events);
                 act.run_effects();
                 act.maybe_start_ai_turn(ctx);
                 Ok(())

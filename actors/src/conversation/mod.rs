@@ -12,6 +12,7 @@ use crate::agents::triage::Triage;
 use crate::dispatcher::DispatcherPort;
 use crate::domain::ChannelRef;
 use crate::event::{Envelope, Input};
+use crate::feed::EventFeed;
 use crate::metrics::HubMetrics;
 use crate::outbox::SendOutbound;
 use crate::ports::{Clock, ConversationStore};
@@ -39,6 +40,8 @@ pub struct TenantRuntime {
     pub clock: Arc<dyn Clock>,
     /// Counters.
     pub metrics: Arc<HubMetrics>,
+    /// The tenant's live feed of persisted events.
+    pub feed: EventFeed,
 }
 
 /// What happened to an input.

@@ -168,6 +168,7 @@ pub fn rig_with(policy: TenantPolicy, llm_delay: Duration, probes: Probes) -> Ri
             .ai
             .unwrap_or_else(|| AiAgent::new(policy.clone(), Some(llm.clone()), metrics.clone()).start().recipient()),
         triage: TriageAgent::new(policy.clone()).start().recipient(),
+        feed: Default::default(),
         outboxes: HashMap::from([(channel(), outbox.recipient())]),
         store: store.clone(),
         clock: clock.clone(),
