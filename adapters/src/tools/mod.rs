@@ -142,9 +142,10 @@ impl Tools {
             Ok(_) => ("ok", None),
             Err(e) => ("rejected", Some(e.to_string())),
         };
-        tracing::info!(tenant = %caller.tenant, caller = %caller.id, tool = name, args = %digest, result = verdict, trace_id, "tool.called");
-        // Unknown names are counted under one label: a client cannot grow the metrics at will.
+        // Unknown names are logged, audited and counted under one label: a client cannot grow the
+        // metrics or fill the audit trail with names of its choosing.
         let label = if Self::specs().iter().any(|s| s.name == name) { name } else { "unknown" };
+        tracing::info!(tenant = %caller.tenant, caller = %caller.id, tool = label, args = %digest, result = verdict, trace_id, "tool.called");
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry((label.to_owned(), verdict)).or_default() += 1;
         }
@@ -152,7 +153,7 @@ impl Tools {
             at_ms: self.hub.clock().now_ms(),
             tenant: caller.tenant.to_string(),
             caller: caller.id.clone(),
-            tool: name.to_owned(),
+            tool: label.to_owned(),
             args_digest: digest,
             result: verdict.to_owned(),
             detail,
