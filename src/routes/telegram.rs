@@ -47,32 +47,25 @@ pub async fn receive(
     let msg = update.message;
     let key = format!("{tenant}:tg.{name}:{}", msg.provider_id);
     let staff = state.staff.handle(tenant, channel, &msg, &key, &trace.0).await.map_err(|e| refuse(&reject, e))?;
-    if staff != StaffOutcome::NotStaff {
-        let duplicate = staff == StaffOutcome::Duplicate;
-        WebhookAccepted {
-            channel: CHANNEL,
-            accepted: u64::from(!duplicate),
-            duplicates: u64::from(duplicate),
-            ignored: 0,
-            trace_id: &trace.0,
+    let (duplicate, status) = match staff {
+        StaffOutcome::Handled => (false, "command"),
+        StaffOutcome::Duplicate => (true, "duplicate"),
+        StaffOutcome::NotStaff => {
+            let conversation = ConversationId::for_contact(tenant, channel, &msg.contact.key);
+            let envelope = Envelope::new(
+                tenant.clone(),
+                conversation,
+                trace.0.clone(),
+                state.hub.clock().now_ms(),
+                Input::MessageReceived(msg),
+            )
+            .with_idempotency_key(key.clone());
+            match state.hub.ingest(envelope, Some(key)).await.map_err(|e| refuse(&reject, e))? {
+                Ingested::Duplicate => (true, "duplicate"),
+                Ingested::Accepted => (false, "ok"),
+            }
         }
-        .emit(&state.webhooks);
-        return Ok(HttpResponse::Ok().json(json!({ "status": if duplicate { "duplicate" } else { "command" } })));
-    }
-    let conversation = ConversationId::for_contact(tenant, channel, &msg.contact.key);
-    let envelope = Envelope::new(
-        tenant.clone(),
-        conversation,
-        trace.0.clone(),
-        state.hub.clock().now_ms(),
-        Input::MessageReceived(msg),
-    )
-    .with_idempotency_key(key.clone());
-    let outcome = match state.hub.ingest(envelope, Some(key)).await {
-        Ok(o) => o,
-        Err(e) => return Err(refuse(&reject, e)),
     };
-    let duplicate = outcome == Ingested::Duplicate;
     WebhookAccepted {
         channel: CHANNEL,
         accepted: u64::from(!duplicate),
@@ -81,5 +74,5 @@ pub async fn receive(
         trace_id: &trace.0,
     }
     .emit(&state.webhooks);
-    Ok(HttpResponse::Ok().json(json!({ "status": if duplicate { "duplicate" } else { "ok" } })))
+    Ok(HttpResponse::Ok().json(json!({ "status": status })))
 }

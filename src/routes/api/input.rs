@@ -6,6 +6,7 @@ use crate::routes::body::{read_body, require_utf8};
 use actix_web::{HttpRequest, web};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use switchboard_adapters::tools::args::StatusName;
 
 /// Largest page of conversations, messages or events.
 pub const MAX_PAGE: u32 = 200;
@@ -42,41 +43,12 @@ pub fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<usize, Re
     }
 }
 
-/// A status to filter by.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StatusFilter {
-    /// The AI agent answers.
-    Bot,
-    /// The triage menu waits for a choice.
-    Triage,
-    /// Waiting in a queue.
-    Queued,
-    /// A human agent owns it.
-    Assigned,
-    /// No open ticket.
-    Closed,
-}
-
-impl StatusFilter {
-    /// The status name the store filters by.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Bot => "bot",
-            Self::Triage => "triage",
-            Self::Queued => "queued",
-            Self::Assigned => "assigned",
-            Self::Closed => "closed",
-        }
-    }
-}
-
 /// `GET /conversations`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this status.
-    pub status: Option<StatusFilter>,
+    pub status: Option<StatusName>,
     /// Only waiting in or assigned through this queue.
     pub queue: Option<String>,
     /// Only assigned to this agent.
