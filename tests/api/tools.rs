@@ -321,3 +321,67 @@ async fn the_burst_rate_refuses_calls_beyond_the_burst() {
     assert_eq!((q.limit, q.allowed), ("burst", 3));
     assert!(q.retry_after_ms > 0 && q.retry_after_ms <= 1000, "{q:?}");
 }
+
+/// Arguments that name `conversation` and are otherwise valid, for every tool that takes one.
+fn conversation_calls(conversation: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("get_conversation", json!({ "conversation_id": conversation })),
+        ("send_message", json!({ "conversation_id": conversation, "text": "oi" })),
+        ("transfer_conversation", json!({ "conversation_id": conversation, "queue": "suporte" })),
+        ("assign_conversation", json!({ "conversation_id": conversation, "agent": "ana" })),
+        ("close_conversation", json!({ "conversation_id": conversation })),
+        ("reopen_conversation", json!({ "conversation_id": conversation })),
+        ("add_note", json!({ "conversation_id": conversation, "text": "nota" })),
+        ("summarize_conversation", json!({ "conversation_id": conversation })),
+        ("handoff_to_ai", json!({ "conversation_id": conversation })),
+    ]
+}
+
+#[actix_web::test]
+async fn every_tool_refuses_bad_arguments_and_missing_or_foreign_conversations() {
+    let app = app_with_two_conversations(&[]).await;
+    for spec in Tools::specs() {
+        let err = call(&app, spec.name, json!({ "no_such_argument": 1 })).await.expect_err(spec.name);
+        assert!(matches!(err, ToolError::InvalidArguments { .. }), "{}: {err}", spec.name);
+    }
+    let outra = app.state.callers.bot(OUTRA_BOT_TOKEN).expect("outra bot");
+    let maria = app.wa_conversation(MARIA);
+    for (tool, args) in conversation_calls("demo:whatsapp.main:5511000000000") {
+        assert!(refused(&app, tool, args).await.contains("not found"), "{tool}: a missing conversation");
+    }
+    for (tool, args) in conversation_calls(maria.as_str()) {
+        let out = app.state.tools.call(&outra, tool, args, "t").await.unwrap();
+        assert!(out.is_error && out.text.contains("not found"), "{tool} across tenants: {}", out.text);
+    }
+    let state = app.state_of(&maria).await.unwrap();
+    assert!(state.notes.is_empty() && state.status == Status::Queued { queue: "vendas".into() }, "unchanged");
+}
+
+#[actix_web::test]
+async fn every_changing_tool_repeated_with_its_key_acts_once() {
+    let app = app_with_two_conversations(&[]).await;
+    app.agent_online("suporte", "ana", 0).await;
+    let maria = app.wa_conversation(MARIA);
+    let calls = [
+        ("send_message", json!({ "text": "um aviso" })),
+        ("add_note", json!({ "text": "uma nota" })),
+        ("transfer_conversation", json!({ "queue": "suporte" })),
+        ("handoff_to_ai", json!({})),
+        ("close_conversation", json!({})),
+        ("reopen_conversation", json!({ "queue": "vendas" })),
+    ];
+    for (i, (tool, mut args)) in calls.into_iter().enumerate() {
+        args["conversation_id"] = json!(maria.as_str());
+        args["idempotency_key"] = json!(format!("key-{i}"));
+        let first = ok(&app, tool, args.clone()).await;
+        // Let the outbox report its sends first: they are the first call's doing.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let seq = app.state_of(&maria).await.unwrap().seq;
+        let again = call(&app, tool, args).await.unwrap();
+        assert_eq!(first, again, "{tool}: the repeat answers like the first call");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(app.state_of(&maria).await.unwrap().seq, seq, "{tool}: the repeat changed nothing");
+    }
+    let state = app.state_of(&maria).await.unwrap();
+    assert_eq!((state.ticket, state.notes.len()), (2, 1), "one close, one reopen, one note");
+}

@@ -52,10 +52,8 @@ impl Tools {
                 self.command(caller, &a.conversation_id, input, trace, "Message queued for delivery").await
             }
             Call::Transfer(a) => {
-                let known = self.hub.policy(&caller.tenant).is_some_and(|p| p.queue(&a.queue).is_some());
-                if !known {
-                    return Err(refused(format!("unknown queue {}", a.queue)));
-                }
+                // The conversation checks the queue: a missing or foreign conversation is "not
+                // found" first, whatever the queue.
                 let input = Input::Transfer { target: TransferTarget::Queue(a.queue) };
                 self.command(caller, &a.conversation_id, input, trace, "Transferred").await
             }
