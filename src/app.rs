@@ -3,6 +3,7 @@
 
 use crate::auth::Accounts;
 use crate::config::{ChannelIndex, Settings, build_agents, build_callers, build_tenants};
+use crate::console::ConsoleFeeds;
 use crate::routes;
 use crate::staff::StaffDesk;
 use crate::telemetry::WebhookMetrics;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub staff: StaffDesk,
     /// Human agents and admins (REST API), by token.
     pub agents: Arc<Accounts>,
+    /// What agents' consoles are pushed, and their availability.
+    pub console: ConsoleFeeds,
 }
 
 /// A running hub and its HTTP server.
@@ -92,6 +95,7 @@ pub fn start(
         tools: tools.clone(),
         callers,
         agents: Arc::new(agents),
+        console: ConsoleFeeds::new(hub.clone()),
     });
     let data = state.clone();
     let mcp = routes::mcp::service(tools, settings.server.mcp_allowed_hosts.clone());

@@ -58,10 +58,12 @@ pub struct AgentAccount {
 impl AgentAccount {
     /// Whether this account may see and act on `state` (see the module header for the rules).
     pub fn may_work_on(&self, state: &ConversationState) -> bool {
-        if state.tenant != self.tenant {
-            return false;
-        }
-        match (self.role, &state.status) {
+        state.tenant == self.tenant && self.may_work_on_status(&state.status)
+    }
+
+    /// Whether this account may work on a conversation of its tenant in `status`.
+    pub fn may_work_on_status(&self, status: &Status) -> bool {
+        match (self.role, status) {
             (Role::Admin, _) => true,
             (Role::Agent, Status::Assigned { agent, .. }) if *agent == self.id => true,
             (Role::Agent, status) => status.queue().is_some_and(|q| self.queues.contains(q)),

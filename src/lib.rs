@@ -12,6 +12,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod http_error;
 pub mod routes;
 pub mod staff;

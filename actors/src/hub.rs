@@ -8,7 +8,7 @@ use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
 use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use crate::domain::{AgentId, Author, ChannelRef, ConversationId, TenantId};
 use crate::event::{Envelope, Event, Input};
-use crate::feed::EventFeed;
+use crate::feed::{EventFeed, FeedBatch};
 use crate::metrics::HubMetrics;
 use crate::outbox::{Outbox, OutboxPolicy};
 use crate::partition::partition_of;
@@ -331,7 +331,7 @@ impl Hub {
 
     /// The tenant's live feed: every event its conversations persist from now on, in each
     /// conversation's order (see [`EventFeed`]).
-    pub fn subscribe(&self, tenant: &TenantId) -> Result<broadcast::Receiver<Arc<Envelope<Event>>>, CommandError> {
+    pub fn subscribe(&self, tenant: &TenantId) -> Result<broadcast::Receiver<Arc<FeedBatch>>, CommandError> {
         Ok(self.0.tenants.get(tenant).ok_or(CommandError::UnknownTenant)?.feed.subscribe())
     }
 

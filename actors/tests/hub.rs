@@ -123,16 +123,22 @@ async fn the_tenant_feed_carries_persisted_events_in_order_and_only_to_that_tena
     assert_eq!(hub.ingest(env, Some("t:wamid.F1".into())).await.unwrap(), Ingested::Accepted);
 
     let mut kinds = Vec::new();
+    let mut statuses = Vec::new();
     while !kinds.contains(&"conversation.queued".to_owned()) {
-        let event = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("an event").unwrap();
-        assert_eq!(event.conversation_id, conversation);
-        assert_eq!(event.trace_id, "trace-feed");
-        kinds.push(serde_json::to_value(&*event).unwrap()["type"].as_str().unwrap().to_owned());
+        let batch = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("a batch").unwrap();
+        assert_eq!(batch.state.id, conversation);
+        statuses.push((batch.before.name(), batch.state.status.name()));
+        for event in &batch.events {
+            assert_eq!(event.conversation_id, conversation);
+            assert_eq!(event.trace_id, "trace-feed");
+            kinds.push(serde_json::to_value(event).unwrap()["type"].as_str().unwrap().to_owned());
+        }
     }
     assert_eq!(
-        kinds,
+        kinds[..4],
         ["conversation.opened", "inbox.message.received", "routing.handoff.requested", "conversation.queued"]
     );
+    assert_eq!(statuses.first(), Some(&("closed", "queued")), "each batch says where it stood before and after");
     let journal = store.journal(&conversation, 1).await.unwrap();
     assert!(journal.len() >= kinds.len(), "everything on the feed is in the journal first");
     assert!(other.try_recv().is_err(), "another tenant's subscriber sees nothing");

@@ -15,4 +15,5 @@ pub mod openai;
 pub mod phone;
 pub mod telegram;
 pub mod tools;
+pub mod webchat;
 pub mod whatsapp;

@@ -20,6 +20,7 @@ use switchboard_adapters::phone::contact_key;
 use switchboard_adapters::telegram::{TelegramOutbound, TelegramSettings};
 use switchboard_adapters::tools::identity::token_sha256;
 use switchboard_adapters::tools::{Caller, Directory, Plan};
+use switchboard_adapters::webchat::{WebChatDesk, WebChatOutbound};
 use switchboard_adapters::whatsapp::{WhatsAppOutbound, WhatsAppSettings};
 
 /// A WhatsApp number as the webhook sees it.
@@ -39,6 +40,18 @@ pub struct ChannelIndex {
     pub whatsapp: HashMap<String, WhatsAppEndpoint>,
     /// Telegram bots by channel name.
     pub telegram: HashMap<String, (TenantId, ChannelRef, TelegramSettings)>,
+    /// Web chat by tenant id.
+    pub webchat: HashMap<TenantId, WebChatEndpoint>,
+}
+
+/// A tenant's web chat: its channel, the customers' open sockets, and the window's heading.
+pub struct WebChatEndpoint {
+    /// The channel (`webchat.<name>`).
+    pub channel: ChannelRef,
+    /// Open customer sockets; the channel's outbound sends through it.
+    pub desk: Arc<WebChatDesk>,
+    /// Heading of the chat window.
+    pub title: String,
 }
 
 /// The result of wiring the config.
@@ -188,6 +201,15 @@ pub fn build_tenants(settings: &Settings, env: &BTreeMap<String, String>) -> any
             };
             channels.push(ChannelSetup { channel: channel.clone(), outbound, policy });
             wiring.channels.telegram.insert(name.clone(), (tenant.clone(), channel, ts));
+        }
+        if let Some(web) = t.webchat.as_ref().filter(|w| w.enabled) {
+            let channel = ChannelRef::new(ChannelKind::WebChat, &web.name);
+            let desk = Arc::new(WebChatDesk::default());
+            let outbound = Arc::new(WebChatOutbound::new(desk.clone()));
+            // Sockets are local: no provider to pace for, so the limit only guards the node.
+            let policy = OutboxPolicy { per_second: 10_000, ..OutboxPolicy::default() };
+            channels.push(ChannelSetup { channel: channel.clone(), outbound, policy });
+            wiring.channels.webchat.insert(tenant.clone(), WebChatEndpoint { channel, desk, title: web.title.clone() });
         }
         let llm: Option<Arc<dyn LlmClient>> = match secret(env, &t.ai.api_key_env) {
             Some(api_key) => Some(Arc::new(OpenAiClient::new(&OpenAiSettings {

@@ -8,6 +8,6 @@ mod load;
 mod types;
 mod validate;
 
-pub use build::{ChannelIndex, TenantWiring, build_agents, build_callers, build_tenants};
+pub use build::{ChannelIndex, TenantWiring, WebChatEndpoint, build_agents, build_callers, build_tenants};
 pub use load::{ConfigError, load};
 pub use types::*;

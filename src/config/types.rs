@@ -116,6 +116,9 @@ pub struct TenantConfig {
     /// Telegram bots by channel name (the name is the webhook path: `/webhooks/telegram/{name}`).
     #[serde(default)]
     pub telegram: BTreeMap<String, TelegramConfig>,
+    /// The web-chat widget (`/widget?tenant=<id>`, `/ws/widget`); off when absent.
+    #[serde(default)]
+    pub webchat: Option<WebChatConfig>,
     /// Programs allowed to call the tools over MCP, by name.
     #[serde(default)]
     pub bots: BTreeMap<String, BotConfig>,
@@ -367,6 +370,31 @@ fn default_graph_version() -> String {
 }
 fn default_wa_rate() -> u32 {
     80
+}
+
+/// The tenant's web chat.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebChatConfig {
+    /// Whether customers may chat on `/widget`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Channel name in conversation ids (`<tenant>:webchat.<name>:<visitor>`).
+    #[serde(default = "default_webchat_name")]
+    pub name: String,
+    /// Heading of the chat window.
+    #[serde(default = "default_webchat_title")]
+    pub title: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_webchat_name() -> String {
+    "site".into()
+}
+fn default_webchat_title() -> String {
+    "Chat".into()
 }
 
 /// One Telegram bot.

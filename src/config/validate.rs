@@ -180,6 +180,12 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
                 errors.push(format!("{p}.telegram.{name}: channel name already used by {other}"));
             }
         }
+        if let Some(web) = &t.webchat {
+            let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+            if web.name.is_empty() || web.name.len() > 32 || !web.name.chars().all(valid) {
+                errors.push(format!("{p}.webchat.name: 1-32 characters of a-z, 0-9, _ and -, got {:?}", web.name));
+            }
+        }
         check_tool_callers(&p, t, errors);
         check_agents(&p, t, errors);
     }

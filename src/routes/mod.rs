@@ -1,11 +1,13 @@
-//! HTTP routes: provider webhooks, health, metrics and the REST API. Unknown paths, wrong methods
+//! HTTP routes: provider webhooks, web chat, the console, pages, health, metrics and the REST API. Unknown paths, wrong methods
 //! and bad query strings get the same JSON error body as every other error.
 
 pub mod api;
 mod body;
 mod health;
 pub mod mcp;
+mod pages;
 mod telegram;
+mod webchat;
 mod whatsapp;
 
 use crate::http_error::ApiError;
@@ -14,7 +16,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()))
-        .service(web::resource("/").get(health::index).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/").get(pages::index).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/console").get(pages::console).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/widget").get(pages::widget).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/assets/{name}").get(pages::asset).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/ws/console").get(crate::console::connect).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/ws/widget").get(webchat::connect).default_service(web::to(method_not_allowed)))
         .service(web::resource("/healthz").get(health::healthz).default_service(web::to(method_not_allowed)))
         .service(web::resource("/readyz").get(health::readyz).default_service(web::to(method_not_allowed)))
         .service(web::resource("/metrics").get(health::metrics).default_service(web::to(method_not_allowed)))

@@ -3,10 +3,13 @@
 
 mod helpers;
 mod subprocess;
+mod ws_client;
 
 mod bad_input;
+mod browser;
 mod chat_commands;
 mod config_files;
+mod console_ws;
 mod lifecycle;
 mod mcp_http;
 mod mcp_interop;
@@ -15,4 +18,5 @@ mod rest;
 mod rest_openapi;
 mod telegram;
 mod tools;
+mod webchat;
 mod whatsapp;

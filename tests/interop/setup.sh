@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs the outside MCP clients that tests/api/mcp_interop.rs drives against the hub, and
-# schemathesis, which tests/api/rest_openapi.rs runs against the REST API, pinned, into
+# Installs the outside MCP clients that tests/api/mcp_interop.rs drives against the hub,
+# schemathesis, which tests/api/rest_openapi.rs runs against the REST API, and playwright-core,
+# with which tests/api/browser.rs drives the console and web-chat pages in Chromium, pinned, into
 # .cache/interop/ (gitignored):
 #   venv/                 Python venv with the `mcp` SDK and schemathesis (tests/interop/requirements.txt)
-#   node/node_modules/    Node 22 (the npm "node" package ships the binary), npm and the MCP
-#                         Inspector; node/node_modules/.bin holds node, npx and the inspector
-#   env.sh                exports MCP_PYTHON, MCP_INSPECTOR_NODE_BIN and SCHEMATHESIS for the tests
+#   node/node_modules/    Node 22 (the npm "node" package ships the binary), npm, the MCP
+#                         Inspector and playwright-core; node/node_modules/.bin holds node, npx and
+#                         the inspector
+#   env.sh                exports MCP_PYTHON, MCP_INSPECTOR_NODE_BIN, SCHEMATHESIS,
+#                         PLAYWRIGHT_CORE_DIR and CHROMIUM for the tests
+# The browser is Debian's `chromium` (apt-get, when /usr/bin/chromium is missing): playwright-core
+# drives it and never downloads browsers of its own.
 # A no-op (a second or so) when the stamp file says the pinned versions are already there.
 # Needs python3 and npm (the machine's Node 20 npm is enough to bootstrap Node 22); registries:
-# PyPI and npm only. Usage: tests/interop/setup.sh
+# PyPI, npm and Debian's apt only. Usage: tests/interop/setup.sh
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -25,6 +30,9 @@ REQUIREMENTS="$HERE/requirements.txt"
 NODE_VERSION=22.23.3
 NPM_VERSION=11.19.1
 INSPECTOR_VERSION=2.12.0
+PLAYWRIGHT_CORE_VERSION=1.65.1
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+PLAYWRIGHT_CORE_DIR="$NODE_DIR/node_modules/playwright-core"
 MCP_VERSION="$(sed -n 's/^mcp==//p' "$REQUIREMENTS")"
 SCHEMATHESIS_VERSION="$(sed -n 's/^schemathesis==//p' "$REQUIREMENTS")"
 
@@ -39,14 +47,16 @@ as_root() {
 }
 
 expected_stamp() {
-  printf 'node=%s\nnpm=%s\ninspector=%s\n' "$NODE_VERSION" "$NPM_VERSION" "$INSPECTOR_VERSION"
+  printf 'node=%s\nnpm=%s\ninspector=%s\nplaywright-core=%s\n' "$NODE_VERSION" "$NPM_VERSION" "$INSPECTOR_VERSION" \
+    "$PLAYWRIGHT_CORE_VERSION"
   grep -v -e '^#' -e '^[[:space:]]*$' "$REQUIREMENTS"
 }
 
 installed() {
   [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(expected_stamp)" ] &&
     [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/schemathesis" ] && [ -x "$NODE_BIN/node" ] && [ -x "$NODE_BIN/npx" ] &&
-    [ -f "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json" ]
+    [ -f "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json" ] &&
+    [ -f "$PLAYWRIGHT_CORE_DIR/package.json" ]
 }
 
 write_env() {
@@ -55,12 +65,14 @@ write_env() {
 export MCP_PYTHON="$VENV/bin/python"
 export MCP_INSPECTOR_NODE_BIN="$NODE_BIN"
 export SCHEMATHESIS="$VENV/bin/schemathesis"
+export PLAYWRIGHT_CORE_DIR="$PLAYWRIGHT_CORE_DIR"
+export CHROMIUM="$CHROMIUM"
 EOF
 }
 
 # The versions actually installed (not the stamp's word); fails if any is missing.
 report() {
-  local py mcp schemathesis node npm inspector
+  local py mcp schemathesis node npm inspector playwright chromium
   py="$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')"
   mcp="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
   schemathesis="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))')"
@@ -68,11 +80,15 @@ report() {
   npm="$(PATH="$NODE_BIN:$PATH" "$NODE_BIN/npm" --version 2>/dev/null)"
   inspector="$("$NODE_BIN/node" -p 'require(process.argv[1]).version' \
     "$NODE_DIR/node_modules/@modelcontextprotocol/inspector/package.json")"
-  echo "interop clients: python $py, mcp $mcp, schemathesis $schemathesis; node $node, npm $npm, @modelcontextprotocol/inspector $inspector"
+  playwright="$("$NODE_BIN/node" -p 'require(process.argv[1]).version' "$PLAYWRIGHT_CORE_DIR/package.json")"
+  chromium="$("$CHROMIUM" --version 2>/dev/null | tail -n 1)"
+  echo "interop clients: python $py, mcp $mcp, schemathesis $schemathesis; node $node, npm $npm, @modelcontextprotocol/inspector $inspector, playwright-core $playwright; $chromium"
   [ "$mcp" = "$MCP_VERSION" ] || die "mcp is $mcp, pinned $MCP_VERSION"
   [ "$schemathesis" = "$SCHEMATHESIS_VERSION" ] || die "schemathesis is $schemathesis, pinned $SCHEMATHESIS_VERSION"
   [ "$node" = "v$NODE_VERSION" ] || die "node is $node, pinned v$NODE_VERSION"
   [ "$inspector" = "$INSPECTOR_VERSION" ] || die "inspector is $inspector, pinned $INSPECTOR_VERSION"
+  [ "$playwright" = "$PLAYWRIGHT_CORE_VERSION" ] || die "playwright-core is $playwright, pinned $PLAYWRIGHT_CORE_VERSION"
+  [ -n "$chromium" ] || die "$CHROMIUM --version printed nothing"
 }
 
 make_venv() {
@@ -97,7 +113,7 @@ install_python() {
 }
 
 install_node() {
-  log "node@$NODE_VERSION, npm@$NPM_VERSION, @modelcontextprotocol/inspector@$INSPECTOR_VERSION -> $NODE_DIR"
+  log "node@$NODE_VERSION, npm@$NPM_VERSION, @modelcontextprotocol/inspector@$INSPECTOR_VERSION, playwright-core@$PLAYWRIGHT_CORE_VERSION -> $NODE_DIR"
   command -v npm >/dev/null 2>&1 || die "npm not found (install Node.js and npm, e.g. apt-get install npm)"
   rm -rf "$NODE_DIR"
   mkdir -p "$NODE_DIR"
@@ -107,7 +123,18 @@ install_node() {
   (cd "$NODE_DIR" && npm install --no-audit --no-fund --save-exact "node@$NODE_VERSION")
   [ -x "$NODE_BIN/node" ] || die "node@$NODE_VERSION installed no $NODE_BIN/node"
   (cd "$NODE_DIR" && PATH="$NODE_BIN:$PATH" npm install --no-audit --no-fund --save-exact \
-    "npm@$NPM_VERSION" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION")
+    "npm@$NPM_VERSION" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION" \
+    "playwright-core@$PLAYWRIGHT_CORE_VERSION")
+}
+
+# Debian's Chromium for the browser test (playwright-core downloads no browser).
+install_chromium() {
+  [ -x "$CHROMIUM" ] && return
+  [ "$CHROMIUM" = /usr/bin/chromium ] || die "CHROMIUM=$CHROMIUM is not an executable"
+  log "Debian chromium -> /usr/bin/chromium"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  [ -x "$CHROMIUM" ] || die "apt-get installed no $CHROMIUM"
 }
 
 mkdir -p "$CACHE"
@@ -115,6 +142,8 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 command -v flock >/dev/null 2>&1 && flock 9
 
+# Outside .cache (a system package): checked on every run, installed only when missing.
+install_chromium
 if ! installed; then
   rm -f "$STAMP"
   install_python
@@ -127,3 +156,5 @@ report
 echo "export MCP_PYTHON=$VENV/bin/python"
 echo "export MCP_INSPECTOR_NODE_BIN=$NODE_BIN"
 echo "export SCHEMATHESIS=$VENV/bin/schemathesis"
+echo "export PLAYWRIGHT_CORE_DIR=$PLAYWRIGHT_CORE_DIR"
+echo "export CHROMIUM=$CHROMIUM"

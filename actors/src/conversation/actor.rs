@@ -4,10 +4,11 @@ use super::{CheckIdle, CommandError, IdleReport, Inspect, Passivate, Process, Pr
 use crate::dispatcher::LeaveQueue;
 use crate::domain::{Author, ConversationId, OutboundContent, TenantId};
 use crate::event::{Envelope, Event, Input, SendOutcome};
+use crate::feed::FeedBatch;
 use crate::metrics::HubMetrics;
 use crate::outbox::SendOutbound;
 use crate::ports::OutboundMessage;
-use crate::state::ConversationState;
+use crate::state::{ConversationState, Status};
 use actix::prelude::*;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -27,6 +28,8 @@ pub struct ConversationActor {
     pub(super) rt: Arc<TenantRuntime>,
     registry: Recipient<IdleReport>,
     unsaved: Vec<Envelope<Event>>,
+    /// Status before the first unsaved event, for the live feed (boxed: one pointer per actor).
+    status_before: Option<Box<Status>>,
     effects: Vec<Effect>,
     /// Epoch under which the model is thinking, if it is.
     pub(super) ai_turn: Option<u64>,
@@ -47,6 +50,7 @@ impl ConversationActor {
             rt,
             registry,
             unsaved: Vec::new(),
+            status_before: None,
             effects: Vec::new(),
             ai_turn: None,
             debounce_armed: false,
@@ -60,6 +64,9 @@ impl ConversationActor {
     /// Applies an event to the state and queues it for the journal.
     pub(super) fn record(&mut self, event: Event) {
         let now = self.rt.clock.now_ms();
+        if self.unsaved.is_empty() {
+            self.status_before = Some(Box::new(self.state.status.clone()));
+        }
         // Copy-on-write: the store may share the last snapshot with us.
         Arc::make_mut(&mut self.state).apply(&event, now, self.rt.policy.history_window);
         // No idempotency key on journal events: (conversation, sequence) already identifies them.
@@ -120,7 +127,10 @@ impl ConversationActor {
         let write = async move { store.append(&snapshot, &events).await.map(|()| events) };
         Box::pin(write.into_actor(self).map(|res, act, ctx| match res {
             Ok(events) => {
-                act.rt.feed.publish(&events);
+                let before = act.status_before.take();
+                if let Some(before) = before.filter(|_| act.rt.feed.is_live()) {
+                    act.rt.feed.publish(FeedBatch { events, before: *before, state: act.state.clone() });
+                }
                 act.run_effects();
                 act.maybe_start_ai_turn(ctx);
                 Ok(())

@@ -24,7 +24,7 @@ impl Deref for SignedIn {
 }
 
 /// The token of an `Authorization: Bearer …` header (the scheme is case-insensitive).
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();

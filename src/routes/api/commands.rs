@@ -9,12 +9,13 @@ use super::input::{AssignBody, DEFAULT_MESSAGES, EmptyBody, ReopenBody, TextBody
 use super::journal::visible;
 use super::render::detail;
 use crate::app::AppState;
-use crate::auth::Role;
+use crate::auth::{AgentAccount, Role};
 use crate::trace::TraceId;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::de::DeserializeOwned;
 use switchboard_actors::domain::{AgentId, ConversationId};
 use switchboard_actors::event::{Input, TransferTarget};
+use switchboard_actors::state::ConversationState;
 
 /// What every command handler receives, extracted in this order: the account first, so a request
 /// without credentials gets 401 before anything else is looked at.
@@ -25,16 +26,28 @@ type Args = (SignedIn, web::Data<AppState>, web::Path<String>, TraceId, HttpRequ
 /// another queue in between still gets the command, as if it had arrived a moment earlier.
 async fn run<B: DeserializeOwned>(
     (who, app, id, trace, req, payload): Args,
-    command: impl FnOnce(&SignedIn, B) -> Result<Input, RestError>,
+    command: impl FnOnce(&AgentAccount, B) -> Result<Input, RestError>,
 ) -> Result<HttpResponse, RestError> {
     let body: B = json_body(&req, payload, app.body_limit).await?;
     let id = ConversationId::new(id.as_str());
-    let before = visible(&app.hub, &who, &id).await?;
-    let input = command(&who, body)?;
-    app.hub.execute(who.tenant.clone(), id.clone(), input, &trace.0).await?;
-    let after = app.hub.conversation(&who.tenant, &id).await.unwrap_or(before);
+    let after = perform(&app, &who, &id, |who| command(who, body), &trace.0).await?;
     let open = window_open(&app, &after, app.hub.clock().now_ms());
     Ok(HttpResponse::Ok().json(detail(&after, DEFAULT_MESSAGES as usize, open)))
+}
+
+/// Checks `who` may work on the conversation, builds the command and runs it; answers with the
+/// conversation afterwards. Shared by the REST API and the console's WebSocket commands.
+pub async fn perform(
+    app: &AppState,
+    who: &AgentAccount,
+    id: &ConversationId,
+    command: impl FnOnce(&AgentAccount) -> Result<Input, RestError>,
+    trace_id: &str,
+) -> Result<ConversationState, RestError> {
+    let before = visible(&app.hub, who, id).await?;
+    let input = command(who)?;
+    app.hub.execute(who.tenant.clone(), id.clone(), input, trace_id).await?;
+    Ok(app.hub.conversation(&who.tenant, id).await.unwrap_or(before))
 }
 
 fn required(what: &str, value: String) -> Result<String, RestError> {
@@ -47,27 +60,31 @@ fn required(what: &str, value: String) -> Result<String, RestError> {
 /// `POST …/reply`: an agent answers a conversation assigned to it; an admin may answer any open
 /// one (as itself).
 pub async fn reply(args: Args) -> Result<HttpResponse, RestError> {
-    run(args, |who, b: TextBody| {
-        let body = required("text", b.text)?;
-        Ok(match who.role {
-            Role::Agent => Input::AgentReply { agent: who.id.clone(), body },
-            Role::Admin => Input::Send { author: who.author(), body },
-        })
+    run(args, |who, b: TextBody| reply_input(who, b.text)).await
+}
+
+/// An agent's reply is its own; an admin writes as itself without owning the conversation.
+pub fn reply_input(who: &AgentAccount, text: String) -> Result<Input, RestError> {
+    let body = required("text", text)?;
+    Ok(match who.role {
+        Role::Agent => Input::AgentReply { agent: who.id.clone(), body },
+        Role::Admin => Input::Send { author: who.author(), body },
     })
-    .await
 }
 
 /// `POST …/transfer`: to a queue's waiting list or straight to an agent.
 pub async fn transfer(args: Args) -> Result<HttpResponse, RestError> {
-    run(args, |_, b: TransferBody| {
-        let target = match (b.queue, b.agent) {
-            (Some(queue), None) => TransferTarget::Queue(required("queue", queue)?),
-            (None, Some(agent)) => TransferTarget::Agent(AgentId::new(required("agent", agent)?)),
-            _ => return Err(RestError::bad_request("give exactly one of queue and agent")),
-        };
-        Ok(Input::Transfer { target })
-    })
-    .await
+    run(args, |_, b: TransferBody| transfer_input(b.queue, b.agent)).await
+}
+
+/// A transfer names exactly one of a queue and an agent.
+pub fn transfer_input(queue: Option<String>, agent: Option<String>) -> Result<Input, RestError> {
+    let target = match (queue, agent) {
+        (Some(queue), None) => TransferTarget::Queue(required("queue", queue)?),
+        (None, Some(agent)) => TransferTarget::Agent(AgentId::new(required("agent", agent)?)),
+        _ => return Err(RestError::bad_request("give exactly one of queue and agent")),
+    };
+    Ok(Input::Transfer { target })
 }
 
 /// `POST …/assign`: gives the conversation to an agent online in its queue with room.
@@ -94,5 +111,10 @@ pub async fn reopen(args: Args) -> Result<HttpResponse, RestError> {
 
 /// `POST …/notes`: an internal note, never sent to the customer nor shown to the AI.
 pub async fn note(args: Args) -> Result<HttpResponse, RestError> {
-    run(args, |who, b: TextBody| Ok(Input::Note { author: who.author(), body: required("text", b.text)? })).await
+    run(args, |who, b: TextBody| note_input(who, b.text)).await
+}
+
+/// An internal note by `who`.
+pub fn note_input(who: &AgentAccount, text: String) -> Result<Input, RestError> {
+    Ok(Input::Note { author: who.author(), body: required("text", text)? })
 }

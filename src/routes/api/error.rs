@@ -61,6 +61,19 @@ impl From<CommandError> for RestError {
     }
 }
 
+impl RestError {
+    /// The machine-readable code of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Api(e) => e.code(),
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Conflict { code, .. } => code,
+            Self::Gone(_) => "gone",
+            Self::Unprocessable(_) => "unprocessable",
+        }
+    }
+}
+
 impl ResponseError for RestError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -75,10 +88,7 @@ impl ResponseError for RestError {
     fn error_response(&self) -> HttpResponse {
         let code = match self {
             Self::Api(e) => return e.error_response(),
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Conflict { code, .. } => code,
-            Self::Gone(_) => "gone",
-            Self::Unprocessable(_) => "unprocessable",
+            _ => self.code(),
         };
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthorized(_)) {

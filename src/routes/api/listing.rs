@@ -8,7 +8,7 @@ use super::error::RestError;
 use super::input::{DEFAULT_PAGE, ListQuery, MAX_PAGE, page_size};
 use super::render::summary;
 use crate::app::AppState;
-use crate::auth::Role;
+use crate::auth::{AgentAccount, Role};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use std::collections::HashSet;
@@ -34,7 +34,12 @@ async fn all_matches(app: &AppState, mut query: ConversationQuery) -> Result<Vec
 }
 
 /// What an agent may list: the filters applied to each of its queues, plus its own assignments.
-async fn agent_page(app: &AppState, who: &SignedIn, filters: ConversationQuery) -> Result<ConversationPage, RestError> {
+/// The conversations an agent works on that match `filters` (its queues' and its own).
+pub async fn agent_page(
+    app: &AppState,
+    who: &AgentAccount,
+    filters: ConversationQuery,
+) -> Result<ConversationPage, RestError> {
     let mut found: Vec<Arc<ConversationState>> = Vec::new();
     for queue in &who.queues {
         if filters.queue.as_ref().is_none_or(|q| q == queue) {

@@ -9,14 +9,14 @@
 //! - `journal`: sequences, message history and past states from a conversation's journal.
 //! - `render`: the JSON views; `error`: statuses of REST answers.
 
-mod caller;
-mod commands;
+pub(crate) mod caller;
+pub(crate) mod commands;
 mod conversations;
-mod error;
+pub(crate) mod error;
 mod input;
-mod journal;
-mod listing;
-mod render;
+pub(crate) mod journal;
+pub(crate) mod listing;
+pub(crate) mod render;
 
 use self::caller::SignedIn;
 use actix_web::dev::HttpServiceFactory;

@@ -1,0 +1,227 @@
+//! What consoles are pushed, per tenant: the hub's feed of persisted events kept in a ring of
+//! the latest ones (so a reconnect with `since=` can replay what it missed), plus ephemeral
+//! frames (typing, presence) that are never replayed. Each frame is serialized once, whatever the
+//! number of consoles; a session only decides whether its account may see it.
+
+use crate::routes::api::render::summary;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use switchboard_actors::domain::TenantId;
+use switchboard_actors::feed::FeedBatch;
+use switchboard_actors::hub::Hub;
+use switchboard_actors::state::Status;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Events of one tenant a reconnecting console can catch up on.
+pub const RING_CAPACITY: usize = 20_000;
+/// Frames a console may fall behind before it must start over from a snapshot.
+const SESSION_BACKLOG: usize = 8192;
+
+/// Who may see a frame: anyone working on a conversation in one of these statuses.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Every console of the tenant.
+    Everyone,
+    /// Accounts that may work on the conversation in one of these statuses.
+    Statuses(Vec<Status>),
+}
+
+/// One journal event as consoles receive it.
+#[derive(Debug)]
+pub struct RingEvent {
+    /// The event's id (the `since=` of a reconnect).
+    pub id: Uuid,
+    /// The `event` frame, serialized once.
+    pub frame: String,
+    /// Where the conversation stood before and after.
+    pub audience: Audience,
+}
+
+/// What a console session receives.
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// A journal event (kept in the ring).
+    Event(Arc<RingEvent>),
+    /// Typing or presence: for live sessions only.
+    Ephemeral {
+        /// The frame.
+        frame: Arc<str>,
+        /// Who may see it.
+        audience: Arc<Audience>,
+    },
+    /// The ring lost events (the hub's feed overran it): every session starts over.
+    Resync,
+}
+
+/// A session's start: live pushes from now on, plus either what it missed or the id its
+/// snapshot reflects.
+pub struct Attached {
+    /// Live pushes.
+    pub rx: broadcast::Receiver<Push>,
+    /// Events after `since`, when `since` is still in the ring.
+    pub replay: Option<Vec<Arc<RingEvent>>>,
+    /// The newest event so far (what a snapshot taken now reflects).
+    pub last_id: Option<Uuid>,
+}
+
+/// One tenant's console feed.
+pub struct TenantFeed {
+    ring: Mutex<VecDeque<Arc<RingEvent>>>,
+    tx: broadcast::Sender<Push>,
+}
+
+impl TenantFeed {
+    fn new() -> Self {
+        Self { ring: Mutex::new(VecDeque::new()), tx: broadcast::channel(SESSION_BACKLOG).0 }
+    }
+
+    /// Joins the feed. Done under the ring's lock, so that no event falls between the replay
+    /// (or the snapshot's `last_id`) and the live pushes, and none comes twice.
+    pub fn attach(&self, since: Option<Uuid>) -> Attached {
+        let ring = self.lock();
+        let rx = self.tx.subscribe();
+        let last_id = ring.back().map(|e| e.id);
+        let replay = since.and_then(|id| {
+            let at = ring.iter().rposition(|e| e.id == id)?;
+            Some(ring.iter().skip(at + 1).cloned().collect())
+        });
+        Attached { rx, replay, last_id }
+    }
+
+    /// Pushes a frame that is not kept (typing, presence).
+    pub fn push_ephemeral(&self, frame: String, audience: Audience) {
+        let _ = self.tx.send(Push::Ephemeral { frame: frame.into(), audience: Arc::new(audience) });
+    }
+
+    fn record(&self, batch: &FeedBatch) {
+        let conversation = summary(&batch.state);
+        let audience = Audience::Statuses(vec![batch.before.clone(), batch.state.status.clone()]);
+        let mut ring = self.lock();
+        for event in &batch.events {
+            let frame = json!({ "type": "event", "id": event.event_id, "event": event, "conversation": conversation });
+            let item = Arc::new(RingEvent { id: event.event_id, frame: frame.to_string(), audience: audience.clone() });
+            if ring.len() == RING_CAPACITY {
+                ring.pop_front();
+            }
+            ring.push_back(item.clone());
+            let _ = self.tx.send(Push::Event(item));
+        }
+    }
+
+    fn lost_events(&self) {
+        let mut ring = self.lock();
+        // A resume from before the gap would miss events: make every `since` unknown.
+        ring.clear();
+        let _ = self.tx.send(Push::Resync);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<RingEvent>>> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Availability of an agent as consoles set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Availability {
+    /// Taking conversations.
+    pub available: bool,
+    /// At most this many at once.
+    pub capacity: u32,
+}
+
+impl Default for Availability {
+    fn default() -> Self {
+        Self { available: false, capacity: DEFAULT_CAPACITY }
+    }
+}
+
+/// Capacity of an agent who never set one.
+pub const DEFAULT_CAPACITY: u32 = 5;
+
+#[derive(Debug, Default)]
+struct AgentDesk {
+    sessions: usize,
+    availability: Availability,
+}
+
+/// Every tenant's console feed, started on the first console of the tenant, and the agents'
+/// console sessions and availability.
+pub struct ConsoleFeeds {
+    hub: Hub,
+    tenants: Mutex<HashMap<TenantId, Arc<TenantFeed>>>,
+    agents: Mutex<HashMap<(TenantId, String), AgentDesk>>,
+}
+
+impl ConsoleFeeds {
+    /// Feeds over `hub`'s tenants.
+    pub fn new(hub: Hub) -> Self {
+        Self { hub, tenants: Mutex::default(), agents: Mutex::default() }
+    }
+
+    /// The tenant's feed; the first call subscribes to the hub and starts the task that fills the
+    /// ring (it runs as long as the hub does).
+    pub fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantFeed>> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = tenants.get(tenant) {
+            return Some(feed.clone());
+        }
+        let mut rx = self.hub.subscribe(tenant).ok()?;
+        let feed = Arc::new(TenantFeed::new());
+        let filler = feed.clone();
+        let name = tenant.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(batch) => filler.record(&batch),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(tenant = %name, missed, "console feed fell behind the hub; consoles resync");
+                        filler.lost_events();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        tenants.insert(tenant.clone(), feed.clone());
+        Some(feed)
+    }
+
+    /// A console session of `agent` opened; returns its availability.
+    pub fn session_opened(&self, tenant: &TenantId, agent: &str) -> Availability {
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        let desk = agents.entry((tenant.clone(), agent.to_owned())).or_default();
+        desk.sessions += 1;
+        desk.availability
+    }
+
+    /// A console session closed; returns the availability to drop when it was the agent's last
+    /// session and the agent was available (the caller takes the agent off its queues).
+    pub fn session_closed(&self, tenant: &TenantId, agent: &str) -> Option<Availability> {
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        let desk = agents.get_mut(&(tenant.clone(), agent.to_owned()))?;
+        desk.sessions = desk.sessions.saturating_sub(1);
+        if desk.sessions > 0 || !desk.availability.available {
+            return None;
+        }
+        desk.availability.available = false;
+        Some(desk.availability)
+    }
+
+    /// Records an agent's availability.
+    pub fn set_availability(&self, tenant: &TenantId, agent: &str, availability: Availability) {
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        agents.entry((tenant.clone(), agent.to_owned())).or_default().availability = availability;
+    }
+
+    /// An agent's availability.
+    pub fn availability(&self, tenant: &TenantId, agent: &str) -> Availability {
+        let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        agents.get(&(tenant.clone(), agent.to_owned())).map(|d| d.availability).unwrap_or_default()
+    }
+
+    /// Open console sessions, for `/metrics`.
+    pub fn open_sessions(&self) -> usize {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner()).values().map(|d| d.sessions).sum()
+    }
+}
