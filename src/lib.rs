@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod console;
+pub mod heartbeat;
 pub mod http_error;
 pub mod routes;
 pub mod staff;

@@ -15,6 +15,7 @@ mod snapshot;
 use self::feed::{Audience, Push, TenantFeed};
 use crate::app::AppState;
 use crate::auth::AgentAccount;
+use crate::heartbeat::Heartbeat;
 use crate::routes::api::caller::bearer_token;
 use crate::routes::api::error::RestError;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -24,7 +25,6 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use self::commands::presence_frame;
@@ -119,22 +119,20 @@ async fn serve(console: Console, since: Option<Uuid>, mut session: Session, stre
             None => send_snapshot(&console, &mut session, attached.last_id).await.is_ok(),
         };
     }
-    let heartbeat = Duration::from_secs(HEARTBEAT_SECS);
-    let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-    let mut last_heard = Instant::now();
+    let mut heartbeat = Heartbeat::new(Duration::from_secs(HEARTBEAT_SECS));
     while alive {
         tokio::select! {
             msg = stream.recv() => match msg {
                 Some(Ok(AggregatedMessage::Text(text))) => {
-                    last_heard = Instant::now();
+                    heartbeat.heard();
                     let answer = commands::answer(&console, &text).await;
                     alive = session.text(answer).await.is_ok();
                 }
                 Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    last_heard = Instant::now();
+                    heartbeat.heard();
                     alive = session.pong(&bytes).await.is_ok();
                 }
-                Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(AggregatedMessage::Pong(_))) => heartbeat.heard(),
                 Some(Ok(AggregatedMessage::Binary(_))) => {
                     let refusal = json!({ "type": "error", "ref": null, "code": "bad_request", "message": "send JSON text frames" });
                     alive = session.text(refusal.to_string()).await.is_ok();
@@ -160,8 +158,8 @@ async fn serve(console: Console, since: Option<Uuid>, mut session: Session, stre
                 }
                 Err(RecvError::Closed) => break,
             },
-            _ = ticker.tick() => {
-                if last_heard.elapsed() > heartbeat * 3 {
+            live = heartbeat.due() => {
+                if !live {
                     tracing::info!(agent = %who.id, "console stopped answering pings; closing");
                     break;
                 }

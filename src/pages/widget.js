@@ -5,6 +5,8 @@
 // kept in localStorage too and resent with the same client_id after a reconnect, which the hub
 // accepts once.
 
+import { menuText } from './menu-text.js';
+
 const params = new URLSearchParams(location.search);
 const TENANT = params.get('tenant') || 'demo';
 const VISITOR_KEY = `switchboard.visitor.${TENANT}`;
@@ -74,20 +76,6 @@ function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
-}
-
-/** A menu's text without the numbered option lines ("1. Vendas") the hub adds for text-only
- *  channels: here the options are drawn as buttons. */
-function menuText(text, options) {
-  if (!options?.length) return text;
-  const titles = new Set(options.map((o) => o.title.trim()));
-  const lines = text.split('\n');
-  while (lines.length > 1) {
-    const m = /^\s*\d+\s*[.)-]\s*(.+?)\s*$/.exec(lines[lines.length - 1]);
-    if (!m || !titles.has(m[1])) break;
-    lines.pop();
-  }
-  return lines.join('\n').trimEnd();
 }
 
 function clock(date = new Date()) {

@@ -12,6 +12,9 @@ pub async fn index() -> HttpResponse {
         "name": "switchboard",
         "version": env!("CARGO_PKG_VERSION"),
         "webhooks": ["/webhooks/whatsapp", "/webhooks/telegram/{channel}"],
+        "pages": ["/console", "/widget"],
+        "websockets": ["/ws/console", "/ws/widget"],
+        "api": "/api/openapi.json",
         "health": ["/healthz", "/readyz", "/metrics"]
     }))
 }
@@ -49,5 +52,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     for (tool, result, n) in state.tools.call_counts() {
         let _ = writeln!(out, "switchboard_tool_calls_total{{tool=\"{tool}\",result=\"{result}\"}} {n}");
     }
+    let consoles = state.console.open_sessions();
+    let _ = writeln!(out, "# TYPE switchboard_console_sessions gauge\nswitchboard_console_sessions {consoles}");
+    let sockets: usize = state.channels.webchat.values().map(|w| w.desk.open_sockets()).sum();
+    let _ = writeln!(out, "# TYPE switchboard_webchat_sockets gauge\nswitchboard_webchat_sockets {sockets}");
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

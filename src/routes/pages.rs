@@ -10,12 +10,31 @@ const INDEX: &str = include_str!("../pages/index.html");
 const CONSOLE: &str = include_str!("../pages/console.html");
 const WIDGET: &str = include_str!("../pages/widget.html");
 
-/// Scripts and styles under `/assets/`.
+/// One file of `src/pages/`: name, content type, contents.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        ($name, $content_type, include_str!(concat!("../pages/", $name)))
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Scripts (ES modules, imported by relative path) and styles under `/assets/`.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("console.js", "text/javascript; charset=utf-8", include_str!("../pages/console.js")),
-    ("console.css", "text/css; charset=utf-8", include_str!("../pages/console.css")),
-    ("widget.js", "text/javascript; charset=utf-8", include_str!("../pages/widget.js")),
-    ("widget.css", "text/css; charset=utf-8", include_str!("../pages/widget.css")),
+    asset!("console.js", JS),
+    asset!("console-util.js", JS),
+    asset!("console-store.js", JS),
+    asset!("console-api.js", JS),
+    asset!("console-list.js", JS),
+    asset!("console-chat.js", JS),
+    asset!("console-actions.js", JS),
+    asset!("console-notify.js", JS),
+    asset!("console-socket.js", JS),
+    asset!("console.css", CSS),
+    asset!("menu-text.js", JS),
+    asset!("widget.js", JS),
+    asset!("widget.css", CSS),
 ];
 
 fn html(body: &'static str) -> HttpResponse {

@@ -6,6 +6,7 @@
 use crate::app::AppState;
 use crate::config::WebChatEndpoint;
 use crate::console::feed::Audience;
+use crate::heartbeat::Heartbeat;
 use crate::http_error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, Session};
@@ -18,7 +19,6 @@ use switchboard_actors::domain::{
 use switchboard_actors::event::{Envelope, Input};
 use switchboard_actors::hub::Ingested;
 use switchboard_adapters::webchat::WidgetPush;
-use tokio::time::Instant;
 
 /// Largest frame a customer may send.
 const MAX_FRAME: usize = 16 * 1024;
@@ -189,23 +189,21 @@ async fn serve(chat: Chat, mut session: Session, stream: actix_ws::MessageStream
     // in that very instant may come twice (in the welcome and pushed); a missed one is worse.
     let (_guard, mut pushes) = chat.endpoint().desk.connect(&chat.visitor);
     let mut alive = session.text(chat.welcome().await).await.is_ok();
-    let heartbeat = Duration::from_secs(HEARTBEAT_SECS);
-    let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-    let mut last_heard = Instant::now();
+    let mut heartbeat = Heartbeat::new(Duration::from_secs(HEARTBEAT_SECS));
     while alive {
         tokio::select! {
             msg = stream.recv() => match msg {
                 Some(Ok(AggregatedMessage::Text(text))) => {
-                    last_heard = Instant::now();
+                    heartbeat.heard();
                     if let Some(reply) = answer(&chat, &text).await {
                         alive = session.text(reply).await.is_ok();
                     }
                 }
                 Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    last_heard = Instant::now();
+                    heartbeat.heard();
                     alive = session.pong(&bytes).await.is_ok();
                 }
-                Some(Ok(AggregatedMessage::Pong(_) | AggregatedMessage::Binary(_))) => last_heard = Instant::now(),
+                Some(Ok(AggregatedMessage::Pong(_) | AggregatedMessage::Binary(_))) => heartbeat.heard(),
                 Some(Ok(AggregatedMessage::Close(_))) | None | Some(Err(_)) => break,
             },
             push = pushes.recv() => match push {
@@ -213,8 +211,8 @@ async fn serve(chat: Chat, mut session: Session, stream: actix_ws::MessageStream
                 // The desk dropped this socket (its backlog was full): the page reconnects.
                 None => break,
             },
-            _ = ticker.tick() => {
-                if last_heard.elapsed() > heartbeat * 3 {
+            live = heartbeat.due() => {
+                if !live {
                     break;
                 }
                 alive = session.ping(b"").await.is_ok();

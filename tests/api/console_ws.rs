@@ -262,6 +262,8 @@ async fn availability_is_shared_with_colleagues_and_dropped_with_the_last_connec
         }
     };
     assert!(online(&app).await);
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchboard_console_sessions 2"), "{metrics}");
     ana.close().await;
     let (gone, _) = bruno.until("ana offline", |f| f["type"] == "presence").await;
     assert_eq!(gone["available"], false);

@@ -107,7 +107,13 @@ async function main() {
       await agent.goto(`${base}/console`);
       await agent.getByTestId('login-token').fill(token);
       await agent.getByTestId('login-button').click();
-      await agent.locator('[data-testid="connection-state"][data-state="open"]').waitFor();
+      // Whichever comes first: the console goes live, or the sign-in is refused.
+      await agent
+        .locator('[data-testid="connection-state"][data-state="open"]:visible, [data-testid="login-error"]:visible')
+        .first()
+        .waitFor();
+      const refused = agent.getByTestId('login-error');
+      if (await refused.isVisible()) throw new Error(`sign-in refused: ${await refused.textContent()}`);
     });
 
     const item = agent.locator(

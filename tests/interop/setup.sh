@@ -10,7 +10,8 @@
 #   env.sh                exports MCP_PYTHON, MCP_INSPECTOR_NODE_BIN, SCHEMATHESIS,
 #                         PLAYWRIGHT_CORE_DIR and CHROMIUM for the tests
 # The browser is Debian's `chromium` (apt-get, when /usr/bin/chromium is missing): playwright-core
-# drives it and never downloads browsers of its own.
+# drives it and never downloads browsers of its own. Debian's `fonts-noto-color-emoji` comes with
+# it (when its NotoColorEmoji.ttf is missing) so emoji render in the screenshots.
 # A no-op (a second or so) when the stamp file says the pinned versions are already there.
 # Needs python3 and npm (the machine's Node 20 npm is enough to bootstrap Node 22); registries:
 # PyPI, npm and Debian's apt only. Usage: tests/interop/setup.sh
@@ -32,6 +33,7 @@ NPM_VERSION=11.19.1
 INSPECTOR_VERSION=2.12.0
 PLAYWRIGHT_CORE_VERSION=1.65.1
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 PLAYWRIGHT_CORE_DIR="$NODE_DIR/node_modules/playwright-core"
 MCP_VERSION="$(sed -n 's/^mcp==//p' "$REQUIREMENTS")"
 SCHEMATHESIS_VERSION="$(sed -n 's/^schemathesis==//p' "$REQUIREMENTS")"
@@ -127,14 +129,22 @@ install_node() {
     "playwright-core@$PLAYWRIGHT_CORE_VERSION")
 }
 
-# Debian's Chromium for the browser test (playwright-core downloads no browser).
-install_chromium() {
-  [ -x "$CHROMIUM" ] && return
-  [ "$CHROMIUM" = /usr/bin/chromium ] || die "CHROMIUM=$CHROMIUM is not an executable"
-  log "Debian chromium -> /usr/bin/chromium"
+# Debian's Chromium for the browser test (playwright-core downloads no browser), and Debian's
+# colour emoji font: without it the emoji in the demo's greetings are blank boxes in the
+# screenshots. Each is installed only when missing, so a second run costs two file tests.
+install_browser() {
+  local packages=()
+  if [ ! -x "$CHROMIUM" ]; then
+    [ "$CHROMIUM" = /usr/bin/chromium ] || die "CHROMIUM=$CHROMIUM is not an executable"
+    packages+=(chromium)
+  fi
+  [ -f "$EMOJI_FONT" ] || packages+=(fonts-noto-color-emoji)
+  [ "${#packages[@]}" -gt 0 ] || return 0
+  log "Debian ${packages[*]}"
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}"
   [ -x "$CHROMIUM" ] || die "apt-get installed no $CHROMIUM"
+  [ -f "$EMOJI_FONT" ] || die "apt-get installed no $EMOJI_FONT"
 }
 
 mkdir -p "$CACHE"
@@ -142,8 +152,8 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 command -v flock >/dev/null 2>&1 && flock 9
 
-# Outside .cache (a system package): checked on every run, installed only when missing.
-install_chromium
+# Outside .cache (system packages): checked on every run, installed only when missing.
+install_browser
 if ! installed; then
   rm -f "$STAMP"
   install_python

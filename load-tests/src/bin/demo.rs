@@ -67,6 +67,7 @@ impl Demo {
             workdir: root.clone(),
             env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             log: root.join("load-tests/results/hub-demo.log"),
+            port: Some(demo_port()),
         };
         let mut hub = HubProcess::spawn(&spec)?;
         hub.wait_healthy(Duration::from_secs(30)).await?;
@@ -173,7 +174,7 @@ async fn script(demo: &mut Demo) -> Result<()> {
     println!("  Bruno taps: Vendas");
     demo.telegram(payloads::tg_callback(900002, BRUNO, "1")).await?;
     demo.show_replies(1, step).await;
-    println!("  (Bruno now waits in the sales queue; the agent console comes with the console issue)");
+    println!("  (Bruno now waits in the sales queue: open the console below and take him)");
 
     println!("\n── MCP: a bot calls queue_stats on POST /mcp (bearer token, revision 2026-07-28)");
     let call = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
@@ -223,12 +224,26 @@ async fn script(demo: &mut Demo) -> Result<()> {
     Ok(())
 }
 
+/// The port a browser opens: `SWITCHBOARD_DEMO_PORT`, else 8080 when free, else any free one.
+fn demo_port() -> u16 {
+    let wanted = std::env::var("SWITCHBOARD_DEMO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    match std::net::TcpListener::bind(("127.0.0.1", wanted)) {
+        Ok(_) => wanted,
+        Err(_) => std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(wanted, |a| a.port()),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let mut demo = Demo::start().await?;
     script(&mut demo).await?;
     let url = demo.hub.base_url().to_owned();
-    println!("\nThe hub keeps running at {url}. Write to it as a Telegram customer, e.g.:");
+    println!("\nThe hub keeps running at {url}. In a browser:");
+    println!("  {url}/                    the landing page");
+    println!("  {url}/widget?tenant=demo  chat as a customer of Loja Demo (web chat)");
+    println!("  {url}/console             the agent console: sign in with demo-ana-token (agent ana,");
+    println!("  {:w$}                     queues vendas and suporte) or demo-admin-token", "", w = url.len());
+    println!("Or write to it as a Telegram customer, e.g.:");
     println!(
         "  curl -s {url}/webhooks/telegram/demo -H 'x-telegram-bot-api-secret-token: {TG_SECRET}' \\\n    -H 'content-type: application/json' -d '{}'",
         payloads::tg_text(900100, 777, "oi")

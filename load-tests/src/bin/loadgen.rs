@@ -2,14 +2,16 @@
 //! spawns the real hub against them on loopback, and runs one scenario:
 //!
 //! * `throughput` — latency, throughput, loss, duplicates and order under a given rate;
-//! * `idle-rss` — resident memory per idle (and passivated) conversation.
+//! * `idle-rss` — resident memory per idle (and passivated) conversation;
+//! * `mcp-tools` — tool calls per second through `/mcp`;
+//! * `console-fanout` — queue events delivered to many agent consoles.
 //!
 //! Exit status: 0 clean run, 1 setup or runtime failure, 3 run completed with anomalies.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard_load_tests::loadgen::{idle, mcp, throughput};
+use switchboard_load_tests::loadgen::{console, idle, mcp, throughput};
 
 /// Load generator for the Switchboard hub (exit 0 clean, 1 failure, 3 anomalies).
 #[derive(Parser)]
@@ -30,6 +32,8 @@ enum Scenario {
     IdleRss(idle::IdleArgs),
     /// Tool calls per second through `/mcp`.
     McpTools(mcp::McpArgs),
+    /// Queue events fanned out to many `/ws/console` sessions.
+    ConsoleFanout(console::ConsoleArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
                 Scenario::Throughput(args) => throughput::run(args).await,
                 Scenario::IdleRss(args) => idle::run(args).await,
                 Scenario::McpTools(args) => mcp::run(args).await,
+                Scenario::ConsoleFanout(args) => console::run(args).await,
             }
         };
         // On Ctrl-C the scenario future is dropped, and with it the hub guard that kills the

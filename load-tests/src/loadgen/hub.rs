@@ -21,6 +21,8 @@ pub struct HubSpec {
     pub env: Vec<(String, String)>,
     /// File receiving the hub's stdout and stderr.
     pub log: PathBuf,
+    /// Loopback port to listen on; a free one when `None`.
+    pub port: Option<u16>,
 }
 
 /// A running hub; killed when dropped.
@@ -45,7 +47,10 @@ impl HubProcess {
             );
         }
         // Bind-then-release leaves a tiny race with other processes; acceptable on a test box.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = match spec.port {
+            Some(port) => port,
+            None => TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
         let bind = format!("127.0.0.1:{port}");
         if let Some(dir) = spec.log.parent() {
             std::fs::create_dir_all(dir)?;

@@ -14,6 +14,7 @@
 //! * [`throughput`] and [`idle`] — the two scenarios.
 
 pub mod collect;
+pub mod console;
 pub mod engine;
 pub mod hub;
 pub mod idle;

@@ -119,6 +119,7 @@ impl Rig {
             workdir: root,
             env,
             log: args.hub_log.clone().unwrap_or_else(|| args.results_path(&format!("hub-{scenario}.log"))),
+            port: None,
         };
         let mut hub = HubProcess::spawn(&spec)?;
         let took = hub.wait_healthy(Duration::from_secs(args.health_timeout_secs)).await?;
