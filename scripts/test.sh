@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests of every crate, the app-level tests (real HTTP server on
 # loopback, local fakes of WhatsApp, Telegram and OpenAI), the CLI tests, and the MCP interop
-# tests (the official Python MCP SDK and the MCP Inspector CLI against the hub).
+# tests (the official Python MCP SDK and the MCP Inspector CLI against the hub), the browser test
+# (Playwright driving Debian's Chromium), and the Redis backend's tests (a redis-server per test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1
+fi
+
+# The Redis backend's tests start throwaway redis-server processes on free ports (or use the
+# server named by SWITCHBOARD_TEST_REDIS_URL): install the server when it is missing.
+if ! command -v redis-server >/dev/null 2>&1 && [ -z "${SWITCHBOARD_TEST_REDIS_URL:-}" ]; then
+  echo "installing redis-server (apt-get)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
+  "${SUDO[@]}" apt-get update
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
 fi
 
 # The pinned outside MCP clients (into .cache/interop/; a no-op once installed). It writes
@@ -18,3 +28,8 @@ bash tests/interop/setup.sh
 source .cache/interop/env.sh
 
 cargo test --workspace --all-targets --locked
+
+# The app-level suite once more on the Redis backend: the same webhooks, conversations, REST,
+# console and MCP tests, each hub on a throwaway redis-server.
+echo "app-level tests on the Redis backend" >&2
+SWITCHBOARD_TEST_BACKEND=redis cargo test --locked --test api

@@ -2,6 +2,7 @@
 //! go through here, so tests run the real wiring.
 
 use crate::auth::Accounts;
+use crate::backend::Probe;
 use crate::config::{ChannelIndex, Settings, build_agents, build_callers, build_tenants};
 use crate::console::ConsoleFeeds;
 use crate::routes;
@@ -13,9 +14,9 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_actors::hub::{Backend, Hub, HubSettings};
-use switchboard_actors::ports::{Clock, Dedup};
-use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryLedger, MemoryStore};
+use switchboard_actors::hub::{Hub, HubSettings};
+use switchboard_actors::ports::Clock;
+use switchboard_adapters::memory::MemoryLedger;
 use switchboard_adapters::tools::{Directory, Tools};
 
 /// What every handler shares.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub agents: Arc<Accounts>,
     /// What agents' consoles are pushed, and their availability.
     pub console: ConsoleFeeds,
+    /// Whether the backend is reachable (`/readyz`).
+    pub probe: Probe,
 }
 
 /// A running hub and its HTTP server.
@@ -53,7 +56,7 @@ pub struct Running {
 }
 
 /// Wires the hub and binds the HTTP server on `listener`. Must run inside an actix `System`.
-pub fn start(
+pub async fn start(
     settings: &Settings,
     env: &BTreeMap<String, String>,
     clock: Arc<dyn Clock>,
@@ -64,16 +67,11 @@ pub fn start(
     wiring.warnings.extend(caller_warnings);
     let (agents, agent_warnings) = build_agents(settings, env);
     wiring.warnings.extend(agent_warnings);
-    let dedup: Arc<dyn Dedup> = Arc::new(MemoryDedup::default());
-    let backend = Backend {
-        bus: Arc::new(MemoryBus::new(settings.backend.partitions, settings.backend.partition_capacity)),
-        dedup: dedup.clone(),
-        store: Arc::new(MemoryStore::with_journal_limit(settings.backend.memory_journal_limit)),
-        clock,
-    };
+    let (backend, probe) = crate::backend::build(settings, clock).await?;
+    let dedup = backend.dedup.clone();
     let hub_settings = HubSettings {
         workers: settings.server.actor_workers.max(1),
-        dedup_ttl: Duration::from_secs(settings.backend.dedup_ttl_secs),
+        dedup_ttl: Duration::from_secs(settings.backend.dedup_ttl_secs()),
         batch: settings.backend.batch.max(1),
         ..HubSettings::default()
     };
@@ -96,6 +94,7 @@ pub fn start(
         callers,
         agents: Arc::new(agents),
         console: ConsoleFeeds::new(hub.clone()),
+        probe,
     });
     let data = state.clone();
     let mcp = routes::mcp::service(tools, settings.server.mcp_allowed_hosts.clone());

@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod console;
 pub mod heartbeat;

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
 async fn serve(settings: Settings, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     switchboard::telemetry::init_logging(&settings.server.log_format);
     let listener = TcpListener::bind(&settings.server.bind)?;
-    let running = switchboard::app::start(&settings, &env, Arc::new(SystemClock), listener)?;
+    let running = switchboard::app::start(&settings, &env, Arc::new(SystemClock), listener).await?;
     for warning in &running.warnings {
         tracing::warn!("{warning}");
     }

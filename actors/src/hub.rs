@@ -2,7 +2,7 @@
 //! and is the single entry point for ingress (webhooks) and commands (console, REST, MCP).
 
 use crate::agents::ai::{AiAgent, Summarize};
-use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, SetPresence};
+use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, Restore, SetPresence};
 use crate::agents::triage::TriageAgent;
 use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
 use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
@@ -13,10 +13,10 @@ use crate::metrics::HubMetrics;
 use crate::outbox::{Outbox, OutboxPolicy};
 use crate::partition::partition_of;
 use crate::ports::{Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, LlmRequest, Outbound, Speaker};
-use crate::query::{ConversationPage, ConversationQuery};
+use crate::query::{ConversationPage, ConversationQuery, MAX_PAGE};
 use crate::registry::{ConversationRegistry, Deliver, InspectConversation, LiveCount, REGISTRY_MAILBOX};
 use crate::sink::{BusSink, InputSink};
-use crate::state::ConversationState;
+use crate::state::{ConversationState, Status};
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -169,6 +169,9 @@ impl Hub {
                     (ch.channel, addr.recipient())
                 })
                 .collect();
+            for (name, addr) in &queues {
+                arbiter.spawn(restore_queue(backend.store.clone(), id.clone(), name.clone(), addr.clone()));
+            }
             let (p, llm, m) = (policy.clone(), setup.llm, metrics.clone());
             let ai = AiAgent::start_in_arbiter(arbiter, move |_| AiAgent::new(p, llm, m));
             let p = policy.clone();
@@ -401,6 +404,52 @@ impl Hub {
     }
 }
 
+/// Refills a queue actor from the store: the conversations waiting in it (oldest first) and those
+/// assigned through it. Without this a restarted node would forget who waits.
+async fn restore_queue(store: Arc<dyn ConversationStore>, tenant: TenantId, queue: String, addr: Addr<QueueAgent>) {
+    let mut restored = 0;
+    for status in ["queued", "assigned"] {
+        let mut query = ConversationQuery::tenant(tenant.clone());
+        query.status = Some(status.into());
+        query.queue = Some(queue.clone());
+        query.limit = MAX_PAGE;
+        let mut found = Vec::new();
+        loop {
+            match store.list(&query).await {
+                Ok(page) => {
+                    let done = page.items.len() < MAX_PAGE;
+                    found.extend(page.items);
+                    if done {
+                        break;
+                    }
+                    query.offset += MAX_PAGE;
+                }
+                Err(e) => {
+                    tracing::error!(%tenant, %queue, error = %e, "could not restore the queue from the store");
+                    return;
+                }
+            }
+        }
+        found.sort_by_key(|s| s.updated_at);
+        for state in found {
+            let restore = match &state.status {
+                Status::Queued { .. } => {
+                    Restore::Waiting { conversation: state.id.clone(), since_ms: state.updated_at }
+                }
+                Status::Assigned { agent, .. } => {
+                    Restore::Assigned { conversation: state.id.clone(), agent: agent.clone() }
+                }
+                _ => continue,
+            };
+            addr.do_send(restore);
+            restored += 1;
+        }
+    }
+    if restored > 0 {
+        tracing::info!(%tenant, %queue, restored, "queue restored from the store");
+    }
+}
+
 /// One partition's consumer: take a batch, hand each event to its conversation (in order:
 /// sends are queued in batch order), acknowledge once all are persisted.
 async fn consume(
@@ -437,13 +486,17 @@ async fn consume(
             requests.push(request);
         }
         let results = join_all(requests).await;
+        let mut retry = Vec::new();
         for ((id, event_id), result) in keys.into_iter().zip(results) {
             let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
+            let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
             match &result {
-                // Not handled (store down, actor stopped): leave it unacknowledged so the bus
-                // delivers it again; everything else, refusals included, is final.
-                Err(CommandError::Unavailable(e)) => {
-                    tracing::warn!(partition, %event_id, error = %e, "input not handled; left for redelivery")
+                // Not handled (store down, actor stopped) and nobody told: the bus delivers it
+                // again. A waiting caller is told it failed instead, and that is final: its
+                // command must not take effect after it was answered "try again".
+                Err(CommandError::Unavailable(e)) if waiter.is_none() => {
+                    tracing::warn!(partition, %event_id, error = %e, "input not handled; left for redelivery");
+                    retry.push(id);
                 }
                 Err(e) => {
                     tracing::debug!(partition, %event_id, error = %e, "input refused");
@@ -451,12 +504,14 @@ async fn consume(
                 }
                 Ok(_) => ids.push(id),
             }
-            let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
             if let Some(tx) = waiter {
                 let _ = tx.send(result);
             } else if matches!(result, Ok(Outcome::Applied)) {
                 tracing::trace!(partition, %event_id, "applied");
             }
+        }
+        if let Err(e) = bus.nack(partition, &retry).await {
+            tracing::warn!(partition, error = %e, "nack failed");
         }
         if let Err(e) = bus.ack(partition, &ids).await {
             tracing::warn!(partition, error = %e, "ack failed");

@@ -47,6 +47,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn next_batch(&self, partition: u32, max: usize) -> Result<Vec<Delivery>, BusError>;
     /// Acknowledges handled deliveries.
     async fn ack(&self, partition: u32, ids: &[String]) -> Result<(), BusError>;
+    /// Deliveries the consumer could not handle now (the store was down): a durable bus delivers
+    /// them again, before newer ones, on a later `next_batch`. The in-memory bus cannot (its
+    /// deliveries leave the channel when read) and keeps this default.
+    async fn nack(&self, _partition: u32, _ids: &[String]) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 /// Dedup errors.

@@ -13,6 +13,7 @@ pub mod mcp;
 pub mod memory;
 pub mod openai;
 pub mod phone;
+pub mod redis;
 pub mod telegram;
 pub mod tools;
 pub mod webchat;

@@ -11,3 +11,4 @@
 pub mod fakes;
 pub mod loadgen;
 pub mod payloads;
+pub mod redis_server;

@@ -57,18 +57,58 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendConfig {
-    /// `memory` (one process, nothing to install). `redis` comes with the Redis backend.
+    /// `memory` (one process, nothing to install, state lost on restart) or `redis` (durable,
+    /// shared by many nodes; settings in `[backend.redis]`).
     pub kind: String,
     /// Conversation partitions (unit of ordering and placement).
     pub partitions: u32,
     /// Events a partition queues before webhooks get 503 + Retry-After.
     pub partition_capacity: usize,
-    /// Seconds a provider message id is remembered for dedup.
-    pub dedup_ttl_secs: u64,
+    /// Seconds a provider message id is remembered for dedup (default: 1 day in memory, 7 days in
+    /// Redis, as WhatsApp redelivers for up to 7 days).
+    pub dedup_ttl_secs: Option<u64>,
     /// Events a partition consumer takes at once.
     pub batch: usize,
     /// Journal events the memory backend keeps per conversation (older ones are dropped).
     pub memory_journal_limit: usize,
+    /// The Redis backend.
+    pub redis: RedisConfig,
+}
+
+impl BackendConfig {
+    /// The dedup TTL in effect.
+    pub fn dedup_ttl_secs(&self) -> u64 {
+        self.dedup_ttl_secs.unwrap_or(if self.kind == "redis" { 7 * 86_400 } else { 86_400 })
+    }
+}
+
+/// Redis backend settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port/db` (or `rediss://`).
+    pub url: String,
+    /// Prefix of every key (several hubs may share one Redis with different prefixes).
+    pub prefix: String,
+    /// This node's name in the partitions' consumer groups; unique per node and stable across its
+    /// restarts, so a restarted node takes back what it had been given and not acknowledged.
+    pub node_id: String,
+    /// Pooled connections (blocking stream reads use their own, one per partition).
+    pub pool_size: usize,
+    /// Milliseconds to wait for Redis at start-up before giving up with an error.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "sb:".into(),
+            node_id: "node-1".into(),
+            pool_size: 32,
+            connect_timeout_ms: 3000,
+        }
+    }
 }
 
 impl Default for BackendConfig {
@@ -77,9 +117,10 @@ impl Default for BackendConfig {
             kind: "memory".into(),
             partitions: 64,
             partition_capacity: 4096,
-            dedup_ttl_secs: 86_400,
+            dedup_ttl_secs: None,
             batch: 256,
             memory_journal_limit: 1000,
+            redis: RedisConfig::default(),
         }
     }
 }

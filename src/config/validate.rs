@@ -108,9 +108,22 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
     if !matches!(settings.server.log_format.as_str(), "text" | "json") {
         errors.push(format!("server.log_format: expected text or json, got {:?}", settings.server.log_format));
     }
-    if settings.backend.kind != "memory" {
-        errors
-            .push(format!("backend.kind: only \"memory\" is available in this build, got {:?}", settings.backend.kind));
+    match settings.backend.kind.as_str() {
+        "memory" => {}
+        "redis" => {
+            let r = &settings.backend.redis;
+            if !r.url.starts_with("redis://") && !r.url.starts_with("rediss://") {
+                let shown = switchboard_adapters::redis::redacted(&r.url);
+                errors.push(format!("backend.redis.url: expected redis:// or rediss://, got {shown:?}"));
+            }
+            if r.prefix.is_empty() {
+                errors.push("backend.redis.prefix: must not be empty".into());
+            }
+            if r.node_id.is_empty() || !r.node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                errors.push(format!("backend.redis.node_id: letters, digits, - _ and ., got {:?}", r.node_id));
+            }
+        }
+        other => errors.push(format!("backend.kind: expected memory or redis, got {other:?}")),
     }
     if settings.backend.partitions == 0 {
         errors.push("backend.partitions: must be greater than 0".into());

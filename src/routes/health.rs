@@ -27,7 +27,15 @@ pub async fn healthz() -> HttpResponse {
 /// The hub can take traffic (memory backend: as soon as it is up).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let live = state.hub.metrics().live_conversations.load(Ordering::Relaxed);
-    HttpResponse::Ok().json(json!({ "status": "ready", "backend": "memory", "live_conversations": live }))
+    let backend = state.probe.name();
+    match state.probe.check().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "backend": backend, "live_conversations": live })),
+        // Load balancers take the node out until the backend is back; webhooks meanwhile answer
+        // 503 with Retry-After, so providers retry.
+        Err(why) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({ "status": "unavailable", "backend": backend, "error": why })),
+    }
 }
 
 /// Prometheus text exposition.

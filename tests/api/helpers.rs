@@ -17,6 +17,7 @@ use switchboard_load_tests::fakes::openai::FakeOpenAi;
 use switchboard_load_tests::fakes::telegram::FakeTelegram;
 use switchboard_load_tests::fakes::whatsapp::FakeGraph;
 use switchboard_load_tests::payloads;
+pub use switchboard_load_tests::redis_server::RedisServer;
 
 pub const WA_TOKEN: &str = "wa-access-token";
 pub const WA_SECRET: &str = "test-app-secret";
@@ -45,7 +46,14 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub warnings: Vec<String>,
+    /// The Redis server of a hub on the Redis backend (stopped with the test).
+    #[expect(dead_code, reason = "held so that the server lives as long as the hub")]
+    redis: Option<RedisServer>,
 }
+
+/// `SWITCHBOARD_TEST_BACKEND=redis` runs every app-level test on the Redis backend (a throwaway
+/// redis-server per test) instead of the memory one.
+const BACKEND_ENV: &str = "SWITCHBOARD_TEST_BACKEND";
 
 /// Config overrides as `SWITCHBOARD__…` pairs, e.g. `("TENANTS__DEMO__ENTRY", "ai")`.
 pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
@@ -92,6 +100,14 @@ pub async fn spawn_app_with(fixture: Option<&str>, overrides: &[(&str, &str)]) -
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let chosen = overrides.iter().any(|(k, _)| *k == "BACKEND__KIND");
+    let redis = (!chosen && std::env::var(BACKEND_ENV).is_ok_and(|b| b == "redis"))
+        .then(|| RedisServer::start().expect("redis-server for SWITCHBOARD_TEST_BACKEND=redis"));
+    if let Some(r) = &redis {
+        env.insert("SWITCHBOARD__BACKEND__KIND".into(), "redis".into());
+        env.insert("SWITCHBOARD__BACKEND__REDIS__URL".into(), r.url().to_owned());
+        env.insert("SWITCHBOARD__BACKEND__REDIS__PREFIX".into(), r.prefix().to_owned());
+    }
     for (k, v) in overrides {
         env.insert(format!("SWITCHBOARD__{k}"), (*v).to_owned());
     }
@@ -101,7 +117,7 @@ pub async fn spawn_app_with(fixture: Option<&str>, overrides: &[(&str, &str)]) -
     let clock = Arc::new(ManualClock::at(SystemClock.now_ms()));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let running = start(&settings, &env, clock.clone(), listener).expect("hub starts");
+    let running = start(&settings, &env, clock.clone(), listener).await.expect("hub starts");
     actix_web::rt::spawn(running.server);
     TestApp {
         url: format!("http://127.0.0.1:{port}"),
@@ -113,6 +129,7 @@ pub async fn spawn_app_with(fixture: Option<&str>, overrides: &[(&str, &str)]) -
         clock,
         http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
         warnings: running.warnings,
+        redis,
     }
 }
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod mcp_http;
 mod mcp_interop;
 mod ordering;
+mod redis_backend;
 mod rest;
 mod rest_openapi;
 mod telegram;

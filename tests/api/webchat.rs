@@ -122,12 +122,13 @@ async fn a_resent_message_counts_once_and_every_tab_of_the_customer_gets_the_ans
     assert_eq!(from_customer, 1, "the resend was recognised");
 
     // Bad frames are refused and the socket stays usable.
+    let is_error = |f: &Value| f["type"] == "error";
     tab1.send_raw("hello").await;
-    assert_eq!(tab1.next().await["code"], "bad_request");
+    assert_eq!(tab1.until("an error", is_error).await.0["code"], "bad_request");
     tab1.send(json!({ "type": "message", "client_id": "short", "text": "x" })).await;
-    assert_eq!(tab1.next().await["code"], "bad_request");
+    assert_eq!(tab1.until("an error", is_error).await.0["code"], "bad_request");
     tab1.send(json!({ "type": "message", "client_id": "msg-empty-01", "text": "   " })).await;
-    assert_eq!(tab1.next().await["code"], "bad_request");
+    assert_eq!(tab1.until("an error", is_error).await.0["code"], "bad_request");
     say(&mut tab1, "msg-after-bad", "Ainda estou aqui").await;
 }
 

@@ -230,6 +230,49 @@ impl Handler<Reassign> for QueueAgent {
     }
 }
 
+/// Puts back what the queue held before this node started (its state lives only in this actor;
+/// the conversations' own states in the store say who waits and who is assigned). Idempotent.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum Restore {
+    /// Waiting since `since_ms` (the conversation's last change).
+    Waiting {
+        /// The conversation.
+        conversation: ConversationId,
+        /// When it started waiting, as far as the store knows.
+        since_ms: u64,
+    },
+    /// Assigned to `agent` (who counts it against its capacity once online).
+    Assigned {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its agent.
+        agent: AgentId,
+    },
+}
+
+impl Handler<Restore> for QueueAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: Restore, _: &mut Context<Self>) {
+        match msg {
+            Restore::Waiting { conversation, since_ms } => {
+                let known = self.position(&conversation).is_some()
+                    || self.agents.values().any(|s| s.active.contains(&conversation));
+                if !known {
+                    // Oldest first: restored entries arrive in waiting order, new ones after.
+                    let at = self.waiting.iter().position(|(_, t)| *t > since_ms).unwrap_or(self.waiting.len());
+                    self.waiting.insert(at, (conversation, since_ms));
+                }
+            }
+            Restore::Assigned { conversation, agent } => {
+                self.agents.entry(agent).or_default().active.insert(conversation);
+            }
+        }
+        self.try_assign();
+    }
+}
+
 /// Asks for the queue's current state.
 #[derive(Message, Debug)]
 #[rtype(result = "QueueSnapshot")]
@@ -356,5 +399,28 @@ mod tests {
         clock.advance(std::time::Duration::from_secs(5 * 86_400)); // Saturday
         let late = q.send(Enqueue(ConversationId::new("c2"))).await.unwrap();
         assert_eq!((late.open, late.position), (false, 2));
+    }
+    #[actix::test]
+    async fn a_restored_queue_keeps_the_waiting_order_and_the_agents_load() {
+        let probe = Arc::new(Probe::default());
+        let policy = QueuePolicy { name: "sales".into(), assign: AssignPolicy::Manual, hours: None };
+        let clock = Arc::new(ManualClock::at(10_000));
+        let queue = QueueAgent::new(TenantId::new("t"), policy, probe.clone(), clock).start();
+        queue.send(Enqueue(ConversationId::new("new"))).await.unwrap();
+        for (id, since) in [("waited-long", 1_000), ("waited-less", 5_000)] {
+            queue.send(Restore::Waiting { conversation: ConversationId::new(id), since_ms: since }).await.unwrap();
+        }
+        let busy = Restore::Assigned { conversation: ConversationId::new("busy"), agent: AgentId::new("ana") };
+        queue.send(busy).await.unwrap();
+        // Restoring twice changes nothing.
+        queue.send(Restore::Waiting { conversation: ConversationId::new("new"), since_ms: 0 }).await.unwrap();
+
+        let snap = queue.send(GetQueueSnapshot).await.unwrap();
+        let order: Vec<&str> = snap.waiting.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(order, ["waited-long", "waited-less", "new"]);
+        queue.send(SetPresence { agent: AgentId::new("ana"), online: true, capacity: 1 }).await.unwrap();
+        let accept = queue.send(Accept { agent: AgentId::new("ana"), conversation: ConversationId::new("new") });
+        assert_eq!(accept.await.unwrap(), Err(AcceptError::NoCapacity), "the restored conversation counts");
+        assert!(probe.0.lock().unwrap().is_empty(), "restoring sends nothing to conversations");
     }
 }

@@ -1,0 +1,177 @@
+//! The Redis backend: the same ports as `memory`, durable (with AOF) and shared by many nodes.
+//!
+//! Key layout (prefix configurable, default `sb:`). The partition is the unit of placement:
+//! every key of partition `p` carries the hash tag `{p}` so that one step's keys live in one
+//! Redis Cluster slot.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `sb:{p}:in` | stream | the partition's bus (consumer group `hub`) |
+//! | `sb:{p}:s:<conversation>` | string | the conversation's snapshot (JSON) |
+//! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
+//! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
+//! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
+//!
+//! - `store`: snapshots, journals and indexes (`ConversationStore`).
+//! - `bus`: partition streams and consumer groups (`Bus`).
+//! - `dedup`: the ingress dedup gate (`Dedup`).
+
+mod bus;
+mod dedup;
+mod index;
+mod store;
+
+pub use bus::{RedisBus, StreamSettings};
+pub use deadpool_redis::Pool as RedisPool;
+pub use dedup::RedisDedup;
+pub use store::RedisStore;
+
+use deadpool_redis::{Config, Pool, Runtime};
+use std::time::Duration;
+
+/// Where the backend lives and how its keys are named.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` (or `rediss://`).
+    pub url: String,
+    /// Prefix of every key, e.g. `sb:`.
+    pub prefix: String,
+    /// Partitions of the bus (fixed per cluster).
+    pub partitions: u32,
+    /// Connections in the pool.
+    pub pool_size: usize,
+}
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL is not a Redis URL.
+    #[error("redis url {url:?}: {why}")]
+    BadUrl {
+        /// The URL as given (without password: see `redacted`).
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The server did not answer.
+    #[error("redis at {url} is unreachable: {why}")]
+    Unreachable {
+        /// The URL as given (without password).
+        url: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// A connection pool, checked with a `PING` within `timeout`.
+pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool, ConnectError> {
+    let url = redacted(&settings.url);
+    let mut config = Config::from_url(settings.url.clone());
+    // Bounded waits: a server that accepts connections but never answers must turn into errors
+    // (and 503s), not into requests that hang.
+    let mut pool_config = deadpool_redis::PoolConfig::new(settings.pool_size.max(1));
+    pool_config.timeouts =
+        deadpool_redis::Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) };
+    config.pool = Some(pool_config);
+    let pool = config
+        .create_pool(Some(Runtime::Tokio1))
+        .map_err(|e| ConnectError::BadUrl { url: url.clone(), why: e.to_string() })?;
+    match ping(&pool, timeout).await {
+        Ok(()) => Ok(pool),
+        Err(why) => Err(ConnectError::Unreachable { url, why }),
+    }
+}
+
+/// `Ok` when the server answers `PING` within `timeout`.
+pub async fn ping(pool: &Pool, timeout: Duration) -> Result<(), String> {
+    let ping = async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(timeout, ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(why)) => Err(why),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// How long one Redis operation may take before it counts as the server being unavailable:
+/// neither the pool nor the client bounds a command on an established connection.
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `op` within `limit`, a timeout being an error like any other.
+pub(crate) async fn within<T>(limit: Duration, op: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::time::timeout(limit, op).await.unwrap_or_else(|_| Err(format!("redis did not answer within {limit:?}")))
+}
+
+/// `op` within [`OP_TIMEOUT`].
+pub(crate) async fn bounded<T>(op: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    within(OP_TIMEOUT, op).await
+}
+
+/// Key names.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// The bus stream of partition `p`.
+    pub fn stream(&self, p: u32) -> String {
+        format!("{}{{{p}}}:in", self.prefix)
+    }
+
+    /// A conversation's snapshot.
+    pub fn snapshot(&self, p: u32, conversation: &str) -> String {
+        format!("{}{{{p}}}:s:{conversation}", self.prefix)
+    }
+
+    /// A conversation's journal.
+    pub fn journal(&self, p: u32, conversation: &str) -> String {
+        format!("{}{{{p}}}:j:{conversation}", self.prefix)
+    }
+
+    /// A dedup mark.
+    pub fn dedup(&self, key: &str) -> String {
+        format!("{}dd:{key}", self.prefix)
+    }
+
+    /// A tenant's index key `name` (all of a tenant's indexes share one slot).
+    pub fn index(&self, tenant: &str, name: &str) -> String {
+        format!("{}{{t:{tenant}}}:ix:{name}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redacted("redis://:s3cret@10.0.0.5:6379/0"), "redis://***@10.0.0.5:6379/0");
+        assert_eq!(redacted("redis://user:s3cret@host"), "redis://***@host");
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn every_key_of_a_partition_shares_its_hash_tag() {
+        let k = Keys::new("sb:");
+        assert_eq!(k.stream(7), "sb:{7}:in");
+        assert_eq!(k.snapshot(7, "demo:whatsapp.main:55"), "sb:{7}:s:demo:whatsapp.main:55");
+        assert_eq!(k.journal(7, "demo:whatsapp.main:55"), "sb:{7}:j:demo:whatsapp.main:55");
+        assert_eq!(k.index("demo", "all"), "sb:{t:demo}:ix:all");
+    }
+}

@@ -1,0 +1,313 @@
+//! The conversation store on Redis: per conversation, a snapshot and the whole journal in its
+//! partition's slot; per tenant, the listing indexes (see `index`).
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `Keys::snapshot(p, id)` | string | the latest `ConversationState`, JSON |
+//! | `Keys::journal(p, id)` | list | every event (`Envelope<Event>`, JSON), oldest first: sequence `n` is index `n - 1` |
+//! | `Keys::index(tenant, …)` | sorted sets, hash | the tenant's indexes |
+//!
+//! Memory per conversation: its snapshot (about 1–4 KB of JSON, bounded by the history,
+//! outbound and notes windows) plus every journal entry (about 300 B for a status change,
+//! message events as long as their text) plus about 200 B across the indexes. The journal is
+//! never trimmed, so a conversation's cost grows with its life.
+
+use super::{Keys, index};
+use async_trait::async_trait;
+use deadpool_redis::Pool;
+use std::fmt::Display;
+use std::sync::Arc;
+use switchboard_actors::domain::ConversationId;
+use switchboard_actors::event::{Envelope, Event};
+use switchboard_actors::partition::partition_of;
+use switchboard_actors::ports::{ConversationStore, StoreError};
+use switchboard_actors::query::{ConversationPage, ConversationQuery};
+use switchboard_actors::state::ConversationState;
+
+/// Snapshots fetched per pipeline while listing: bounds one reply's size.
+const FETCH_CHUNK: usize = 256;
+
+/// Snapshots, journals and indexes on Redis.
+pub struct RedisStore {
+    pool: Pool,
+    keys: Keys,
+    partitions: u32,
+}
+
+impl RedisStore {
+    /// A store on `pool`, its conversations spread over `partitions` (as the bus's).
+    pub fn new(pool: Pool, keys: Keys, partitions: u32) -> Self {
+        Self { pool, keys, partitions }
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
+        self.pool.get().await.map_err(|e| unavailable("redis connection", e))
+    }
+
+    fn snapshot_key(&self, id: &str) -> String {
+        self.keys.snapshot(partition_of(id, self.partitions), id)
+    }
+}
+
+fn unavailable(what: &str, e: impl Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+/// A snapshot's JSON; unreadable data is reported, never a panic.
+fn parse_snapshot(key: &str, json: &[u8]) -> Result<ConversationState, StoreError> {
+    serde_json::from_slice(json).map_err(|e| unavailable(&format!("snapshot {key} is unreadable"), e))
+}
+
+#[async_trait]
+impl ConversationStore for RedisStore {
+    async fn load(&self, id: &ConversationId) -> Result<Option<Arc<ConversationState>>, StoreError> {
+        let key = self.snapshot_key(id.as_str());
+        let json: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(|e| unavailable("load snapshot", e))?;
+        json.map(|json| parse_snapshot(&key, &json).map(Arc::new)).transpose()
+    }
+
+    /// Two steps. First, in one MULTI on the partition's slot, the journal entries and the
+    /// snapshot: they must never disagree, and both keys carry the partition's hash tag. That is
+    /// the commit point. Then the tenant's indexes, in one script on the tenant's slot: a MULTI
+    /// cannot span two slots on Redis Cluster. If the second step fails (Redis went away in
+    /// between), the append still succeeds, since its events are durable and an error would make
+    /// the actor drop their effects; the failure is logged, and until the conversation's next
+    /// append it is missing from listings by its new status, queue or agent. The journal relies
+    /// on the caller's sequence: the first event ever appended is sequence 1, batches are
+    /// consecutive.
+    async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
+        let id = state.id.as_str();
+        let p = partition_of(id, self.partitions);
+        let snapshot = serde_json::to_vec(&**state).map_err(|e| unavailable("encode snapshot", e))?;
+        let entries = events
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unavailable("encode journal event", e))?;
+        let mut step = redis::pipe();
+        step.atomic();
+        if !entries.is_empty() {
+            step.rpush(self.keys.journal(p, id), entries).ignore();
+        }
+        step.set(self.keys.snapshot(p, id), snapshot).ignore();
+        let mut conn = self.conn().await?;
+        step.query_async::<()>(&mut conn).await.map_err(|e| unavailable("append journal and snapshot", e))?;
+        if let Err(error) = index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
+            tracing::warn!(conversation = id, %error, "conversation index update failed; listings miss its change");
+        }
+        Ok(())
+    }
+
+    async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError> {
+        let key = self.keys.journal(partition_of(id.as_str(), self.partitions), id.as_str());
+        let start = isize::try_from(from.saturating_sub(1)).unwrap_or(isize::MAX);
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&key)
+            .arg(start)
+            .arg(-1)
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(|e| unavailable("read journal", e))?;
+        entries
+            .iter()
+            .map(|json| {
+                serde_json::from_slice(json).map_err(|e| unavailable(&format!("journal {key} is unreadable"), e))
+            })
+            .collect()
+    }
+
+    /// Reads the smallest index that covers the query, then every snapshot it names (pipelined
+    /// GETs: on Redis Cluster the snapshots are in many slots, so no MGET), and filters and pages
+    /// them like the memory store. Cost: one GET per member of that index, so an unfiltered
+    /// listing of a big tenant reads all of its snapshots.
+    async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(index::index_for(&self.keys, query))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable("read index", e))?;
+        let mut found = Vec::new();
+        for chunk in ids.chunks(FETCH_CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(|id| self.snapshot_key(id)).collect();
+            let mut fetch = redis::pipe();
+            for key in &keys {
+                fetch.get(key);
+            }
+            let snapshots: Vec<Option<Vec<u8>>> =
+                fetch.query_async(&mut conn).await.map_err(|e| unavailable("read snapshots", e))?;
+            // A snapshot missing for an indexed id (deleted by hand, say) is not an error: skip it.
+            for (key, json) in keys.iter().zip(snapshots) {
+                let Some(json) = json else { continue };
+                let state = parse_snapshot(key, &json)?;
+                if query.matches(&state) {
+                    found.push(Arc::new(state));
+                }
+            }
+        }
+        Ok(query.page(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deadpool_redis::{Config, Runtime};
+    use std::time::Duration;
+    use switchboard_actors::domain::{AgentId, Author, TenantId};
+    use switchboard_load_tests::redis_server::RedisServer;
+
+    const PARTITIONS: u32 = 8;
+
+    async fn store_on(server: &RedisServer) -> RedisStore {
+        let pool = Config::from_url(server.url()).create_pool(Some(Runtime::Tokio1)).unwrap();
+        RedisStore::new(pool, Keys::new(server.prefix()), PARTITIONS)
+    }
+
+    fn conversation(tenant: &str, id: &str) -> ConversationState {
+        let mut state = ConversationState::new(ConversationId::new(id), TenantId::new(tenant));
+        state.ticket = 1;
+        state
+    }
+
+    /// Applies `events` at time `at` and appends them, as a conversation actor does.
+    async fn step(store: &RedisStore, state: &mut ConversationState, at: u64, events: Vec<Event>) {
+        let envelopes: Vec<_> = events
+            .into_iter()
+            .map(|event| {
+                state.apply(&event, at, 20);
+                Envelope::new(state.tenant.clone(), state.id.clone(), "trace", at, event)
+            })
+            .collect();
+        store.append(&Arc::new(state.clone()), &envelopes).await.unwrap();
+    }
+
+    fn queued(queue: &str) -> Event {
+        Event::Queued { queue: queue.into(), position: 1 }
+    }
+
+    fn assigned(queue: &str, agent: &str) -> Event {
+        Event::Assigned { queue: queue.into(), agent: AgentId::new(agent) }
+    }
+
+    fn closed() -> Event {
+        Event::Closed { by: Author::System }
+    }
+
+    #[tokio::test]
+    async fn snapshots_and_journals_survive_a_new_process() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let mut state = conversation("demo", "demo:whatsapp.main:5511900000001");
+        let id = state.id.clone();
+        assert!(store.load(&id).await.unwrap().is_none(), "an unknown conversation has no snapshot");
+
+        step(&store, &mut state, 100, vec![Event::AiStarted, queued("vendas")]).await;
+        step(&store, &mut state, 200, vec![assigned("vendas", "ana"), closed()]).await;
+
+        let times = |journal: Vec<Envelope<Event>>| journal.iter().map(|e| e.occurred_at).collect::<Vec<_>>();
+        // A new pool is what another node or a restarted process would have.
+        for reader in [&store, &store_on(&server).await] {
+            assert_eq!(*reader.load(&id).await.unwrap().unwrap(), state, "the latest snapshot, as written");
+            let journal = reader.journal(&id, 1).await.unwrap();
+            assert_eq!(journal.len(), 4);
+            assert!(matches!(journal[0].body, Event::AiStarted));
+            assert!(matches!(journal[3].body, Event::Closed { .. }));
+            assert_eq!(times(reader.journal(&id, 3).await.unwrap()), [200, 200], "the tail from sequence 3");
+            assert_eq!(times(reader.journal(&id, 5).await.unwrap()), Vec::<u64>::new(), "nothing after the last");
+        }
+    }
+
+    #[tokio::test]
+    async fn listings_follow_conversations_through_their_statuses() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let (mut a, mut b, mut c) =
+            (conversation("demo", "demo:a"), conversation("demo", "demo:b"), conversation("demo", "demo:c"));
+        let mut other = conversation("acme", "acme:x");
+        step(&store, &mut a, 10, vec![queued("vendas")]).await;
+        step(&store, &mut b, 20, vec![queued("vendas")]).await;
+        step(&store, &mut c, 30, vec![queued("suporte")]).await;
+        step(&store, &mut other, 40, vec![queued("vendas")]).await;
+        step(&store, &mut a, 50, vec![assigned("vendas", "ana")]).await;
+
+        let list = |edit: fn(&mut ConversationQuery)| {
+            let mut query = ConversationQuery::tenant(TenantId::new("demo"));
+            edit(&mut query);
+            let store = &store;
+            async move {
+                let page = store.list(&query).await.unwrap();
+                (page.items.iter().map(|s| s.id.as_str().to_owned()).collect::<Vec<_>>(), page.total)
+            }
+        };
+        assert_eq!(list(|_| {}).await.0, ["demo:a", "demo:c", "demo:b"], "newest first, never another tenant");
+        assert_eq!(list(|q| q.queue = Some("vendas".into())).await.0, ["demo:a", "demo:b"]);
+        assert_eq!(list(|q| q.status = Some("queued".into())).await.0, ["demo:c", "demo:b"], "a left queued");
+        assert_eq!(list(|q| q.agent = Some(AgentId::new("ana"))).await.0, ["demo:a"]);
+        assert_eq!(list(|q| q.agent = Some(AgentId::new("bia"))).await.0, Vec::<String>::new());
+
+        step(&store, &mut a, 60, vec![closed()]).await;
+        assert_eq!(list(|q| q.agent = Some(AgentId::new("ana"))).await.0, Vec::<String>::new(), "closed: not ana's");
+        assert_eq!(list(|q| q.queue = Some("vendas".into())).await.0, ["demo:b"]);
+        assert_eq!(list(|q| q.status = Some("closed".into())).await.0, ["demo:a"]);
+        assert_eq!(list(|q| q.status = Some("assigned".into())).await.0, Vec::<String>::new());
+        // Listing filters by snapshot anyway; the old sets must not keep growing with moved ids.
+        let keys = Keys::new(server.prefix());
+        let mut conn = store.conn().await.unwrap();
+        for old in ["agent:ana", "queue:vendas", "status:assigned", "status:queued"] {
+            let score: Option<f64> =
+                redis::cmd("ZSCORE").arg(keys.index("demo", old)).arg("demo:a").query_async(&mut conn).await.unwrap();
+            assert_eq!(score, None, "demo:a left {old}");
+        }
+
+        let (ids, total) = list(|q| {
+            q.offset = 1;
+            q.limit = 1;
+        })
+        .await;
+        assert_eq!((ids, total), (vec!["demo:c".to_owned()], 3), "second page of one, total of all");
+        let (ids, total) = list(|q| {
+            q.tenant = TenantId::new("acme");
+            q.status = Some("queued".into());
+        })
+        .await;
+        assert_eq!((ids, total), (vec!["acme:x".to_owned()], 1));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_snapshot_is_an_error_not_a_panic() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let id = ConversationId::new("demo:broken");
+        let key = store.snapshot_key(id.as_str());
+        let mut conn = store.conn().await.unwrap();
+        redis::cmd("SET").arg(&key).arg("{not json").query_async::<()>(&mut conn).await.unwrap();
+        let Err(StoreError::Unavailable(why)) = store.load(&id).await else { panic!("garbage loaded") };
+        assert!(why.contains(&key), "names the key: {why}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_redis_is_reported_as_unavailable() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let mut state = conversation("demo", "demo:a");
+        step(&store, &mut state, 10, vec![queued("vendas")]).await;
+        drop(server);
+
+        let state = Arc::new(state);
+        let query = ConversationQuery::tenant(TenantId::new("demo"));
+        let within = |ms| Duration::from_millis(ms);
+        let load = tokio::time::timeout(within(3000), store.load(&state.id)).await.expect("load hung");
+        assert!(matches!(load, Err(StoreError::Unavailable(_))), "{load:?}");
+        let append = tokio::time::timeout(within(3000), store.append(&state, &[])).await.expect("append hung");
+        assert!(matches!(append, Err(StoreError::Unavailable(_))), "{append:?}");
+        let list = tokio::time::timeout(within(3000), store.list(&query)).await.expect("list hung");
+        assert!(matches!(list, Err(StoreError::Unavailable(_))), "{list:?}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The hub on the Redis backend (a throwaway `redis-server` per test): the same webhook-to-reply
+//! pipeline, state and dedup that outlive the node that wrote them, a clear refusal to start
+//! when Redis is unreachable, and 503 + `Retry-After` (never a lost message) when Redis goes away.
+
+use crate::helpers::*;
+use std::process::Command;
+use std::time::Duration;
+use switchboard_actors::state::Status;
+
+const MARIA: &str = "5511977701001";
+
+/// Overrides that put a test hub on `redis` as node `node`.
+fn on_redis<'a>(redis: &'a RedisServer, node: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("BACKEND__KIND", "redis"),
+        ("BACKEND__REDIS__URL", redis.url()),
+        ("BACKEND__REDIS__PREFIX", redis.prefix()),
+        ("BACKEND__REDIS__NODE_ID", node),
+        ("TENANTS__DEMO__ENTRY", "vendas"),
+    ]
+}
+
+#[actix_web::test]
+async fn a_conversation_and_its_dedup_marks_outlive_the_node_that_wrote_them() {
+    let redis = RedisServer::start().expect("redis-server");
+    let first = spawn_app(&on_redis(&redis, "node-a")).await;
+    assert_eq!(first.wa_text(MARIA, "wamid.R1", "Quero comprar").await.status(), 200);
+    let id = first.wa_conversation(MARIA);
+    let queued = eventually(Duration::from_secs(10), || async {
+        let sent = |s: &switchboard_actors::state::ConversationState| {
+            !s.outbound.is_empty() && s.outbound.iter().all(|r| r.provider_message_id.is_some())
+        };
+        first.state_of(&id).await.filter(|s| matches!(s.status, Status::Queued { .. }) && sent(s))
+    })
+    .await
+    .expect("the conversation waits in vendas, its queue notice sent");
+    assert!(first.wa_texts_to(MARIA).iter().any(|t| t.contains("vendas")), "the queue notice reached WhatsApp");
+    first.hub.shutdown();
+
+    // Another node on the same Redis: it knows the conversation, and Meta's redelivery of the
+    // first message is recognised there too.
+    let second = spawn_app(&on_redis(&redis, "node-b")).await;
+    let listed = second
+        .http
+        .get(format!("{}/api/conversations/{}", second.url, id))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let body: serde_json::Value = listed.json().await.unwrap();
+    assert_eq!((body["status"].as_str(), body["queue"].as_str()), (Some("queued"), Some("vendas")), "{body}");
+    assert_eq!(body["seq"], queued.seq);
+    let again = second.wa_text(MARIA, "wamid.R1", "Quero comprar").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(second.state_of(&id).await.unwrap().seq, queued.seq, "a redelivery changes nothing");
+
+    // The conversation goes on where it was: an agent reply from the second node.
+    second.agent_online("vendas", "ana", 5).await;
+    let assigned = eventually(Duration::from_secs(10), || async {
+        second.state_of(&id).await.filter(|s| matches!(s.status, Status::Assigned { .. }))
+    })
+    .await
+    .expect("assigned on the second node");
+    assert!(assigned.seq > queued.seq);
+    let page = second
+        .http
+        .get(format!("{}/api/conversations?status=assigned", second.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(page["conversations"][0]["id"], id.as_str(), "listed from the Redis indexes: {page}");
+}
+
+#[actix_web::test]
+async fn when_redis_goes_away_webhooks_get_503_and_readyz_fails() {
+    let redis = RedisServer::start().expect("redis-server");
+    let app = spawn_app(&on_redis(&redis, "node-a")).await;
+    let ready = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["backend"], "redis");
+
+    drop(redis);
+    let refused = app.wa_text(MARIA, "wamid.R2", "Oi?").await;
+    assert_eq!(refused.status(), 503, "the provider must retry, not think it delivered");
+    assert!(refused.headers().contains_key("retry-after"));
+    let down = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();
+    assert_eq!(down.status(), 503);
+    assert_eq!(down.json::<serde_json::Value>().await.unwrap()["status"], "unavailable");
+}
+
+#[test]
+fn the_hub_refuses_to_start_when_redis_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SWITCHBOARD__BACKEND__KIND", "redis")
+        .env("SWITCHBOARD__BACKEND__REDIS__URL", format!("redis://:hunter2@127.0.0.1:{port}"))
+        .env("SWITCHBOARD__BACKEND__REDIS__CONNECT_TIMEOUT_MS", "500")
+        .env("SWITCHBOARD__SERVER__BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unreachable") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("hunter2"), "the password never reaches the logs: {err}");
+}
