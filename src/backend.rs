@@ -6,22 +6,23 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_actors::hub::Backend;
-use switchboard_actors::ports::Clock;
+use switchboard_actors::ports::{AllPartitions, Clock, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
 use switchboard_adapters::redis::{
-    Keys, RedisBus, RedisDedup, RedisPool, RedisSettings, RedisStore, StreamSettings, connect, ping,
+    Keys, LeaseSettings, RedisBus, RedisDedup, RedisPlacement, RedisPool, RedisSettings, RedisStore, StreamSettings,
+    connect, ping,
 };
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.
 const PENDING_CLAIM: Duration = Duration::from_secs(30);
 
-/// What the backend offers beyond the ports: a way to tell whether it is reachable.
+/// What the backend offers beyond the ports: whether it is reachable, and a graceful exit.
 #[derive(Clone)]
 pub enum Probe {
     /// In-process: always there.
     Memory,
-    /// Answers `PING`.
-    Redis(RedisPool),
+    /// Answers `PING`; holds this node's partition leases.
+    Redis(RedisPool, Arc<RedisPlacement>),
 }
 
 impl Probe {
@@ -29,7 +30,23 @@ impl Probe {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Memory => "memory",
-            Self::Redis(_) => "redis",
+            Self::Redis(..) => "redis",
+        }
+    }
+
+    /// Partitions this node runs now (`None` in memory, where it runs them all).
+    pub fn partitions_owned(&self) -> Option<usize> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(_, placement) => Some(placement.owned().borrow().0.len()),
+        }
+    }
+
+    /// Graceful exit: hands this node's partitions over (the hub finishes and passivates them,
+    /// then the leases are deleted so other nodes take them at once, not after the lease TTL).
+    pub async fn leave(&self, deadline: Duration) {
+        if let Self::Redis(_, placement) = self {
+            placement.shutdown(deadline).await;
         }
     }
 
@@ -37,7 +54,7 @@ impl Probe {
     pub async fn check(&self) -> Result<(), String> {
         match self {
             Self::Memory => Ok(()),
-            Self::Redis(pool) => ping(pool, Duration::from_secs(1)).await,
+            Self::Redis(pool, _) => ping(pool, Duration::from_secs(1)).await,
         }
     }
 }
@@ -51,6 +68,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             dedup: Arc::new(MemoryDedup::default()),
             store: Arc::new(MemoryStore::with_journal_limit(b.memory_journal_limit)),
             clock,
+            placement: Arc::new(AllPartitions::new(b.partitions)),
         };
         return Ok((backend, Probe::Memory));
     }
@@ -65,11 +83,17 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let keys = Keys::new(&r.prefix);
     let streams = StreamSettings { max_batch: b.batch.max(1), ..StreamSettings::default() };
     let bus = RedisBus::new(pool.clone(), keys.clone(), b.partitions, r.node_id.clone(), streams);
+    let leases =
+        LeaseSettings { ttl: Duration::from_millis(r.lease_ttl_ms), heartbeat: Duration::from_millis(r.heartbeat_ms) };
+    let placement = RedisPlacement::start(pool.clone(), keys.clone(), r.node_id.clone(), b.partitions, leases);
+    let tokens = placement.clone();
+    let store = RedisStore::new(pool.clone(), keys.clone(), b.partitions).fenced(Arc::new(move |p| tokens.token(p)));
     let backend = Backend {
         bus: Arc::new(bus),
-        dedup: Arc::new(RedisDedup::new(pool.clone(), keys.clone(), PENDING_CLAIM)),
-        store: Arc::new(RedisStore::new(pool.clone(), keys, b.partitions)),
+        dedup: Arc::new(RedisDedup::new(pool.clone(), keys, PENDING_CLAIM)),
+        store: Arc::new(store),
         clock,
+        placement: placement.clone(),
     };
-    Ok((backend, Probe::Redis(pool)))
+    Ok((backend, Probe::Redis(pool, placement)))
 }

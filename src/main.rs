@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use switchboard::config::{self, Settings};
 use switchboard_actors::ports::SystemClock;
 
@@ -75,6 +76,13 @@ async fn serve(settings: Settings, env: BTreeMap<String, String>) -> anyhow::Res
     tracing::info!(bind = %settings.server.bind, tenants = settings.tenants.len(), "switchboard listening");
     // actix-web stops accepting and drains on SIGTERM/SIGINT; then the consumers stop.
     running.server.await?;
+    // Hand the partitions over (Redis): finish, passivate, delete the leases; let the outboxes
+    // send what they hold (their results reach the new owners through the bus); then stop.
+    let deadline = Duration::from_secs(settings.server.shutdown_timeout_secs);
+    running.state.probe.leave(deadline).await;
+    if !running.hub.flush_outboxes(deadline).await {
+        tracing::warn!("some replies were still being sent at the shutdown deadline");
+    }
     running.hub.shutdown();
     tracing::info!("switchboard stopped");
     Ok(())

@@ -2,21 +2,24 @@
 //! and is the single entry point for ingress (webhooks) and commands (console, REST, MCP).
 
 use crate::agents::ai::{AiAgent, Summarize};
-use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, Restore, SetPresence};
+use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, SetPresence};
 use crate::agents::triage::TriageAgent;
-use crate::conversation::{CommandError, Outcome, ProcessResult, TenantRuntime};
+use crate::consumer::{PartitionRunner, restore_queue};
+use crate::conversation::{CommandError, ProcessResult, TenantRuntime};
 use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use crate::domain::{AgentId, Author, ChannelRef, ConversationId, TenantId};
 use crate::event::{Envelope, Event, Input};
 use crate::feed::{EventFeed, FeedBatch};
 use crate::metrics::HubMetrics;
-use crate::outbox::{Outbox, OutboxPolicy};
+use crate::outbox::{Busy, Outbox, OutboxPolicy};
 use crate::partition::partition_of;
-use crate::ports::{Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, LlmRequest, Outbound, Speaker};
-use crate::query::{ConversationPage, ConversationQuery, MAX_PAGE};
-use crate::registry::{ConversationRegistry, Deliver, InspectConversation, LiveCount, REGISTRY_MAILBOX};
+use crate::ports::{
+    Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, LlmRequest, Outbound, Placement, Speaker,
+};
+use crate::query::{ConversationPage, ConversationQuery};
+use crate::registry::{ConversationRegistry, InspectConversation, LiveCount};
 use crate::sink::{BusSink, InputSink};
-use crate::state::{ConversationState, Status};
+use crate::state::ConversationState;
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -41,6 +44,8 @@ pub struct Backend {
     pub store: Arc<dyn ConversationStore>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Which partitions this node runs.
+    pub placement: Arc<dyn Placement>,
 }
 
 /// One outbound channel of a tenant.
@@ -118,7 +123,7 @@ struct TenantHandles {
     ai: Addr<AiAgent>,
 }
 
-type Replies = Mutex<HashMap<Uuid, oneshot::Sender<ProcessResult>>>;
+pub(crate) type Replies = Mutex<HashMap<Uuid, oneshot::Sender<ProcessResult>>>;
 
 struct Inner {
     bus: Arc<dyn Bus>,
@@ -131,6 +136,7 @@ struct Inner {
     replies: Arc<Replies>,
     settings: HubSettings,
     shutdown: watch::Sender<bool>,
+    outboxes: Vec<Addr<Outbox>>,
 }
 
 /// Handle to a running hub; cheap to clone.
@@ -146,6 +152,7 @@ impl Hub {
         let mut routes = HashMap::new();
         let mut handles = HashMap::new();
         let mut pending_runtimes = Vec::new();
+        let mut all_outboxes = Vec::new();
         for (i, setup) in tenants.into_iter().enumerate() {
             let arbiter = &arbiters[i % arbiters.len()];
             let policy = Arc::new(setup.policy);
@@ -166,6 +173,7 @@ impl Hub {
                     let (s, c, m) = (sink.clone(), backend.clock.clone(), metrics.clone());
                     let arb = &arbiters[(i + j + 1) % arbiters.len()];
                     let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(ch.outbound, ch.policy, s, c, m));
+                    all_outboxes.push(addr.clone());
                     (ch.channel, addr.recipient())
                 })
                 .collect();
@@ -211,15 +219,15 @@ impl Hub {
                 let rts = runtimes.clone();
                 let registry =
                     ConversationRegistry::start_in_arbiter(arbiter, move |_| ConversationRegistry::new(p, rts));
-                let consumer = consume(
-                    p,
-                    backend.bus.clone(),
-                    registry.clone(),
-                    replies.clone(),
-                    settings.batch,
-                    shutdown.subscribe(),
-                );
-                arbiter.spawn(consumer);
+                let runner = PartitionRunner {
+                    partition: p,
+                    bus: backend.bus.clone(),
+                    registry: registry.clone(),
+                    replies: replies.clone(),
+                    batch: settings.batch,
+                    placement: backend.placement.clone(),
+                };
+                arbiter.spawn(runner.run(shutdown.subscribe()));
                 registry
             })
             .collect();
@@ -234,6 +242,7 @@ impl Hub {
             replies,
             settings,
             shutdown,
+            outboxes: all_outboxes,
         }))
     }
 
@@ -393,6 +402,22 @@ impl Hub {
         counts.into_iter().map(|c| c.unwrap_or(0)).sum()
     }
 
+    /// Waits until every outbox has sent (or given up on) what it holds, at most `deadline`;
+    /// `false` when time ran out. A graceful stop calls it so no reply dies with the process.
+    pub async fn flush_outboxes(&self, deadline: Duration) -> bool {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let busy = join_all(self.0.outboxes.iter().map(|o| o.send(Busy))).await;
+            if busy.into_iter().map(|b| b.unwrap_or(0)).sum::<usize>() == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the partition consumers (in-flight batches finish).
     pub fn shutdown(&self) {
         let _ = self.0.shutdown.send(true);
@@ -401,120 +426,5 @@ impl Hub {
     fn registry_of(&self, id: &ConversationId) -> &Addr<ConversationRegistry> {
         let p = partition_of(id.as_str(), self.0.bus.partitions()) as usize;
         &self.0.registries[p % self.0.registries.len()]
-    }
-}
-
-/// Refills a queue actor from the store: the conversations waiting in it (oldest first) and those
-/// assigned through it. Without this a restarted node would forget who waits.
-async fn restore_queue(store: Arc<dyn ConversationStore>, tenant: TenantId, queue: String, addr: Addr<QueueAgent>) {
-    let mut restored = 0;
-    for status in ["queued", "assigned"] {
-        let mut query = ConversationQuery::tenant(tenant.clone());
-        query.status = Some(status.into());
-        query.queue = Some(queue.clone());
-        query.limit = MAX_PAGE;
-        let mut found = Vec::new();
-        loop {
-            match store.list(&query).await {
-                Ok(page) => {
-                    let done = page.items.len() < MAX_PAGE;
-                    found.extend(page.items);
-                    if done {
-                        break;
-                    }
-                    query.offset += MAX_PAGE;
-                }
-                Err(e) => {
-                    tracing::error!(%tenant, %queue, error = %e, "could not restore the queue from the store");
-                    return;
-                }
-            }
-        }
-        found.sort_by_key(|s| s.updated_at);
-        for state in found {
-            let restore = match &state.status {
-                Status::Queued { .. } => {
-                    Restore::Waiting { conversation: state.id.clone(), since_ms: state.updated_at }
-                }
-                Status::Assigned { agent, .. } => {
-                    Restore::Assigned { conversation: state.id.clone(), agent: agent.clone() }
-                }
-                _ => continue,
-            };
-            addr.do_send(restore);
-            restored += 1;
-        }
-    }
-    if restored > 0 {
-        tracing::info!(%tenant, %queue, restored, "queue restored from the store");
-    }
-}
-
-/// One partition's consumer: take a batch, hand each event to its conversation (in order:
-/// sends are queued in batch order), acknowledge once all are persisted.
-async fn consume(
-    partition: u32,
-    bus: Arc<dyn Bus>,
-    registry: Addr<ConversationRegistry>,
-    replies: Arc<Replies>,
-    batch: usize,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let batch = batch.min(REGISTRY_MAILBOX / 2);
-    loop {
-        let deliveries = tokio::select! {
-            _ = shutdown.changed() => break,
-            next = bus.next_batch(partition, batch) => match next {
-                Ok(d) => d,
-                Err(BusError::Closed) => break,
-                Err(e) => {
-                    tracing::warn!(partition, error = %e, "bus read failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            },
-        };
-        let mut ids = Vec::with_capacity(deliveries.len());
-        let mut pending = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            pending.push((d.id, d.envelope.event_id, registry.send(Deliver(d.envelope))));
-        }
-        let mut requests = Vec::with_capacity(pending.len());
-        let mut keys = Vec::with_capacity(pending.len());
-        for (id, event_id, request) in pending {
-            keys.push((id, event_id));
-            requests.push(request);
-        }
-        let results = join_all(requests).await;
-        let mut retry = Vec::new();
-        for ((id, event_id), result) in keys.into_iter().zip(results) {
-            let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
-            let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
-            match &result {
-                // Not handled (store down, actor stopped) and nobody told: the bus delivers it
-                // again. A waiting caller is told it failed instead, and that is final: its
-                // command must not take effect after it was answered "try again".
-                Err(CommandError::Unavailable(e)) if waiter.is_none() => {
-                    tracing::warn!(partition, %event_id, error = %e, "input not handled; left for redelivery");
-                    retry.push(id);
-                }
-                Err(e) => {
-                    tracing::debug!(partition, %event_id, error = %e, "input refused");
-                    ids.push(id);
-                }
-                Ok(_) => ids.push(id),
-            }
-            if let Some(tx) = waiter {
-                let _ = tx.send(result);
-            } else if matches!(result, Ok(Outcome::Applied)) {
-                tracing::trace!(partition, %event_id, "applied");
-            }
-        }
-        if let Err(e) = bus.nack(partition, &retry).await {
-            tracing::warn!(partition, error = %e, "nack failed");
-        }
-        if let Err(e) = bus.ack(partition, &ids).await {
-            tracing::warn!(partition, error = %e, "ack failed");
-        }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod agents;
 pub mod breaker;
+mod consumer;
 pub mod conversation;
 pub mod dispatcher;
 pub mod domain;

@@ -214,12 +214,29 @@ pub struct SendOutbound {
     pub message: OutboundMessage,
 }
 
+/// How many conversations have a send queued or in flight (a graceful stop waits for zero).
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct Busy;
+
+impl Handler<Busy> for Outbox {
+    type Result = usize;
+
+    fn handle(&mut self, _: Busy, _: &mut Context<Self>) -> usize {
+        self.lanes.len()
+    }
+}
+
 impl Handler<SendOutbound> for Outbox {
     type Result = ();
 
     fn handle(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {
         if let Some(lane) = self.lanes.get_mut(&msg.conversation) {
-            lane.push_back(msg);
+            // A conversation sending again what is still waiting here (it was rehydrated and
+            // gave up hearing back): the one in the lane will report.
+            if !lane.iter().any(|queued| queued.local_id == msg.local_id) {
+                lane.push_back(msg);
+            }
             return;
         }
         self.lanes.insert(msg.conversation.clone(), VecDeque::new());

@@ -53,6 +53,56 @@ pub trait Bus: Send + Sync + 'static {
     async fn nack(&self, _partition: u32, _ids: &[String]) -> Result<(), BusError> {
         Ok(())
     }
+    /// This node has just become the partition's owner: take over what earlier owners were given
+    /// and did not acknowledge, so it is delivered (first) to this node. In-memory: nothing to do.
+    async fn adopt(&self, _partition: u32) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+/// The partitions a node runs, each with its fencing epoch: the lease's number, bumped at every
+/// change of owner, so a store can refuse a node that still writes after losing its lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ownership(pub std::collections::BTreeMap<u32, u64>);
+
+impl Ownership {
+    /// Every partition, epoch 0: a node alone (the memory backend).
+    pub fn all(partitions: u32) -> Self {
+        Self((0..partitions).map(|p| (p, 0)).collect())
+    }
+
+    /// Whether `partition` is owned.
+    pub fn owns(&self, partition: u32) -> bool {
+        self.0.contains_key(&partition)
+    }
+}
+
+/// Where partitions run. One node alone owns them all; with Redis, nodes hold leases and hand
+/// partitions over when nodes join, leave or die.
+pub trait Placement: Send + Sync + 'static {
+    /// What this node owns now; it changes when a lease is won, lost or to be given up.
+    fn owned(&self) -> tokio::sync::watch::Receiver<Ownership>;
+    /// The hub has stopped running `partition` (its batch is acknowledged, its conversations
+    /// passivated): a lease being given up can be released now.
+    fn released(&self, partition: u32);
+}
+
+/// A node alone: owns every partition, forever.
+pub struct AllPartitions(tokio::sync::watch::Sender<Ownership>);
+
+impl AllPartitions {
+    /// Owns `0..partitions`.
+    pub fn new(partitions: u32) -> Self {
+        Self(tokio::sync::watch::channel(Ownership::all(partitions)).0)
+    }
+}
+
+impl Placement for AllPartitions {
+    fn owned(&self) -> tokio::sync::watch::Receiver<Ownership> {
+        self.0.subscribe()
+    }
+
+    fn released(&self, _partition: u32) {}
 }
 
 /// Dedup errors.

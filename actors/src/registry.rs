@@ -131,6 +131,24 @@ impl Handler<InspectConversation> for ConversationRegistry {
     }
 }
 
+/// Stops every live conversation of the partition (the node hands the partition over); their
+/// state is in the store, and the next owner rehydrates them. Returns how many were stopped.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct PassivateAll;
+
+impl Handler<PassivateAll> for ConversationRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: PassivateAll, _: &mut Context<Self>) -> usize {
+        let n = self.live.len();
+        for (_, live) in self.live.drain() {
+            live.addr.do_send(Passivate);
+        }
+        n
+    }
+}
+
 /// Number of live conversation actors in this partition.
 #[derive(Message, Debug)]
 #[rtype(result = "usize")]

@@ -74,6 +74,7 @@ async fn full_bus_answers_busy_and_the_retry_is_accepted() {
         dedup: Arc::new(SetDedup::default()),
         store: Arc::new(MapStore::default()),
         clock: Arc::new(SystemClock),
+        placement: Arc::new(AllPartitions::new(bus.partitions())),
     };
     let tenant = TenantSetup { policy: TenantPolicy::example("t", Route::Ai), llm: None, channels: vec![] };
     let hub = Hub::start(backend, vec![tenant], HubSettings::default());
@@ -96,8 +97,13 @@ async fn the_tenant_feed_carries_persisted_events_in_order_and_only_to_that_tena
     let (tx, rx) = mpsc::channel(16);
     let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
     let store = Arc::new(MapStore::default());
-    let backend =
-        Backend { bus, dedup: Arc::new(SetDedup::default()), store: store.clone(), clock: Arc::new(SystemClock) };
+    let backend = Backend {
+        placement: Arc::new(AllPartitions::new(bus.partitions())),
+        bus,
+        dedup: Arc::new(SetDedup::default()),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+    };
     let queued = |id: &str| TenantSetup {
         policy: TenantPolicy::example(id, Route::Queue("sales".into())),
         llm: None,
@@ -142,4 +148,96 @@ async fn the_tenant_feed_carries_persisted_events_in_order_and_only_to_that_tena
     let journal = store.journal(&conversation, 1).await.unwrap();
     assert!(journal.len() >= kinds.len(), "everything on the feed is in the journal first");
     assert!(other.try_recv().is_err(), "another tenant's subscriber sees nothing");
+}
+
+/// A placement the test moves by hand, recording what the hub released.
+struct HandPlacement {
+    tx: tokio::sync::watch::Sender<Ownership>,
+    released: Mutex<Vec<u32>>,
+}
+
+impl Placement for HandPlacement {
+    fn owned(&self) -> tokio::sync::watch::Receiver<Ownership> {
+        self.tx.subscribe()
+    }
+    fn released(&self, partition: u32) {
+        self.released.lock().unwrap().push(partition);
+    }
+}
+
+fn whatsapp_text(n: u32) -> Envelope<Input> {
+    let message = Input::MessageReceived(InboundMessage {
+        provider_id: format!("wamid.H{n}"),
+        contact: Contact { key: "5511900000002".into(), name: None },
+        reply_to: ReplyAddress {
+            channel: ChannelRef::new(ChannelKind::WhatsApp, "main"),
+            recipient: "5511900000002".into(),
+        },
+        content: Content::Text { body: format!("mensagem {n}") },
+        sent_at_ms: 0,
+        callback_query_id: None,
+    });
+    Envelope::new(TenantId::new("t"), ConversationId::new("t:whatsapp.main:5511900000002"), "trace-h", 0, message)
+}
+
+#[actix::test]
+async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_when_given_back() {
+    let (tx, rx) = mpsc::channel(16);
+    let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
+    let store = Arc::new(MapStore::default());
+    let placement = Arc::new(HandPlacement {
+        tx: tokio::sync::watch::channel(Ownership([(0, 1)].into())).0,
+        released: Mutex::default(),
+    });
+    let backend = Backend {
+        bus,
+        dedup: Arc::new(SetDedup::default()),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        placement: placement.clone(),
+    };
+    let tenant =
+        TenantSetup { policy: TenantPolicy::example("t", Route::Queue("sales".into())), llm: None, channels: vec![] };
+    let hub = Hub::start(backend, vec![tenant], HubSettings::default());
+    let id = ConversationId::new("t:whatsapp.main:5511900000002");
+    let seq = || async { store.load(&id).await.unwrap().map_or(0, |s| s.seq) };
+    let settle = |what: &'static str, ok: Box<dyn Fn() -> bool>| async move {
+        for _ in 0..250 {
+            if ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{what}");
+    };
+
+    hub.ingest(whatsapp_text(1), Some("H1".into())).await.unwrap();
+    for _ in 0..250 {
+        if seq().await > 0 && hub.live_conversations().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = seq().await;
+    assert!(first > 0, "the owner ran the message");
+
+    // Another node is to take the partition: the hub stops it, passivates, and lets go.
+    placement.tx.send_replace(Ownership::default());
+    let p = placement.clone();
+    settle("the partition is released", Box::new(move || p.released.lock().unwrap().as_slice() == [0])).await;
+    assert_eq!(hub.live_conversations().await, 0, "its conversations were passivated");
+    hub.ingest(whatsapp_text(2), Some("H2".into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(seq().await, first, "a partition this node does not own is not run");
+
+    // Given back (a new epoch): the waiting message runs, on a rehydrated conversation.
+    placement.tx.send_replace(Ownership([(0, 2)].into()));
+    for _ in 0..250 {
+        if seq().await > first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seq().await > first, "the partition runs again");
+    assert!(hub.metrics().counters().into_iter().any(|(name, n)| name == "rehydrations" && n >= 1));
 }

@@ -8,6 +8,7 @@
 //! * [`payloads`] — inbound WhatsApp/Telegram webhook bodies and the WhatsApp `wa_sign`.
 //! * [`loadgen`] — the load generator behind the `loadgen` binary.
 
+pub mod cluster;
 pub mod fakes;
 pub mod loadgen;
 pub mod payloads;

@@ -97,6 +97,11 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// Milliseconds to wait for Redis at start-up before giving up with an error.
     pub connect_timeout_ms: u64,
+    /// Milliseconds a partition lease (and a node's liveness) lasts unless renewed: a crashed
+    /// node's partitions move to others after about this long.
+    pub lease_ttl_ms: u64,
+    /// Milliseconds between a node's heartbeats (lease renewals, rebalancing); well under the TTL.
+    pub heartbeat_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -107,6 +112,8 @@ impl Default for RedisConfig {
             node_id: "node-1".into(),
             pool_size: 32,
             connect_timeout_ms: 3000,
+            lease_ttl_ms: 3000,
+            heartbeat_ms: 500,
         }
     }
 }

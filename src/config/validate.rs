@@ -119,6 +119,12 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
             if r.prefix.is_empty() {
                 errors.push("backend.redis.prefix: must not be empty".into());
             }
+            if r.heartbeat_ms == 0 || r.heartbeat_ms * 2 > r.lease_ttl_ms {
+                errors.push(format!(
+                    "backend.redis.heartbeat_ms: must be positive and at most half of lease_ttl_ms ({}), got {}",
+                    r.lease_ttl_ms, r.heartbeat_ms
+                ));
+            }
             if r.node_id.is_empty() || !r.node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 errors.push(format!("backend.redis.node_id: letters, digits, - _ and ., got {:?}", r.node_id));
             }

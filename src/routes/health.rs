@@ -64,5 +64,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let _ = writeln!(out, "# TYPE switchboard_console_sessions gauge\nswitchboard_console_sessions {consoles}");
     let sockets: usize = state.channels.webchat.values().map(|w| w.desk.open_sockets()).sum();
     let _ = writeln!(out, "# TYPE switchboard_webchat_sockets gauge\nswitchboard_webchat_sockets {sockets}");
+    if let Some(owned) = state.probe.partitions_owned() {
+        let _ = writeln!(out, "# TYPE switchboard_partitions_owned gauge\nswitchboard_partitions_owned {owned}");
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -8,6 +8,7 @@ mod ws_client;
 mod bad_input;
 mod browser;
 mod chat_commands;
+mod cluster;
 mod config_files;
 mod console_ws;
 mod lifecycle;

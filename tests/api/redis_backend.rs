@@ -35,6 +35,8 @@ async fn a_conversation_and_its_dedup_marks_outlive_the_node_that_wrote_them() {
     .await
     .expect("the conversation waits in vendas, its queue notice sent");
     assert!(first.wa_texts_to(MARIA).iter().any(|t| t.contains("vendas")), "the queue notice reached WhatsApp");
+    // The first node leaves as on SIGTERM: its partitions are handed over, its leases deleted.
+    first.state.probe.leave(Duration::from_secs(5)).await;
     first.hub.shutdown();
 
     // Another node on the same Redis: it knows the conversation, and Meta's redelivery of the

@@ -16,6 +16,14 @@ use tokio::time::Instant;
 /// Bounded mailbox: past this the registry's sends wait (backpressure towards the bus).
 const MAILBOX: usize = 64;
 
+/// How long a rehydrated conversation waits before sending again what it had queued and never
+/// heard back about: long enough for a send still in an outbox (this node's, or a previous
+/// owner's that handed over gracefully) to report, so only what a crash lost is sent again.
+const RESEND_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Journal events read back to find the content of messages to send again.
+const RESEND_LOOKBACK: u64 = 128;
+
 /// Work to do once the journal is durable.
 pub(super) enum Effect {
     Send(SendOutbound),
@@ -162,6 +170,50 @@ impl ConversationActor {
         }
     }
 
+    /// Messages recorded as queued that no outbox has reported on (sent or failed).
+    fn unsent(&self) -> impl Iterator<Item = u64> + '_ {
+        self.state.outbound.iter().filter(|r| r.provider_message_id.is_none() && r.state.is_none()).map(|r| r.local_id)
+    }
+
+    /// Sends again what is still unsent after the grace: a node that died between journaling a
+    /// message and sending it. The content comes from the journal (the snapshot keeps only ids).
+    /// A crash right after the provider accepted it and before the result was journaled makes
+    /// this a second send; losing the message would be worse.
+    fn resend_unsent(&mut self, ctx: &mut Context<Self>) {
+        let ids: Vec<u64> = self.unsent().collect();
+        let Some(to) = self.state.reply_to.clone() else { return };
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.rt.store.clone();
+        let (id, from) = (self.state.id.clone(), self.state.seq.saturating_sub(RESEND_LOOKBACK) + 1);
+        ctx.spawn(async move { store.journal(&id, from).await }.into_actor(self).map(move |journal, act, _| {
+            let Ok(journal) = journal else { return };
+            let still: Vec<u64> = act.unsent().filter(|i| ids.contains(i)).collect();
+            for event in journal {
+                let Event::OutboundQueued { local_id, content, .. } = event.body else { continue };
+                if !still.contains(&local_id) {
+                    continue;
+                }
+                tracing::warn!(conversation = %act.state.id, local_id, "sending again a message a previous owner never sent");
+                let message = OutboundMessage {
+                    tenant: act.state.tenant.clone(),
+                    to: to.clone(),
+                    content,
+                    key: format!("{}/{}", act.state.id, local_id),
+                    callback_query_id: None,
+                };
+                act.effects.push(Effect::Send(SendOutbound {
+                    conversation: act.state.id.clone(),
+                    local_id,
+                    trace_id: event.trace_id,
+                    message,
+                }));
+            }
+            act.run_effects();
+        }));
+    }
+
     fn check_idle(&mut self) {
         // A model turn or an armed debounce is work in flight: not idle.
         let busy = self.ai_turn.is_some() || self.debounce_armed;
@@ -186,6 +238,9 @@ impl Actor for ConversationActor {
                 act.state = state;
                 // Messages journaled (and acknowledged) before a stop may still await the AI.
                 act.maybe_start_ai_turn(ctx);
+                if act.unsent().next().is_some() {
+                    ctx.run_later(RESEND_GRACE, |act, ctx| act.resend_unsent(ctx));
+                }
             }
             Ok(None) => {}
             Err(e) => {

@@ -171,6 +171,22 @@ impl RedisBus {
     }
 }
 
+/// `XAUTOCLAIM … JUSTID` answers `[next cursor, [ids], [deleted ids]]` (the third since Redis
+/// 7): the cursor and how many were claimed.
+fn autoclaim_reply(reply: redis::Value) -> Result<(String, usize), String> {
+    let redis::Value::Array(parts) = reply else { return Err(format!("unexpected XAUTOCLAIM reply {reply:?}")) };
+    let cursor = match parts.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        other => return Err(format!("unexpected XAUTOCLAIM cursor {other:?}")),
+    };
+    let claimed = match parts.get(1) {
+        Some(redis::Value::Array(ids)) => ids.len(),
+        _ => 0,
+    };
+    Ok((cursor, claimed))
+}
+
 /// `XGROUP CREATE … MKSTREAM` from the start of the stream; an existing group is fine.
 async fn create_group(conn: &mut MultiplexedConnection, key: &str) -> Result<(), String> {
     let created: Result<(), RedisError> =
@@ -279,6 +295,39 @@ impl Bus for RedisBus {
         Ok(())
     }
 
+    /// Claims (XAUTOCLAIM, any idle time: the lease says the previous owner is gone or fenced)
+    /// every entry other consumers of the group were given and did not acknowledge, then makes
+    /// the next read replay this consumer's pending entries, oldest first, before new ones.
+    async fn adopt(&self, partition: u32) -> Result<(), BusError> {
+        let part = self.partition(partition)?;
+        let mut reader = part.reader.lock().await;
+        let key = part.key.clone();
+        let claim = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            create_group(&mut conn, &key).await?;
+            let mut cursor = "0-0".to_owned();
+            let mut claimed = 0usize;
+            loop {
+                let mut cmd = redis::cmd("XAUTOCLAIM");
+                cmd.arg(&key).arg(GROUP).arg(&self.consumer).arg(0).arg(&cursor).arg("COUNT").arg(1000).arg("JUSTID");
+                let reply: redis::Value = query(&mut conn, &cmd).await?;
+                let (next, ids) = autoclaim_reply(reply)?;
+                claimed += ids;
+                if next == "0-0" {
+                    return Ok::<usize, String>(claimed);
+                }
+                cursor = next;
+            }
+        };
+        let claimed = within(OP_TIMEOUT * 5, claim).await.map_err(BusError::Unavailable)?;
+        if claimed > 0 {
+            tracing::info!(partition, claimed, "took over events a previous owner had not acknowledged");
+        }
+        reader.group_ready = true;
+        reader.replay_after = Some("0".into());
+        Ok(())
+    }
+
     async fn nack(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
         if ids.is_empty() {
             return Ok(());
@@ -364,6 +413,28 @@ mod tests {
         second.publish(2, env(5), false).await.unwrap();
         let (seen, _) = take(&second, 2, 4).await;
         assert_eq!(seen, vec![2, 3, 4, 5], "the unacked three first, then new ones; acked ones never");
+    }
+
+    #[tokio::test]
+    async fn a_new_owner_adopts_what_a_dead_node_left_unacked_before_new_entries() {
+        let (server, pool) = start().await;
+        let dead = node(&pool, &server, StreamSettings::default());
+        for n in 0..4 {
+            dead.publish(2, env(n), false).await.unwrap();
+        }
+        let (_, ids) = take(&dead, 2, 4).await;
+        dead.ack(2, &ids[..1]).await.unwrap();
+        drop(dead);
+        let heir =
+            RedisBus::new(pool.clone(), Keys::new(server.prefix()), 4, "node-b".into(), StreamSettings::default());
+        heir.publish(2, env(4), false).await.unwrap();
+        heir.adopt(2).await.unwrap();
+        let (seen, ids) = take(&heir, 2, 4).await;
+        assert_eq!(seen, vec![1, 2, 3, 4], "the dead node's three, in order, then the new one");
+        heir.ack(2, &ids).await.unwrap();
+        heir.adopt(2).await.unwrap();
+        heir.publish(2, env(5), false).await.unwrap();
+        assert_eq!(take(&heir, 2, 1).await.0, vec![5], "adopting again brings nothing back");
     }
 
     #[tokio::test]

@@ -19,11 +19,13 @@
 mod bus;
 mod dedup;
 mod index;
+mod lease;
 mod store;
 
 pub use bus::{RedisBus, StreamSettings};
 pub use deadpool_redis::Pool as RedisPool;
 pub use dedup::RedisDedup;
+pub use lease::{LeaseSettings, RedisPlacement};
 pub use store::RedisStore;
 
 use deadpool_redis::{Config, Pool, Runtime};
@@ -152,6 +154,21 @@ impl Keys {
     /// A tenant's index key `name` (all of a tenant's indexes share one slot).
     pub fn index(&self, tenant: &str, name: &str) -> String {
         format!("{}{{t:{tenant}}}:ix:{name}", self.prefix)
+    }
+
+    /// The lease of partition `p`: `<node>:<epoch>` of its owner, expiring unless renewed.
+    pub fn lease(&self, p: u32) -> String {
+        format!("{}{{{p}}}:lease", self.prefix)
+    }
+
+    /// The fencing epoch counter of partition `p` (bumped at every new lease).
+    pub fn epoch(&self, p: u32) -> String {
+        format!("{}{{{p}}}:epoch", self.prefix)
+    }
+
+    /// The live nodes: a sorted set of node ids scored by their last heartbeat (ms).
+    pub fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
     }
 }
 

@@ -32,12 +32,40 @@ pub struct RedisStore {
     pool: Pool,
     keys: Keys,
     partitions: u32,
+    fence: Option<Fence>,
 }
 
+/// This node's lease token (`<node>:<epoch>`) for a partition, `None` when it holds no lease.
+pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
+
+/// Appends a conversation's events and replaces its snapshot, in one step on the partition's
+/// slot, but only for the lease holder: a node that lost its lease (a long pause, a partition
+/// cut) must not write with its stale token. KEYS: journal, snapshot, lease. ARGV: the writer's
+/// token ("" when unfenced), the snapshot, then the events.
+const APPEND: &str = r"
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('FENCED stale lease token')
+end
+for i = 3, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+";
+
+static APPEND_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(APPEND));
+
 impl RedisStore {
-    /// A store on `pool`, its conversations spread over `partitions` (as the bus's).
+    /// A store on `pool`, its conversations spread over `partitions` (as the bus's), writing
+    /// without a lease check (one node alone, tests).
     pub fn new(pool: Pool, keys: Keys, partitions: u32) -> Self {
-        Self { pool, keys, partitions }
+        Self { pool, keys, partitions, fence: None }
+    }
+
+    /// Writes only under this node's lease of the conversation's partition.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
@@ -70,9 +98,9 @@ impl ConversationStore for RedisStore {
         json.map(|json| parse_snapshot(&key, &json).map(Arc::new)).transpose()
     }
 
-    /// Two steps. First, in one MULTI on the partition's slot, the journal entries and the
-    /// snapshot: they must never disagree, and both keys carry the partition's hash tag. That is
-    /// the commit point. Then the tenant's indexes, in one script on the tenant's slot: a MULTI
+    /// Two steps. First, in one script on the partition's slot, the lease check (with a fence),
+    /// the journal entries and the snapshot: they must never disagree, and all keys carry the
+    /// partition's hash tag. That is the commit point. Then the tenant's indexes, in one script on the tenant's slot: a MULTI
     /// cannot span two slots on Redis Cluster. If the second step fails (Redis went away in
     /// between), the append still succeeds, since its events are durable and an error would make
     /// the actor drop their effects; the failure is logged, and until the conversation's next
@@ -88,14 +116,25 @@ impl ConversationStore for RedisStore {
             .map(serde_json::to_vec)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| unavailable("encode journal event", e))?;
-        let mut step = redis::pipe();
-        step.atomic();
-        if !entries.is_empty() {
-            step.rpush(self.keys.journal(p, id), entries).ignore();
+        let token = match &self.fence {
+            None => String::new(),
+            Some(fence) => fence(p).ok_or(StoreError::Fenced)?,
+        };
+        let mut step = APPEND_SCRIPT.prepare_invoke();
+        step.key(self.keys.journal(p, id)).key(self.keys.snapshot(p, id)).key(self.keys.lease(p));
+        step.arg(token).arg(snapshot);
+        for entry in entries {
+            step.arg(entry);
         }
-        step.set(self.keys.snapshot(p, id), snapshot).ignore();
         let mut conn = self.conn().await?;
-        step.query_async::<()>(&mut conn).await.map_err(|e| unavailable("append journal and snapshot", e))?;
+        match step.invoke_async::<i64>(&mut conn).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("FENCED") => {
+                tracing::warn!(conversation = id, partition = p, "write refused: this node no longer holds the lease");
+                return Err(StoreError::Fenced);
+            }
+            Err(e) => return Err(unavailable("append journal and snapshot", e)),
+        }
         if let Err(error) = index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
             tracing::warn!(conversation = id, %error, "conversation index update failed; listings miss its change");
         }
@@ -309,5 +348,37 @@ mod tests {
         assert!(matches!(append, Err(StoreError::Unavailable(_))), "{append:?}");
         let list = tokio::time::timeout(within(3000), store.list(&query)).await.expect("list hung");
         assert!(matches!(list, Err(StoreError::Unavailable(_))), "{list:?}");
+    }
+    #[tokio::test]
+    async fn a_node_that_lost_its_lease_cannot_write() {
+        let server = RedisServer::start().unwrap();
+        let keys = Keys::new(server.prefix());
+        let plain = store_on(&server).await;
+        let token = Arc::new(std::sync::Mutex::new(Some("node-a:1".to_owned())));
+        let held = token.clone();
+        let fenced = store_on(&server).await.fenced(Arc::new(move |_| held.lock().unwrap().clone()));
+        let mut state = conversation("demo", "demo:whatsapp.main:5511955500001");
+        let p = partition_of(state.id.as_str(), PARTITIONS);
+        let lease = |value: &str| {
+            let (pool, key, value) = (plain.pool.clone(), keys.lease(p), value.to_owned());
+            async move {
+                let mut conn = pool.get().await.unwrap();
+                redis::cmd("SET").arg(key).arg(value).query_async::<()>(&mut conn).await.unwrap();
+            }
+        };
+        lease("node-a:1").await;
+        step(&fenced, &mut state, 1_000, vec![Event::AiStarted]).await;
+
+        // Another node took the partition over (epoch 2): node a's next write is refused whole.
+        lease("node-b:2").await;
+        state.seq += 1;
+        let late = Envelope::new(state.tenant.clone(), state.id.clone(), "trace", 2_000, Event::TriageStarted);
+        assert!(matches!(fenced.append(&Arc::new(state.clone()), &[late]).await, Err(StoreError::Fenced)));
+        assert_eq!(plain.journal(&state.id, 1).await.unwrap().len(), 1, "nothing of the stale write landed");
+        assert_eq!(plain.load(&state.id).await.unwrap().unwrap().seq, 1);
+
+        // Without any lease of the partition a fenced store does not write either.
+        *token.lock().unwrap() = None;
+        assert!(matches!(fenced.append(&Arc::new(state.clone()), &[]).await, Err(StoreError::Fenced)));
     }
 }

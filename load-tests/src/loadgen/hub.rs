@@ -145,6 +145,30 @@ impl HubProcess {
         Ok(parse_metrics(&text))
     }
 
+    /// Sends SIGTERM (a graceful stop: drain, hand partitions over) and waits up to `timeout`
+    /// for the exit; returns the exit code (`None`: killed by a signal, or still running and
+    /// then killed).
+    pub async fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let Some(mut child) = self.child.take() else { bail!("hub was already stopped") };
+        // No libc binding in this crate: the `kill` utility sends the signal.
+        let sent = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status()?;
+        if !sent.success() {
+            bail!("could not signal hub pid {}", self.pid);
+        }
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills the hub (SIGKILL: nothing it would flush on SIGTERM matters to a benchmark) and
     /// reaps it. Idempotent.
     pub fn kill(&mut self) {

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::hub::{HubProcess, HubSpec};
 use crate::fakes::openai::{FakeOpenAi, Mode};
 use crate::fakes::whatsapp::FakeGraph;
+use crate::redis_server::RedisServer;
 
 /// The business number the demo tenant answers on (webhook `metadata.phone_number_id`).
 pub const PHONE_NUMBER_ID: &str = "200000000000002";
@@ -47,6 +48,10 @@ pub struct RigArgs {
     /// Seconds to wait for the hub's /healthz.
     #[arg(long, default_value_t = 30)]
     pub health_timeout_secs: u64,
+    /// Run the hub on the Redis backend, with a redis-server of its own (AOF on, fsync every
+    /// second) started on a free port.
+    #[arg(long)]
+    pub redis: bool,
 }
 
 impl RigArgs {
@@ -70,6 +75,8 @@ pub struct Rig {
     pub openai: FakeOpenAi,
     /// The hub process.
     pub hub: HubProcess,
+    /// The Redis of `--redis`.
+    pub redis: Option<RedisServer>,
 }
 
 impl Rig {
@@ -105,6 +112,15 @@ impl Rig {
         if let Some(cap) = args.partition_capacity {
             env.push(("SWITCHBOARD__BACKEND__PARTITION_CAPACITY".into(), cap.to_string()));
         }
+        let redis = if args.redis {
+            let server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"])?;
+            env.push(("SWITCHBOARD__BACKEND__KIND".into(), "redis".into()));
+            env.push(("SWITCHBOARD__BACKEND__REDIS__URL".into(), server.url().to_owned()));
+            env.push(("SWITCHBOARD__BACKEND__REDIS__PREFIX".into(), server.prefix().to_owned()));
+            Some(server)
+        } else {
+            None
+        };
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         for kv in &args.hub_env {
             let Some((k, v)) = kv.split_once('=') else {
@@ -132,7 +148,7 @@ impl Rig {
             graph.base_url(),
             openai.base_url()
         );
-        Ok(Rig { graph, openai, hub })
+        Ok(Rig { graph, openai, hub, redis })
     }
 
     /// Kills the hub, then stops the fakes (hub first, so it does not log errors about them).

@@ -1,0 +1,183 @@
+//! What runs a partition on this node: its consumer (take a batch, hand each event to its
+//! conversation, acknowledge once persisted) while the node owns the partition, and the queues'
+//! restoration from the store when a node starts.
+
+use crate::agents::queue::{QueueAgent, Restore};
+use crate::conversation::{CommandError, Outcome};
+use crate::domain::TenantId;
+use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement};
+use crate::query::{ConversationQuery, MAX_PAGE};
+use crate::registry::{ConversationRegistry, Deliver, PassivateAll, REGISTRY_MAILBOX};
+use crate::state::Status;
+use actix::prelude::*;
+use futures_util::future::join_all;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::hub::Replies;
+
+/// What one partition's consumer works with.
+pub(crate) struct PartitionRunner {
+    pub partition: u32,
+    pub bus: Arc<dyn Bus>,
+    pub registry: Addr<ConversationRegistry>,
+    pub replies: Arc<Replies>,
+    pub batch: usize,
+    pub placement: Arc<dyn Placement>,
+}
+
+impl PartitionRunner {
+    /// Runs the partition whenever this node owns it, until shutdown. When ownership goes (a
+    /// node joined, or the lease was lost), the batch in hand is finished and acknowledged, the
+    /// partition's conversations are passivated, and the placement is told it may let go.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let p = self.partition;
+        let mut owned = self.placement.owned();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                // A bool, not the watch's guard: nothing that borrows the value lives across awaits.
+                got = async { owned.wait_for(|o| o.owns(p)).await.is_ok() } => if !got { return },
+            }
+            if let Err(e) = self.bus.adopt(p).await {
+                tracing::warn!(partition = p, error = %e, "could not take over the partition's pending events");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            tracing::debug!(partition = p, "running partition");
+            let stop = self.consume(&mut owned, &mut shutdown).await;
+            let passivated = self.registry.send(PassivateAll).await.unwrap_or(0);
+            tracing::debug!(partition = p, passivated, "partition handed over");
+            self.placement.released(p);
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Consumes while owned; `true` when the hub shuts down, `false` when ownership went.
+    async fn consume(
+        &self,
+        owned: &mut watch::Receiver<crate::ports::Ownership>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let p = self.partition;
+        let batch = self.batch.min(REGISTRY_MAILBOX / 2);
+        loop {
+            let deliveries = tokio::select! {
+                _ = shutdown.changed() => return true,
+                _ = async { owned.wait_for(|o| !o.owns(p)).await.is_ok() } => return false,
+                next = self.bus.next_batch(p, batch) => match next {
+                    Ok(d) => d,
+                    Err(BusError::Closed) => return true,
+                    Err(e) => {
+                        tracing::warn!(partition = p, error = %e, "bus read failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                },
+            };
+            self.handle(deliveries).await;
+        }
+    }
+
+    /// Hands a batch to its conversations (in order: sends are queued in batch order) and
+    /// acknowledges what they persisted.
+    async fn handle(&self, deliveries: Vec<Delivery>) {
+        let (partition, bus, registry, replies) = (self.partition, &self.bus, &self.registry, &self.replies);
+        let mut ids = Vec::with_capacity(deliveries.len());
+        let mut pending = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            pending.push((d.id, d.envelope.event_id, registry.send(Deliver(d.envelope))));
+        }
+        let mut requests = Vec::with_capacity(pending.len());
+        let mut keys = Vec::with_capacity(pending.len());
+        for (id, event_id, request) in pending {
+            keys.push((id, event_id));
+            requests.push(request);
+        }
+        let results = join_all(requests).await;
+        let mut retry = Vec::new();
+        for ((id, event_id), result) in keys.into_iter().zip(results) {
+            let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
+            let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
+            match &result {
+                // Not handled (store down, actor stopped) and nobody told: the bus delivers it
+                // again. A waiting caller is told it failed instead, and that is final: its
+                // command must not take effect after it was answered "try again".
+                Err(CommandError::Unavailable(e)) if waiter.is_none() => {
+                    tracing::warn!(partition, %event_id, error = %e, "input not handled; left for redelivery");
+                    retry.push(id);
+                }
+                Err(e) => {
+                    tracing::debug!(partition, %event_id, error = %e, "input refused");
+                    ids.push(id);
+                }
+                Ok(_) => ids.push(id),
+            }
+            if let Some(tx) = waiter {
+                let _ = tx.send(result);
+            } else if matches!(result, Ok(Outcome::Applied)) {
+                tracing::trace!(partition, %event_id, "applied");
+            }
+        }
+        if let Err(e) = bus.nack(partition, &retry).await {
+            tracing::warn!(partition, error = %e, "nack failed");
+        }
+        if let Err(e) = bus.ack(partition, &ids).await {
+            tracing::warn!(partition, error = %e, "ack failed");
+        }
+    }
+}
+
+/// Refills a queue actor from the store: the conversations waiting in it (oldest first) and those
+/// assigned through it. Without this a restarted node would forget who waits.
+pub(crate) async fn restore_queue(
+    store: Arc<dyn ConversationStore>,
+    tenant: TenantId,
+    queue: String,
+    addr: Addr<QueueAgent>,
+) {
+    let mut restored = 0;
+    for status in ["queued", "assigned"] {
+        let mut query = ConversationQuery::tenant(tenant.clone());
+        query.status = Some(status.into());
+        query.queue = Some(queue.clone());
+        query.limit = MAX_PAGE;
+        let mut found = Vec::new();
+        loop {
+            match store.list(&query).await {
+                Ok(page) => {
+                    let done = page.items.len() < MAX_PAGE;
+                    found.extend(page.items);
+                    if done {
+                        break;
+                    }
+                    query.offset += MAX_PAGE;
+                }
+                Err(e) => {
+                    tracing::error!(%tenant, %queue, error = %e, "could not restore the queue from the store");
+                    return;
+                }
+            }
+        }
+        found.sort_by_key(|s| s.updated_at);
+        for state in found {
+            let restore = match &state.status {
+                Status::Queued { .. } => {
+                    Restore::Waiting { conversation: state.id.clone(), since_ms: state.updated_at }
+                }
+                Status::Assigned { agent, .. } => {
+                    Restore::Assigned { conversation: state.id.clone(), agent: agent.clone() }
+                }
+                _ => continue,
+            };
+            addr.do_send(restore);
+            restored += 1;
+        }
+    }
+    if restored > 0 {
+        tracing::info!(%tenant, %queue, restored, "queue restored from the store");
+    }
+}

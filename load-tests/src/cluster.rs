@@ -1,0 +1,137 @@
+//! Several `switchboard` processes on one Redis, with fakes of the WhatsApp Graph API and an
+//! instant echoing model: the rig of the multi-node tests and of the failover benchmark. Nodes
+//! can be killed (SIGKILL), stopped (SIGTERM) and restarted under the same node id.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::fakes::openai::{FakeOpenAi, Mode};
+use crate::fakes::whatsapp::FakeGraph;
+use crate::loadgen::hub::{HubProcess, HubSpec};
+use crate::loadgen::rig::{ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID};
+use crate::redis_server::RedisServer;
+
+/// How to build the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// The `switchboard` binary.
+    pub bin: PathBuf,
+    /// The repository root (for `config/default.toml`).
+    pub workdir: PathBuf,
+    /// Where the nodes' logs go (`node-<i>.log`).
+    pub log_dir: PathBuf,
+    /// Nodes started at once.
+    pub nodes: usize,
+    /// Bus partitions.
+    pub partitions: u32,
+    /// Lease TTL and heartbeat (ms).
+    pub lease_ttl_ms: u64,
+    /// Heartbeat (ms).
+    pub heartbeat_ms: u64,
+    /// Extra `redis-server` arguments (e.g. AOF).
+    pub redis_args: Vec<String>,
+}
+
+/// The running cluster; everything stops when it is dropped.
+pub struct Cluster {
+    /// The shared Redis.
+    pub redis: RedisServer,
+    /// Where replies go.
+    pub graph: FakeGraph,
+    /// The model (echo, instant).
+    pub openai: FakeOpenAi,
+    spec: ClusterSpec,
+    nodes: Vec<Option<HubProcess>>,
+}
+
+impl Cluster {
+    /// Starts Redis, the fakes and `spec.nodes` nodes, and waits until each answers `/healthz`.
+    pub async fn start(spec: ClusterSpec) -> Result<Cluster> {
+        let args: Vec<&str> = spec.redis_args.iter().map(String::as_str).collect();
+        // A server of its own even when SWITCHBOARD_TEST_REDIS_URL is set: nodes get killed and
+        // the test may restart Redis.
+        let redis =
+            if args.is_empty() { RedisServer::start_with(&["--save", ""]) } else { RedisServer::start_with(&args) }
+                .context("starting redis-server")?;
+        let graph = FakeGraph::start(ACCESS_TOKEN).await.context("starting the fake Graph API")?;
+        let openai = FakeOpenAi::start().await.context("starting the fake model")?;
+        openai.recorder().set_enabled(false);
+        openai.set_mode(Mode::Echo { delay: Duration::ZERO });
+        let mut cluster = Cluster { redis, graph, openai, nodes: Vec::new(), spec };
+        for i in 0..cluster.spec.nodes {
+            cluster.nodes.push(None);
+            cluster.restart(i).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn hub_spec(&self, i: usize) -> HubSpec {
+        let s = &self.spec;
+        let env = [
+            ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN.to_owned()),
+            ("WHATSAPP_APP_SECRET", APP_SECRET.to_owned()),
+            ("WHATSAPP_VERIFY_TOKEN", "v".to_owned()),
+            ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID.to_owned()),
+            ("WHATSAPP_GRAPH_URL", self.graph.base_url()),
+            ("OPENAI_API_KEY", "test".to_owned()),
+            ("OPENAI_BASE_URL", self.openai.base_url()),
+            ("OPENAI_MODEL", "test-model".to_owned()),
+            ("RUST_LOG", "warn,switchboard_adapters::redis=info,switchboard_actors::consumer=info".to_owned()),
+            ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "ai".to_owned()),
+            ("SWITCHBOARD__TENANTS__DEMO__AI__RATE_PER_SECOND", "1000000".to_owned()),
+            ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "1000000".to_owned()),
+            ("SWITCHBOARD__BACKEND__KIND", "redis".to_owned()),
+            ("SWITCHBOARD__BACKEND__PARTITIONS", s.partitions.to_string()),
+            ("SWITCHBOARD__BACKEND__REDIS__URL", self.redis.url().to_owned()),
+            ("SWITCHBOARD__BACKEND__REDIS__PREFIX", self.redis.prefix().to_owned()),
+            ("SWITCHBOARD__BACKEND__REDIS__NODE_ID", format!("node-{i}")),
+            ("SWITCHBOARD__BACKEND__REDIS__LEASE_TTL_MS", s.lease_ttl_ms.to_string()),
+            ("SWITCHBOARD__BACKEND__REDIS__HEARTBEAT_MS", s.heartbeat_ms.to_string()),
+        ];
+        HubSpec {
+            bin: s.bin.clone(),
+            workdir: s.workdir.clone(),
+            env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            log: s.log_dir.join(format!("node-{i}.log")),
+            port: None,
+        }
+    }
+
+    /// (Re)starts node `i` (same node id, a new port) and waits until it is healthy.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        let mut hub = HubProcess::spawn(&self.hub_spec(i))?;
+        hub.wait_healthy(Duration::from_secs(30)).await?;
+        self.nodes[i] = Some(hub);
+        Ok(())
+    }
+
+    /// `http://…` of node `i`, while it runs.
+    pub fn url(&self, i: usize) -> Option<String> {
+        self.nodes.get(i)?.as_ref().map(|n| n.base_url().to_owned())
+    }
+
+    /// The running nodes' indexes.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].is_some()).collect()
+    }
+
+    /// SIGKILL: the node dies without handing anything over.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            node.kill();
+        }
+    }
+
+    /// SIGTERM: a graceful stop; returns the exit code.
+    pub async fn terminate(&mut self, i: usize, timeout: Duration) -> Result<Option<i32>> {
+        let mut node = self.nodes[i].take().context("node not running")?;
+        node.terminate(timeout).await
+    }
+
+    /// A node's `/metrics` samples.
+    pub async fn metrics(&self, i: usize) -> Result<std::collections::BTreeMap<String, f64>> {
+        self.nodes[i].as_ref().context("node not running")?.metrics().await
+    }
+}
