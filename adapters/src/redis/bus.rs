@@ -13,6 +13,7 @@ use switchboard_actors::event::{Envelope, Input};
 use switchboard_actors::ports::{Bus, BusError, Delivery};
 use tokio::sync::Mutex;
 
+use super::shared::Shared;
 use super::{Keys, OP_TIMEOUT, bounded, within};
 
 /// The consumer group every node reads through.
@@ -79,6 +80,8 @@ struct Partition {
 /// The bus on Redis Streams.
 pub struct RedisBus {
     pool: Pool,
+    /// Non-blocking commands (publish, ack, trim, claim).
+    shared: Shared,
     consumer: String,
     settings: StreamSettings,
     partitions: Vec<Partition>,
@@ -100,7 +103,7 @@ impl RedisBus {
                 acks: std::sync::Mutex::default(),
             })
             .collect();
-        Self { pool, consumer, settings, partitions }
+        Self { shared: Shared::new(pool.clone()), pool, consumer, settings, partitions }
     }
 
     fn partition(&self, p: u32) -> Result<&Partition, BusError> {
@@ -164,7 +167,7 @@ impl RedisBus {
     /// One command on a pooled connection.
     async fn pooled<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BusError> {
         let op = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = self.shared.get().await?;
             query(&mut conn, cmd).await
         };
         bounded(op).await.map_err(BusError::Unavailable)

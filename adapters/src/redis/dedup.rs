@@ -16,6 +16,7 @@ use std::time::Duration;
 use switchboard_actors::ports::{Claim, Dedup, DedupError};
 
 use super::Keys;
+use super::shared::{Shared, SharedConn};
 
 /// Deletes a mark only while it is pending, so a late `forget` never erases a confirmed one.
 const FORGET: &str = r"
@@ -27,7 +28,7 @@ return 0
 
 /// The dedup gate on Redis.
 pub struct RedisDedup {
-    pool: Pool,
+    conn: Shared,
     keys: Keys,
     pending_ttl: Duration,
     forget: Script,
@@ -36,11 +37,11 @@ pub struct RedisDedup {
 impl RedisDedup {
     /// A gate whose pending claims block their key for at most `pending_ttl`.
     pub fn new(pool: Pool, keys: Keys, pending_ttl: Duration) -> Self {
-        Self { pool, keys, pending_ttl, forget: Script::new(FORGET) }
+        Self { conn: Shared::new(pool), keys, pending_ttl, forget: Script::new(FORGET) }
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, String> {
-        self.pool.get().await.map_err(|e| e.to_string())
+    async fn conn(&self) -> Result<SharedConn, String> {
+        self.conn.get().await
     }
 }
 

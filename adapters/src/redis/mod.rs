@@ -20,6 +20,7 @@ mod bus;
 mod dedup;
 mod index;
 mod lease;
+mod shared;
 mod store;
 
 pub use bus::{RedisBus, StreamSettings};

@@ -12,6 +12,7 @@
 //! message events as long as their text) plus about 200 B across the indexes. The journal is
 //! never trimmed, so a conversation's cost grows with its life.
 
+use super::shared::{Shared, SharedConn};
 use super::{Keys, index};
 use async_trait::async_trait;
 use deadpool_redis::Pool;
@@ -29,7 +30,7 @@ const FETCH_CHUNK: usize = 256;
 
 /// Snapshots, journals and indexes on Redis.
 pub struct RedisStore {
-    pool: Pool,
+    conn: Shared,
     keys: Keys,
     partitions: u32,
     fence: Option<Fence>,
@@ -59,7 +60,7 @@ impl RedisStore {
     /// A store on `pool`, its conversations spread over `partitions` (as the bus's), writing
     /// without a lease check (one node alone, tests).
     pub fn new(pool: Pool, keys: Keys, partitions: u32) -> Self {
-        Self { pool, keys, partitions, fence: None }
+        Self { conn: Shared::new(pool), keys, partitions, fence: None }
     }
 
     /// Writes only under this node's lease of the conversation's partition.
@@ -68,8 +69,8 @@ impl RedisStore {
         self
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
-        self.pool.get().await.map_err(|e| unavailable("redis connection", e))
+    async fn conn(&self) -> Result<SharedConn, StoreError> {
+        self.conn.get().await.map_err(|e| unavailable("redis connection", e))
     }
 
     fn snapshot_key(&self, id: &str) -> String {
@@ -360,9 +361,9 @@ mod tests {
         let mut state = conversation("demo", "demo:whatsapp.main:5511955500001");
         let p = partition_of(state.id.as_str(), PARTITIONS);
         let lease = |value: &str| {
-            let (pool, key, value) = (plain.pool.clone(), keys.lease(p), value.to_owned());
+            let (shared, key, value) = (plain.conn.clone(), keys.lease(p), value.to_owned());
             async move {
-                let mut conn = pool.get().await.unwrap();
+                let mut conn = shared.get().await.unwrap();
                 redis::cmd("SET").arg(key).arg(value).query_async::<()>(&mut conn).await.unwrap();
             }
         };
