@@ -2,7 +2,7 @@
 //! Conversation commands go through the same checks and the same hub path as the REST API.
 
 use super::Console;
-use super::feed::{Audience, Availability, DEFAULT_CAPACITY};
+use super::feed::{Audience, Availability};
 use super::snapshot::queues_of;
 use crate::routes::api::commands::{note_input, perform, reply_input, transfer_input};
 use crate::routes::api::error::RestError;
@@ -117,7 +117,8 @@ async fn run(console: &Console, command: Command) -> Result<Value, Refusal> {
 async fn set_availability(console: &Console, available: bool, capacity: Option<u32>) -> Result<Value, Refusal> {
     let (app, who) = (&console.app, &*console.who);
     let current = app.console.availability(&who.tenant, who.id.as_str());
-    let capacity = capacity.unwrap_or(if current.capacity == 0 { DEFAULT_CAPACITY } else { current.capacity });
+    // Unset means the last one (the default until the agent sets one).
+    let capacity = capacity.unwrap_or(current.capacity);
     if !(1..=MAX_CAPACITY).contains(&capacity) {
         return Err(Refusal::bad_request(format!("capacity: from 1 to {MAX_CAPACITY}")));
     }

@@ -15,23 +15,20 @@ mod snapshot;
 use self::feed::{Audience, Push, TenantFeed};
 use crate::app::AppState;
 use crate::auth::AgentAccount;
-use crate::heartbeat::Heartbeat;
 use crate::routes::api::caller::bearer_token;
 use crate::routes::api::error::RestError;
+use crate::ws::{self, HEARTBEAT_SECS, Heartbeat, Incoming};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, Session};
+use actix_ws::Session;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 pub use self::commands::presence_frame;
 pub use self::feed::ConsoleFeeds;
 
-/// Seconds between server pings.
-pub const HEARTBEAT_SECS: u64 = 20;
 /// Largest frame a console may send.
 const MAX_FRAME: usize = 64 * 1024;
 
@@ -95,7 +92,7 @@ async fn send_snapshot(console: &Console, session: &mut Session, last_id: Option
 }
 
 async fn serve(console: Console, since: Option<Uuid>, mut session: Session, stream: actix_ws::MessageStream) {
-    let mut stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
+    let mut stream = ws::frames(stream, MAX_FRAME);
     let who = console.who.clone();
     let attached = console.feed.attach(since);
     console.app.console.session_opened(&who.tenant, who.id.as_str());
@@ -119,29 +116,20 @@ async fn serve(console: Console, since: Option<Uuid>, mut session: Session, stre
             None => send_snapshot(&console, &mut session, attached.last_id).await.is_ok(),
         };
     }
-    let mut heartbeat = Heartbeat::new(Duration::from_secs(HEARTBEAT_SECS));
+    let mut heartbeat = Heartbeat::standard();
     while alive {
         tokio::select! {
-            msg = stream.recv() => match msg {
-                Some(Ok(AggregatedMessage::Text(text))) => {
-                    heartbeat.heard();
+            frame = stream.recv() => match ws::incoming(frame, &mut session, &mut heartbeat).await {
+                Incoming::Text(text) => {
                     let answer = commands::answer(&console, &text).await;
                     alive = session.text(answer).await.is_ok();
                 }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    heartbeat.heard();
-                    alive = session.pong(&bytes).await.is_ok();
-                }
-                Some(Ok(AggregatedMessage::Pong(_))) => heartbeat.heard(),
-                Some(Ok(AggregatedMessage::Binary(_))) => {
+                Incoming::Binary => {
                     let refusal = json!({ "type": "error", "ref": null, "code": "bad_request", "message": "send JSON text frames" });
                     alive = session.text(refusal.to_string()).await.is_ok();
                 }
-                Some(Ok(AggregatedMessage::Close(_))) | None => break,
-                Some(Err(e)) => {
-                    tracing::info!(agent = %who.id, error = %e, "console sent a bad frame; closing");
-                    break;
-                }
+                Incoming::Control => {}
+                Incoming::Gone => break,
             },
             push = rx.recv() => match push {
                 Ok(Push::Event(e)) if may_see(&who, &e.audience) => alive = session.text(e.frame.clone()).await.is_ok(),

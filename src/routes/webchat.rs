@@ -6,13 +6,12 @@
 use crate::app::AppState;
 use crate::config::WebChatEndpoint;
 use crate::console::feed::Audience;
-use crate::heartbeat::Heartbeat;
 use crate::http_error::ApiError;
+use crate::ws::{self, Heartbeat, Incoming};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, Session};
+use actix_ws::Session;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::Duration;
 use switchboard_actors::domain::{
     Author, ChannelKind, Contact, Content, ConversationId, InboundMessage, OutboundContent, ReplyAddress, TenantId,
 };
@@ -24,8 +23,6 @@ use switchboard_adapters::webchat::WidgetPush;
 const MAX_FRAME: usize = 16 * 1024;
 /// Longest message text.
 const MAX_TEXT: usize = 4096;
-/// Seconds between server pings.
-const HEARTBEAT_SECS: u64 = 20;
 
 #[derive(Deserialize)]
 struct ConnectQuery {
@@ -184,27 +181,22 @@ async fn answer(chat: &Chat, text: &str) -> Option<String> {
 }
 
 async fn serve(chat: Chat, mut session: Session, stream: actix_ws::MessageStream) {
-    let mut stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
+    let mut stream = ws::frames(stream, MAX_FRAME);
     // Registered before the welcome is read, so nothing sent in between is lost. A message sent
     // in that very instant may come twice (in the welcome and pushed); a missed one is worse.
     let (_guard, mut pushes) = chat.endpoint().desk.connect(&chat.visitor);
     let mut alive = session.text(chat.welcome().await).await.is_ok();
-    let mut heartbeat = Heartbeat::new(Duration::from_secs(HEARTBEAT_SECS));
+    let mut heartbeat = Heartbeat::standard();
     while alive {
         tokio::select! {
-            msg = stream.recv() => match msg {
-                Some(Ok(AggregatedMessage::Text(text))) => {
-                    heartbeat.heard();
+            frame = stream.recv() => match ws::incoming(frame, &mut session, &mut heartbeat).await {
+                Incoming::Text(text) => {
                     if let Some(reply) = answer(&chat, &text).await {
                         alive = session.text(reply).await.is_ok();
                     }
                 }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    heartbeat.heard();
-                    alive = session.pong(&bytes).await.is_ok();
-                }
-                Some(Ok(AggregatedMessage::Pong(_) | AggregatedMessage::Binary(_))) => heartbeat.heard(),
-                Some(Ok(AggregatedMessage::Close(_))) | None | Some(Err(_)) => break,
+                Incoming::Binary | Incoming::Control => {}
+                Incoming::Gone => break,
             },
             push = pushes.recv() => match push {
                 Some(push) => alive = session.text(push_frame(push)).await.is_ok(),

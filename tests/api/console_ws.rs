@@ -193,6 +193,13 @@ async fn a_console_reply_reaches_whatsapp_and_refusals_say_why() {
     assert_eq!(unknown["code"], "bad_request");
     let (closed, _) = ana.command("cl", json!({ "type": "close", "conversation_id": maria.as_str() })).await;
     assert_eq!(closed["conversation"]["status"], "closed", "{closed}");
+
+    // An oversized message ends the connection, and nothing of it is applied.
+    let before = app.state_of(&maria).await.unwrap().seq;
+    let huge = json!({ "type": "note", "conversation_id": maria.as_str(), "text": "x".repeat(70 * 1024) });
+    ana.send(huge).await;
+    assert!(ana.ends().await, "the server closes the connection");
+    assert_eq!(app.state_of(&maria).await.unwrap().seq, before);
 }
 
 #[actix_web::test]
@@ -265,9 +272,9 @@ async fn availability_is_shared_with_colleagues_and_dropped_with_the_last_connec
     assert_eq!(bad["code"], "bad_request");
 
     let online = |app: &TestApp| {
-        let hub = app.hub.clone();
+        let (hub, tenant) = (app.hub.clone(), app.tenant());
         async move {
-            let q = hub.queue_snapshot(&app_tenant(), "vendas").await.unwrap();
+            let q = hub.queue_snapshot(&tenant, "vendas").await.unwrap();
             q.agents.iter().any(|(a, online, _, _)| a.as_str() == "ana" && *online)
         }
     };
@@ -278,8 +285,4 @@ async fn availability_is_shared_with_colleagues_and_dropped_with_the_last_connec
     let (gone, _) = bruno.until("ana offline", |f| f["type"] == "presence").await;
     assert_eq!(gone["available"], false);
     assert!(!online(&app).await, "no console, no new conversations");
-}
-
-fn app_tenant() -> switchboard_actors::domain::TenantId {
-    switchboard_actors::domain::TenantId::new("demo")
 }

@@ -7,7 +7,7 @@ use crate::helpers::*;
 use crate::ws_client::{Ws, open, refused_status};
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchboard_actors::domain::{ChannelKind, ChannelRef, ConversationId};
+use switchboard_actors::domain::{ChannelKind, ChannelRef, ConversationId, TenantId};
 use switchboard_actors::state::Status;
 
 const VISITOR: &str = "3f6c2a1e-9b7d-4e25-a0c1-5d8e7f901234";
@@ -15,8 +15,6 @@ const VISITOR: &str = "3f6c2a1e-9b7d-4e25-a0c1-5d8e7f901234";
 fn conversation(visitor: &str) -> ConversationId {
     ConversationId::for_contact(&TenantId::new("demo"), &ChannelRef::new(ChannelKind::WebChat, "site"), visitor)
 }
-
-use switchboard_actors::domain::TenantId;
 
 async fn widget(app: &TestApp, visitor: &str) -> (Ws, Value) {
     let mut ws = open(&app.url, &format!("/ws/widget?tenant=demo&visitor={visitor}&name=Maria%20Souza")).await.unwrap();
@@ -130,6 +128,15 @@ async fn a_resent_message_counts_once_and_every_tab_of_the_customer_gets_the_ans
     tab1.send(json!({ "type": "message", "client_id": "msg-empty-01", "text": "   " })).await;
     assert_eq!(tab1.until("an error", is_error).await.0["code"], "bad_request");
     say(&mut tab1, "msg-after-bad", "Ainda estou aqui").await;
+
+    // A message over the widget's 16 KiB limit ends the connection and is not taken.
+    let settled = eventually(Duration::from_secs(5), || async {
+        app.state_of(&id).await.filter(|s| s.history.iter().any(|e| &*e.text == "Ainda estou aqui"))
+    });
+    let before = settled.await.expect("the last message was handled").seq;
+    tab1.send(json!({ "type": "message", "client_id": "msg-too-big", "text": "x".repeat(20 * 1024) })).await;
+    assert!(tab1.ends().await, "the server closes the connection");
+    assert_eq!(app.state_of(&id).await.unwrap().seq, before);
 }
 
 #[actix_web::test]

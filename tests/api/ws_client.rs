@@ -82,6 +82,19 @@ impl Ws {
         self.until("pong", |f| f["type"] == "pong" && f["ref"] == marker.as_str()).await.1
     }
 
+    /// Whether the server ends the connection within [`FRAME_WAIT`] (frames before that are
+    /// skipped).
+    pub async fn ends(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + FRAME_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.0.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.0.close(None).await;
     }
