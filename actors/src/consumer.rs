@@ -7,7 +7,10 @@ use crate::conversation::{CommandError, Outcome};
 use crate::domain::TenantId;
 use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement};
 use crate::query::{ConversationQuery, MAX_PAGE};
-use crate::registry::{ConversationRegistry, Deliver, PassivateAll, REGISTRY_MAILBOX};
+use crate::event::{Envelope, Input};
+use crate::outbox::{BusyIn, Outbox};
+use crate::ports::Clock;
+use crate::registry::{ConversationRegistry, Deliver, DrainAll, REGISTRY_MAILBOX};
 use crate::state::Status;
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -17,20 +20,32 @@ use tokio::sync::watch;
 
 use crate::hub::Replies;
 
+/// How long a partition handover may wait for model turns in flight to finish.
+const DRAIN_TURNS: Duration = Duration::from_secs(5);
+
+/// How long a handover waits, in all, for those turns and for the outboxes to report the
+/// partition's sends (the placement keeps the lease alive for 10 s at most).
+const HANDOVER_DEADLINE: Duration = Duration::from_secs(8);
+
 /// What one partition's consumer works with.
 pub(crate) struct PartitionRunner {
     pub partition: u32,
     pub bus: Arc<dyn Bus>,
+    pub store: Arc<dyn ConversationStore>,
+    pub clock: Arc<dyn Clock>,
     pub registry: Addr<ConversationRegistry>,
+    pub outboxes: Arc<[Addr<Outbox>]>,
     pub replies: Arc<Replies>,
     pub batch: usize,
     pub placement: Arc<dyn Placement>,
 }
 
 impl PartitionRunner {
-    /// Runs the partition whenever this node owns it, until shutdown. When ownership goes (a
-    /// node joined, or the lease was lost), the batch in hand is finished and acknowledged, the
-    /// partition's conversations are passivated, and the placement is told it may let go.
+    /// Runs the partition whenever this node owns it, until shutdown. On taking it, the
+    /// conversations a previous owner left owing work are woken. When ownership goes (a node
+    /// joined, the hub stops, or the lease was lost), the batch in hand is finished and
+    /// acknowledged, model turns in flight finish, the partition's sends are reported, and the
+    /// placement is told it may let go.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let p = self.partition;
         let mut owned = self.placement.owned();
@@ -40,20 +55,59 @@ impl PartitionRunner {
                 // A bool, not the watch's guard: nothing that borrows the value lives across awaits.
                 got = async { owned.wait_for(|o| o.owns(p)).await.is_ok() } => if !got { return },
             }
-            if let Err(e) = self.bus.adopt(p).await {
-                tracing::warn!(partition = p, error = %e, "could not take over the partition's pending events");
+            if let Err(e) = self.take_over().await {
+                tracing::warn!(partition = p, error = %e, "could not take the partition over");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
             tracing::debug!(partition = p, "running partition");
             let stop = self.consume(&mut owned, &mut shutdown).await;
-            let passivated = self.registry.send(PassivateAll).await.unwrap_or(0);
-            tracing::debug!(partition = p, passivated, "partition handed over");
+            self.hand_over().await;
             self.placement.released(p);
             if stop {
                 return;
             }
         }
+    }
+
+    /// Claims what earlier owners were given and did not acknowledge, then queues a `Resume`
+    /// behind it for every conversation left owing work: it comes after any result the previous
+    /// owner put on the bus before letting go.
+    async fn take_over(&self) -> Result<(), String> {
+        let p = self.partition;
+        self.bus.adopt(p).await.map_err(|e| e.to_string())?;
+        let owed = self.store.owed(p).await.map_err(|e| e.to_string())?;
+        if !owed.is_empty() {
+            tracing::info!(partition = p, conversations = owed.len(), "waking conversations that owe work");
+        }
+        for (tenant, id) in owed {
+            let env = Envelope::new(tenant, id, String::new(), self.clock.now_ms(), Input::Resume);
+            self.bus.publish(p, env, true).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Lets model turns in flight finish, then waits for the outboxes to report the partition's
+    /// sends, so the next owner neither redoes a turn nor sends a reply twice. Past the deadline
+    /// it lets go anyway: the next owner redoes what is owed.
+    async fn hand_over(&self) {
+        let p = self.partition;
+        let until = tokio::time::Instant::now() + HANDOVER_DEADLINE;
+        let drained = self.registry.send(DrainAll { deadline: DRAIN_TURNS }).await.unwrap_or(0);
+        let partitions = self.bus.partitions();
+        loop {
+            let busy = join_all(self.outboxes.iter().map(|o| o.send(BusyIn { partition: p, partitions }))).await;
+            let busy: usize = busy.into_iter().map(|b| b.unwrap_or(0)).sum();
+            if busy == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= until {
+                tracing::warn!(partition = p, conversations = busy, "sends still unreported at the handover deadline");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::debug!(partition = p, drained, "partition handed over");
     }
 
     /// Consumes while owned; `true` when the hub shuts down, `false` when ownership went.

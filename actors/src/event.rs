@@ -155,6 +155,10 @@ pub enum Input {
         /// Provider id, or why it failed.
         outcome: SendOutcome,
     },
+    /// The partition's new owner wakes a conversation that owed work (a model turn, a send)
+    /// when its previous owner stopped: it resumes what is still undone.
+    #[serde(rename = "conversation.resume")]
+    Resume,
 }
 
 impl Input {
@@ -172,6 +176,7 @@ impl Input {
             Self::Reopen { .. } => "command.reopen",
             Self::HandToAi => "command.handoff_to_ai",
             Self::OutboundResult { .. } => "outbound.result",
+            Self::Resume => "conversation.resume",
         }
     }
 }

@@ -212,6 +212,7 @@ impl Hub {
             .collect();
         let runtimes = Arc::new(runtimes);
         let replies: Arc<Replies> = Arc::default();
+        let outbox_addrs: Arc<[Addr<Outbox>]> = all_outboxes.clone().into();
         let (shutdown, _) = watch::channel(false);
         let registries = (0..backend.bus.partitions())
             .map(|p| {
@@ -222,7 +223,10 @@ impl Hub {
                 let runner = PartitionRunner {
                     partition: p,
                     bus: backend.bus.clone(),
+                    store: backend.store.clone(),
+                    clock: backend.clock.clone(),
                     registry: registry.clone(),
+                    outboxes: outbox_addrs.clone(),
                     replies: replies.clone(),
                     batch: settings.batch,
                     placement: backend.placement.clone(),

@@ -8,6 +8,7 @@ use crate::breaker::CircuitBreaker;
 use crate::domain::ConversationId;
 use crate::event::{Envelope, Input, SendOutcome};
 use crate::metrics::HubMetrics;
+use crate::partition::partition_of;
 use crate::ports::{Clock, Outbound, OutboundMessage, SendError};
 use crate::sink::InputSink;
 use actix::prelude::*;
@@ -61,14 +62,20 @@ fn quota(per_second: u32) -> Quota {
     Quota::per_second(NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN))
 }
 
+/// One conversation's sends: one at a time, in order.
+struct Lane {
+    in_flight: u64,
+    waiting: VecDeque<SendOutbound>,
+}
+
 /// The outbox of one channel.
 pub struct Outbox {
     outbound: Arc<dyn Outbound>,
     policy: OutboxPolicy,
     limits: Arc<Limits>,
     breaker: Arc<Mutex<CircuitBreaker>>,
-    /// Per conversation: messages waiting behind the one in flight.
-    lanes: HashMap<ConversationId, VecDeque<SendOutbound>>,
+    /// Per conversation: the message in flight and those waiting behind it.
+    lanes: HashMap<ConversationId, Lane>,
     sink: Arc<dyn InputSink>,
     clock: Arc<dyn Clock>,
     metrics: Arc<HubMetrics>,
@@ -109,7 +116,7 @@ impl Outbox {
         let metrics = self.metrics.clone();
         let message = msg.message.clone();
         let attempt = async move { deliver(&*outbound, &message, &limits, &breaker, &policy, &metrics).await };
-        ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
+        ctx.spawn(attempt.into_actor(self).then(move |outcome, act, _| {
             match &outcome {
                 SendOutcome::Sent { provider_message_id } => {
                     HubMetrics::inc(&act.metrics.outbound_sent);
@@ -127,14 +134,21 @@ impl Outbox {
                 act.clock.now_ms(),
                 Input::OutboundResult { local_id: msg.local_id, outcome },
             );
-            act.sink.submit(env);
-            let next = act.lanes.get_mut(&msg.conversation).and_then(VecDeque::pop_front);
-            match next {
-                Some(next) => act.start_send(next, ctx),
-                None => {
-                    act.lanes.remove(&msg.conversation);
+            // The lane stays busy until the result is durable (see `BusyIn`).
+            act.sink.submit_durable(env).into_actor(act).map(move |(), act, ctx| {
+                let next = act.lanes.get_mut(&msg.conversation).and_then(|lane| lane.waiting.pop_front());
+                match next {
+                    Some(next) => {
+                        if let Some(lane) = act.lanes.get_mut(&next.conversation) {
+                            lane.in_flight = next.local_id;
+                        }
+                        act.start_send(next, ctx);
+                    }
+                    None => {
+                        act.lanes.remove(&msg.conversation);
+                    }
                 }
-            }
+            })
         }));
     }
 }
@@ -227,19 +241,39 @@ impl Handler<Busy> for Outbox {
     }
 }
 
+/// How many conversations of one partition have a send queued, in flight, or whose result is
+/// not yet on the bus: a partition is handed over only once this is zero, so the next owner
+/// finds every result it needs and sends nothing twice.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct BusyIn {
+    /// The partition.
+    pub partition: u32,
+    /// How many partitions there are.
+    pub partitions: u32,
+}
+
+impl Handler<BusyIn> for Outbox {
+    type Result = usize;
+
+    fn handle(&mut self, msg: BusyIn, _: &mut Context<Self>) -> usize {
+        self.lanes.keys().filter(|c| partition_of(c.as_str(), msg.partitions) == msg.partition).count()
+    }
+}
+
 impl Handler<SendOutbound> for Outbox {
     type Result = ();
 
     fn handle(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {
         if let Some(lane) = self.lanes.get_mut(&msg.conversation) {
-            // A conversation sending again what is still waiting here (it was rehydrated and
-            // gave up hearing back): the one in the lane will report.
-            if !lane.iter().any(|queued| queued.local_id == msg.local_id) {
-                lane.push_back(msg);
+            // A conversation sending again what is still here (it was rehydrated and gave up
+            // hearing back): the one in the lane will report.
+            if lane.in_flight != msg.local_id && !lane.waiting.iter().any(|queued| queued.local_id == msg.local_id) {
+                lane.waiting.push_back(msg);
             }
             return;
         }
-        self.lanes.insert(msg.conversation.clone(), VecDeque::new());
+        self.lanes.insert(msg.conversation.clone(), Lane { in_flight: msg.local_id, waiting: VecDeque::new() });
         self.start_send(msg, ctx);
     }
 }

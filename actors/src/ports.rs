@@ -160,6 +160,13 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;
     /// One page of a tenant's conversations that match `query` (see [`ConversationQuery::matches`]).
     async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError>;
+    /// The conversations of `partition` whose last snapshot owed work
+    /// ([`ConversationState::owes_work`]): a partition's new owner wakes them, since the node
+    /// that was doing that work may have died with it. A store that does not outlive its
+    /// process (memory) has no previous owner to cover for and keeps this default.
+    async fn owed(&self, _partition: u32) -> Result<Vec<(TenantId, ConversationId)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A message for a provider's send API.

@@ -2,7 +2,7 @@
 //! from the store), routes inputs to them, and stops idle ones only when nothing is in flight.
 
 use crate::conversation::{
-    CheckIdle, CommandError, ConversationActor, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
+    CheckIdle, CommandError, ConversationActor, Drain, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
 };
 use crate::domain::{ConversationId, TenantId};
 use crate::event::{Envelope, Input};
@@ -131,21 +131,32 @@ impl Handler<InspectConversation> for ConversationRegistry {
     }
 }
 
-/// Stops every live conversation of the partition (the node hands the partition over); their
-/// state is in the store, and the next owner rehydrates them. Returns how many were stopped.
+/// The partition is handed over: every live conversation finishes its model turn in flight (its
+/// reply persisted while the lease is still ours) and stops; those not done within `deadline`
+/// are stopped anyway (the next owner redoes their turn: they are in the store's owed set).
+/// Returns how many were live.
 #[derive(Message, Debug)]
 #[rtype(result = "usize")]
-pub struct PassivateAll;
+pub struct DrainAll {
+    /// How long to wait for model turns.
+    pub deadline: Duration,
+}
 
-impl Handler<PassivateAll> for ConversationRegistry {
-    type Result = usize;
+impl Handler<DrainAll> for ConversationRegistry {
+    type Result = ResponseFuture<usize>;
 
-    fn handle(&mut self, _: PassivateAll, _: &mut Context<Self>) -> usize {
-        let n = self.live.len();
-        for (_, live) in self.live.drain() {
-            live.addr.do_send(Passivate);
-        }
-        n
+    fn handle(&mut self, msg: DrainAll, _: &mut Context<Self>) -> Self::Result {
+        let addrs: Vec<Addr<ConversationActor>> = self.live.drain().map(|(_, live)| live.addr).collect();
+        Box::pin(async move {
+            let drains = futures_util::future::join_all(addrs.iter().map(|a| a.send(Drain)));
+            if tokio::time::timeout(msg.deadline, drains).await.is_err() {
+                tracing::warn!("model turns still running at the handover deadline; the next owner redoes them");
+                for addr in &addrs {
+                    addr.do_send(Passivate);
+                }
+            }
+            addrs.len()
+        })
     }
 }
 

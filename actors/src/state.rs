@@ -179,6 +179,18 @@ impl ConversationState {
         self.history.iter().filter(move |e| e.author == Author::Customer && e.seq > after)
     }
 
+    /// Outbound messages recorded as queued that no outbox has reported on (sent or failed).
+    pub fn unsent(&self) -> impl Iterator<Item = u64> + '_ {
+        self.outbound.iter().filter(|r| r.provider_message_id.is_none() && r.state.is_none()).map(|r| r.local_id)
+    }
+
+    /// Whether the conversation has work in flight that nothing would restart if its node
+    /// stopped now: a customer message the AI has not answered, or a message not yet sent. The
+    /// store keeps such conversations in a per-partition set that the next owner wakes.
+    pub fn owes_work(&self) -> bool {
+        (self.status == Status::Bot && self.unanswered().next().is_some()) || self.unsent().next().is_some()
+    }
+
     /// Applies one journal event. `occurred_at` is the event time (ms), `window` the history bound.
     pub fn apply(&mut self, event: &Event, occurred_at: u64, window: usize) {
         self.seq += 1;

@@ -12,9 +12,9 @@ use switchboard_actors::agents::queue::Enqueued;
 use switchboard_actors::conversation::{CommandError, Outcome};
 use switchboard_actors::dispatcher::{DispatchError, Handoff, RequestHandoff};
 use switchboard_actors::domain::{AgentId, Author};
-use switchboard_actors::event::Input;
+use switchboard_actors::event::{Input, SendOutcome};
 use switchboard_actors::ports::LlmAction;
-use switchboard_actors::registry::LiveCount;
+use switchboard_actors::registry::{DrainAll, LiveCount};
 use switchboard_actors::state::Status;
 use switchboard_actors::tenant::{Route, TenantPolicy};
 
@@ -107,6 +107,9 @@ async fn idle_actor_passivates_and_rehydrates_from_the_store() {
     rig.customer("m1", "oi").await.unwrap();
     settle(Duration::from_millis(50)).await;
     assert_eq!(rig.registry.send(LiveCount).await.unwrap(), 1);
+    settle(Duration::from_secs(20)).await;
+    assert_eq!(rig.registry.send(LiveCount).await.unwrap(), 1, "a reply the outbox has not reported on keeps it live");
+    rig.report_sent().await;
     settle(Duration::from_secs(20)).await;
     assert_eq!(rig.registry.send(LiveCount).await.unwrap(), 0);
     assert_eq!(rig.metrics.passivations.load(Ordering::Relaxed), 1);
@@ -296,4 +299,81 @@ async fn notes_stay_internal_and_a_closed_conversation_reopens_with_a_new_ticket
     assert_eq!(rig.deliver(Input::Send { author: by, body: "voltamos".into() }).await, Ok(Outcome::Applied));
     settle(Duration::from_millis(50)).await;
     assert_eq!(rig.sent_texts().last().map(String::as_str), Some("voltamos"));
+}
+
+/// Stops the conversation as a handover does, giving model turns `deadline` to finish.
+async fn hand_over(rig: &Rig, deadline: Duration) {
+    let drained = rig.registry.send(DrainAll { deadline }).await.unwrap();
+    assert_eq!(drained, 1);
+    settle(Duration::from_millis(10)).await;
+    assert_eq!(rig.registry.send(LiveCount).await.unwrap(), 0);
+}
+
+#[actix::test]
+async fn a_handover_lets_the_model_turn_in_flight_finish_and_persist_its_reply() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_secs(2));
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(100)).await;
+    assert!(rig.sent_texts().is_empty(), "the model is still thinking");
+    hand_over(&rig, Duration::from_secs(5)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: oi"], "the turn finished before the stop");
+    assert_eq!(rig.state().unanswered().count(), 0);
+}
+
+#[actix::test]
+async fn a_turn_cut_by_the_handover_deadline_leaves_the_conversation_owing_it() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::from_secs(3));
+    rig.customer("m1", "oi").await.unwrap();
+    hand_over(&rig, Duration::from_secs(1)).await;
+    settle(Duration::from_secs(5)).await;
+    assert!(rig.sent_texts().is_empty(), "a stopped conversation sends nothing");
+    assert!(rig.state().owes_work(), "the store marks it for the next owner");
+    // The next owner wakes it: the model runs again and answers.
+    rig.deliver(Input::Resume).await.unwrap();
+    settle(Duration::from_secs(4)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: oi"]);
+}
+
+#[actix::test]
+async fn inherited_unsent_replies_go_out_again_on_resume_before_newer_ones() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    // The node stops before the outbox reports "echo: oi"; the reply stays owed.
+    hand_over(&rig, Duration::from_secs(5)).await;
+    assert!(rig.state().owes_work());
+    rig.sent.lock().unwrap().clear();
+    // Rehydrated elsewhere: the customer's next message is answered, but held back...
+    rig.customer("m2", "de novo").await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    assert!(rig.sent_texts().is_empty(), "nothing overtakes the inherited reply");
+    // ...until the wake-up: the old reply first, then the new one.
+    rig.deliver(Input::Resume).await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: oi", "echo: de novo"]);
+}
+
+#[actix::test]
+async fn an_inherited_reply_whose_result_arrives_is_not_sent_again() {
+    tokio::time::pause();
+    let rig = rig(ai_policy(), Duration::ZERO);
+    rig.customer("m1", "oi").await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    hand_over(&rig, Duration::from_secs(5)).await;
+    let first = rig.sent.lock().unwrap().drain(..).map(|m| m.local_id).collect::<Vec<_>>();
+    rig.customer("m2", "de novo").await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    // The previous owner's outbox reports the send (its result was on the bus before the wake-up).
+    for local_id in first {
+        let outcome = SendOutcome::Sent { provider_message_id: format!("wamid.{local_id}") };
+        rig.deliver(Input::OutboundResult { local_id, outcome }).await.unwrap();
+    }
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: de novo"], "held sends go out, the reported one is not repeated");
+    rig.deliver(Input::Resume).await.unwrap();
+    settle(Duration::from_millis(50)).await;
+    assert_eq!(rig.sent_texts(), vec!["echo: de novo"]);
 }

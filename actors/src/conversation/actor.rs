@@ -1,6 +1,6 @@
 //! The actor shell: lifecycle (rehydrate, passivate), the journal/flush cycle and effects.
 
-use super::{CheckIdle, CommandError, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
+use super::{CheckIdle, CommandError, Drain, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
 use crate::dispatcher::LeaveQueue;
 use crate::domain::{Author, ConversationId, OutboundContent, TenantId};
 use crate::event::{Envelope, Event, Input, SendOutcome};
@@ -16,9 +16,9 @@ use tokio::time::Instant;
 /// Bounded mailbox: past this the registry's sends wait (backpressure towards the bus).
 const MAILBOX: usize = 64;
 
-/// How long a rehydrated conversation waits before sending again what it had queued and never
-/// heard back about: long enough for a send still in an outbox (this node's, or a previous
-/// owner's that handed over gracefully) to report, so only what a crash lost is sent again.
+/// A rehydrated conversation that inherited unsent messages holds its new sends (to keep the
+/// customer's order) until the partition's owner wakes it with `Resume`, or their results come
+/// in. Should neither happen, it resends them after this long anyway.
 const RESEND_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Journal events read back to find the content of messages to send again.
@@ -48,6 +48,22 @@ pub struct ConversationActor {
     pub(super) trace_id: String,
     /// Telegram callback query of the customer's last menu tap, answered with our next send.
     pub(super) pending_callback: Option<String>,
+    /// Sends held back behind messages inherited unsent from a previous life (see `Held`).
+    held: Option<Box<Held>>,
+    /// Callers of `Drain` waiting for the model turn to end; dropped when the actor stops.
+    drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A conversation rehydrated with messages journaled but never reported on (its previous node
+/// stopped or died meanwhile) may have to send them again; what it sends meanwhile waits here, so
+/// the customer still gets everything in order.
+struct Held {
+    /// Local ids of the inherited unsent messages.
+    inherited: Vec<u64>,
+    /// New sends, in order.
+    sends: Vec<SendOutbound>,
+    /// The journal is being read to send the inherited ones again.
+    resuming: bool,
 }
 
 impl ConversationActor {
@@ -66,6 +82,8 @@ impl ConversationActor {
             processed: 0,
             trace_id: String::new(),
             pending_callback: None,
+            held: None,
+            drain_waiters: Vec::new(),
         }
     }
 
@@ -155,6 +173,11 @@ impl ConversationActor {
     fn run_effects(&mut self) {
         for effect in std::mem::take(&mut self.effects) {
             match effect {
+                Effect::Send(msg) if self.held.is_some() => {
+                    if let Some(held) = &mut self.held {
+                        held.sends.push(msg);
+                    }
+                }
                 Effect::Send(msg) => {
                     if let Some(outbox) = self.rt.outboxes.get(&msg.message.to.channel) {
                         tracing::debug!(conversation = %msg.conversation, trace_id = %msg.trace_id, "outbound.message.queued");
@@ -170,32 +193,61 @@ impl ConversationActor {
         }
     }
 
-    /// Messages recorded as queued that no outbox has reported on (sent or failed).
-    fn unsent(&self) -> impl Iterator<Item = u64> + '_ {
-        self.state.outbound.iter().filter(|r| r.provider_message_id.is_none() && r.state.is_none()).map(|r| r.local_id)
+    /// Whether inherited messages still lack a result.
+    fn inherited_unsent(&self) -> Vec<u64> {
+        let Some(held) = &self.held else { return Vec::new() };
+        self.state.unsent().filter(|id| held.inherited.contains(id)).collect()
     }
 
-    /// Sends again what is still unsent after the grace: a node that died between journaling a
-    /// message and sending it. The content comes from the journal (the snapshot keeps only ids).
-    /// A crash right after the provider accepted it and before the result was journaled makes
-    /// this a second send; losing the message would be worse.
-    fn resend_unsent(&mut self, ctx: &mut Context<Self>) {
-        let ids: Vec<u64> = self.unsent().collect();
-        let Some(to) = self.state.reply_to.clone() else { return };
-        if ids.is_empty() {
-            return;
+    /// A result came in: once every inherited message has one, nothing needs sending again and
+    /// the held sends go out.
+    pub(super) fn on_result_recorded(&mut self) {
+        if self.held.as_ref().is_some_and(|h| !h.resuming) && self.inherited_unsent().is_empty() {
+            self.release_held(Vec::new());
         }
+    }
+
+    fn release_held(&mut self, mut sends: Vec<SendOutbound>) {
+        if let Some(held) = self.held.take() {
+            sends.extend(held.sends);
+        }
+        self.effects.extend(sends.into_iter().map(Effect::Send));
+        self.run_effects();
+    }
+
+    /// Sends again the inherited messages still without a result, then what was held behind
+    /// them: the node that queued them is gone (a crash) or handed over with their results on
+    /// the bus before this wake-up, so what is still unsent here never went out, except for a
+    /// send the provider accepted just before a crash, which cannot be known (the Graph and Bot
+    /// APIs have no idempotency key): sending twice beats losing a reply. The content comes
+    /// from the journal (the snapshot keeps only ids).
+    pub(super) fn resume_sends(&mut self, ctx: &mut Context<Self>) {
+        let ids = self.inherited_unsent();
+        let Some(held) = self.held.as_mut().filter(|h| !h.resuming) else { return };
+        let Some(to) = self.state.reply_to.clone().filter(|_| !ids.is_empty()) else {
+            self.release_held(Vec::new());
+            return;
+        };
+        held.resuming = true;
         let store = self.rt.store.clone();
         let (id, from) = (self.state.id.clone(), self.state.seq.saturating_sub(RESEND_LOOKBACK) + 1);
-        ctx.spawn(async move { store.journal(&id, from).await }.into_actor(self).map(move |journal, act, _| {
-            let Ok(journal) = journal else { return };
-            let still: Vec<u64> = act.unsent().filter(|i| ids.contains(i)).collect();
+        ctx.spawn(async move { store.journal(&id, from).await }.into_actor(self).map(move |journal, act, ctx| {
+            let Ok(journal) = journal else {
+                // Try again later rather than send the held messages before these.
+                if let Some(held) = &mut act.held {
+                    held.resuming = false;
+                }
+                ctx.run_later(RESEND_GRACE, |act, ctx| act.resume_sends(ctx));
+                return;
+            };
+            let still = act.inherited_unsent();
+            let mut resends = Vec::new();
             for event in journal {
                 let Event::OutboundQueued { local_id, content, .. } = event.body else { continue };
                 if !still.contains(&local_id) {
                     continue;
                 }
-                tracing::warn!(conversation = %act.state.id, local_id, "sending again a message a previous owner never sent");
+                tracing::warn!(conversation = %act.state.id, local_id, "sending again a message a previous owner never reported on");
                 let message = OutboundMessage {
                     tenant: act.state.tenant.clone(),
                     to: to.clone(),
@@ -203,20 +255,32 @@ impl ConversationActor {
                     key: format!("{}/{}", act.state.id, local_id),
                     callback_query_id: None,
                 };
-                act.effects.push(Effect::Send(SendOutbound {
+                resends.push(SendOutbound {
                     conversation: act.state.id.clone(),
                     local_id,
                     trace_id: event.trace_id,
                     message,
-                }));
+                });
             }
-            act.run_effects();
+            act.release_held(resends);
         }));
     }
 
+    /// Work in flight that a handover should let finish: a model turn, or one about to start.
+    fn thinking(&self) -> bool {
+        self.ai_turn.is_some() || self.debounce_armed
+    }
+
+    /// Called when a model turn or a debounce ends: a draining actor stops once nothing is left.
+    pub(super) fn after_turn(&mut self, ctx: &mut Context<Self>) {
+        if !self.drain_waiters.is_empty() && !self.thinking() {
+            ctx.stop();
+        }
+    }
+
     fn check_idle(&mut self) {
-        // A model turn or an armed debounce is work in flight: not idle.
-        let busy = self.ai_turn.is_some() || self.debounce_armed;
+        // A model turn, an armed debounce or a send without its result is work in flight.
+        let busy = self.thinking() || self.held.is_some() || self.state.unsent().next().is_some();
         if !busy && self.last_activity.elapsed() >= self.rt.policy.idle_timeout {
             self.registry.do_send(IdleReport { id: self.state.id.clone(), processed: self.processed });
         }
@@ -238,8 +302,10 @@ impl Actor for ConversationActor {
                 act.state = state;
                 // Messages journaled (and acknowledged) before a stop may still await the AI.
                 act.maybe_start_ai_turn(ctx);
-                if act.unsent().next().is_some() {
-                    ctx.run_later(RESEND_GRACE, |act, ctx| act.resend_unsent(ctx));
+                let inherited: Vec<u64> = act.state.unsent().collect();
+                if !inherited.is_empty() {
+                    act.held = Some(Box::new(Held { inherited, sends: Vec::new(), resuming: false }));
+                    ctx.run_later(RESEND_GRACE, |act, ctx| act.resume_sends(ctx));
                 }
             }
             Ok(None) => {}
@@ -258,7 +324,7 @@ impl Actor for ConversationActor {
 impl Handler<Process> for ConversationActor {
     type Result = AtomicResponse<Self, ProcessResult>;
 
-    fn handle(&mut self, msg: Process, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
         self.processed += 1;
         self.last_activity = Instant::now();
         HubMetrics::inc(&self.rt.metrics.events_consumed);
@@ -283,6 +349,12 @@ impl Handler<Process> for ConversationActor {
                     }
                     SendOutcome::Failed { reason } => self.record(Event::OutboundFailed { local_id, reason }),
                 }
+                self.on_result_recorded();
+                Box::pin(fut::ready(Ok(super::Outcome::Applied)))
+            }
+            Input::Resume => {
+                self.resume_sends(ctx);
+                self.maybe_start_ai_turn(ctx);
                 Box::pin(fut::ready(Ok(super::Outcome::Applied)))
             }
         };
@@ -310,6 +382,25 @@ impl Handler<Passivate> for ConversationActor {
         HubMetrics::inc(&self.rt.metrics.passivations);
         tracing::debug!(conversation = %self.state.id, "passivated");
         ctx.stop();
+    }
+}
+
+impl Handler<Drain> for ConversationActor {
+    type Result = ResponseFuture<()>;
+
+    /// The partition is being handed over: let a model turn in flight finish and persist its
+    /// reply (the lease is still ours), then stop. The caller bounds the wait.
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        HubMetrics::inc(&self.rt.metrics.passivations);
+        if !self.thinking() {
+            ctx.stop();
+            return Box::pin(std::future::ready(()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drain_waiters.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

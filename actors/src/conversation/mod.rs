@@ -98,6 +98,12 @@ pub struct Process(pub Envelope<Input>);
 #[rtype(result = "()")]
 pub struct Passivate;
 
+/// The partition is handed over: finish the model turn in flight, then stop. Answers when the
+/// actor stops.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// The registry asks a quiet actor whether it is idle; it answers with an `IdleReport` if so.
 /// (One sweep per registry instead of a timer per actor keeps idle conversations small.)
 #[derive(Message, Debug)]

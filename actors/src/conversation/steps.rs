@@ -154,6 +154,7 @@ impl ConversationActor {
                 ctx.run_later(window, |act, ctx| {
                     act.debounce_armed = false;
                     act.start_ai_turn(ctx);
+                    act.after_turn(ctx);
                 });
             }
             Some(_) => {}
@@ -199,11 +200,12 @@ impl ConversationActor {
                 tracing::info!(conversation = %act.state.id, epoch, now = act.state.epoch, "stale ai reply dropped");
                 // A new ticket may have opened with the AI while this one was thinking.
                 act.maybe_start_ai_turn(ctx);
+                act.after_turn(ctx);
                 return;
             }
             act.trace_id = trace_id;
             let step = act.apply_ai(outcome, through);
-            ctx.wait(step.then(|_, act, _| act.flush()).map(|_, _, _| ()));
+            ctx.wait(step.then(|_, act, _| act.flush()).map(|_, act, ctx| act.after_turn(ctx)));
         }));
     }
 

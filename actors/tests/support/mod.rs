@@ -13,7 +13,7 @@ use switchboard_actors::agents::triage::TriageAgent;
 use switchboard_actors::conversation::{ProcessResult, TenantRuntime};
 use switchboard_actors::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use switchboard_actors::domain::*;
-use switchboard_actors::event::{Envelope, Event, Input};
+use switchboard_actors::event::{Envelope, Event, Input, SendOutcome};
 use switchboard_actors::metrics::HubMetrics;
 use switchboard_actors::outbox::SendOutbound;
 use switchboard_actors::ports::*;
@@ -187,6 +187,15 @@ impl Rig {
     pub async fn deliver(&self, input: Input) -> ProcessResult {
         let env = Envelope::new(self.policy.id.clone(), self.conversation(), "trace-1", self.clock.now_ms(), input);
         self.registry.send(Deliver(env)).await.unwrap()
+    }
+
+    /// The outbox reports every send so far as accepted by the provider.
+    pub async fn report_sent(&self) {
+        let ids: Vec<u64> = self.sent.lock().unwrap().iter().map(|m| m.local_id).collect();
+        for local_id in ids {
+            let outcome = SendOutcome::Sent { provider_message_id: format!("wamid.{local_id}") };
+            self.deliver(Input::OutboundResult { local_id, outcome }).await.unwrap();
+        }
     }
 
     pub async fn customer(&self, id: &str, text: &str) -> ProcessResult {

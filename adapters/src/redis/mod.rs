@@ -162,6 +162,11 @@ impl Keys {
         format!("{}{{{p}}}:lease", self.prefix)
     }
 
+    /// The conversations of partition `p` that owe work (`tenant` TAB `conversation` members).
+    pub fn owed(&self, p: u32) -> String {
+        format!("{}{{{p}}}:owed", self.prefix)
+    }
+
     /// The fencing epoch counter of partition `p` (bumped at every new lease).
     pub fn epoch(&self, p: u32) -> String {
         format!("{}{{{p}}}:epoch", self.prefix)

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use deadpool_redis::Pool;
 use std::fmt::Display;
 use std::sync::Arc;
-use switchboard_actors::domain::ConversationId;
+use switchboard_actors::domain::{ConversationId, TenantId};
 use switchboard_actors::event::{Envelope, Event};
 use switchboard_actors::partition::partition_of;
 use switchboard_actors::ports::{ConversationStore, StoreError};
@@ -41,18 +41,30 @@ pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 
 /// Appends a conversation's events and replaces its snapshot, in one step on the partition's
 /// slot, but only for the lease holder: a node that lost its lease (a long pause, a partition
-/// cut) must not write with its stale token. KEYS: journal, snapshot, lease. ARGV: the writer's
-/// token ("" when unfenced), the snapshot, then the events.
+/// cut) must not write with its stale token. The partition's set of conversations owing work
+/// changes in the same step, so it never disagrees with the snapshot. KEYS: journal, snapshot,
+/// lease, owed set. ARGV: the writer's token ("" when unfenced), the snapshot, "1" if it owes
+/// work, the owed-set member, then the events.
 const APPEND: &str = r"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return redis.error_reply('FENCED stale lease token')
 end
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
 redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[4], ARGV[4])
+else
+  redis.call('SREM', KEYS[4], ARGV[4])
+end
 return 1
 ";
+
+/// The owed-set member of a conversation.
+fn owed_member(state: &ConversationState) -> String {
+    format!("{}\t{}", state.tenant, state.id)
+}
 
 static APPEND_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(APPEND));
 
@@ -123,7 +135,8 @@ impl ConversationStore for RedisStore {
         };
         let mut step = APPEND_SCRIPT.prepare_invoke();
         step.key(self.keys.journal(p, id)).key(self.keys.snapshot(p, id)).key(self.keys.lease(p));
-        step.arg(token).arg(snapshot);
+        step.key(self.keys.owed(p));
+        step.arg(token).arg(snapshot).arg(if state.owes_work() { "1" } else { "0" }).arg(owed_member(state));
         for entry in entries {
             step.arg(entry);
         }
@@ -193,6 +206,19 @@ impl ConversationStore for RedisStore {
         }
         Ok(query.page(found))
     }
+
+    async fn owed(&self, partition: u32) -> Result<Vec<(TenantId, ConversationId)>, StoreError> {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.owed(partition))
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(|e| unavailable("read owed conversations", e))?;
+        Ok(members
+            .iter()
+            .filter_map(|m| m.split_once('\t'))
+            .map(|(tenant, id)| (TenantId::new(tenant), ConversationId::new(id)))
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -200,7 +226,8 @@ mod tests {
     use super::*;
     use deadpool_redis::{Config, Runtime};
     use std::time::Duration;
-    use switchboard_actors::domain::{AgentId, Author, TenantId};
+    use switchboard_actors::domain::{AgentId, Author};
+    use switchboard_actors::state::text;
     use switchboard_load_tests::redis_server::RedisServer;
 
     const PARTITIONS: u32 = 8;
@@ -262,6 +289,23 @@ mod tests {
             assert_eq!(times(reader.journal(&id, 3).await.unwrap()), [200, 200], "the tail from sequence 3");
             assert_eq!(times(reader.journal(&id, 5).await.unwrap()), Vec::<u64>::new(), "nothing after the last");
         }
+    }
+
+    #[tokio::test]
+    async fn the_owed_set_follows_unsent_replies_per_partition() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let mut state = conversation("demo", "demo:whatsapp.main:5511900000002");
+        let p = partition_of(state.id.as_str(), PARTITIONS);
+        let queued = Event::OutboundQueued { local_id: 1, author: Author::Bot, content: text("oi") };
+        step(&store, &mut state, 10, vec![queued]).await;
+        assert!(state.owes_work());
+        let owed = store.owed(p).await.unwrap();
+        assert_eq!(owed, vec![(TenantId::new("demo"), state.id.clone())], "a reply not yet sent is owed");
+        assert!(store.owed((p + 1) % PARTITIONS).await.unwrap().is_empty(), "only in its own partition");
+        let sent = Event::OutboundSent { local_id: 1, provider_message_id: "wamid.1".into() };
+        step(&store, &mut state, 20, vec![sent]).await;
+        assert!(store.owed(p).await.unwrap().is_empty(), "sent: nothing owed any more");
     }
 
     #[tokio::test]
