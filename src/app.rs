@@ -112,6 +112,8 @@ pub async fn start(
     .backlog(4096)
     .max_connection_rate(4096)
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    // main handles SIGTERM/SIGINT: actix-server's handler would stop the actix system at once.
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(Running { hub, state, server, warnings: wiring.warnings })

@@ -66,6 +66,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGTERM (orchestrators, `docker stop`) or SIGINT (Ctrl-C). The HTTP server's own signal
+/// handling is off: it would stop the whole actix system, and with it the partition consumers,
+/// before they could hand their partitions over.
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the hub");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
 async fn serve(settings: Settings, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     switchboard::telemetry::init_logging(&settings.server.log_format);
     let listener = TcpListener::bind(&settings.server.bind)?;
@@ -74,14 +92,28 @@ async fn serve(settings: Settings, env: BTreeMap<String, String>) -> anyhow::Res
         tracing::warn!("{warning}");
     }
     tracing::info!(bind = %settings.server.bind, tenants = settings.tenants.len(), "switchboard listening");
-    // actix-web stops accepting and drains on SIGTERM/SIGINT; then the consumers stop.
-    running.server.await?;
-    // Hand the partitions over (Redis): finish, passivate, delete the leases; let the outboxes
-    // send what they hold (their results reach the new owners through the bus); then stop.
     let deadline = Duration::from_secs(settings.server.shutdown_timeout_secs);
-    running.state.probe.leave(deadline).await;
-    if !running.hub.flush_outboxes(deadline).await {
-        tracing::warn!("some replies were still being sent at the shutdown deadline");
+    let handle = running.server.handle();
+    let mut server = running.server;
+    tokio::select! {
+        stopped = &mut server => stopped?,
+        signal = shutdown_signal() => {
+            // The HTTP server stops accepting and finishes its requests while, at the same time,
+            // the partitions are handed over (Redis: model turns finish, sends are reported,
+            // leases deleted) and the outboxes send what they hold. Webhooks accepted meanwhile
+            // are on the bus for the partitions' next owners.
+            tracing::info!(signal, deadline_secs = deadline.as_secs(), "stopping");
+            // The server future does the stopping: it must be polled while `stop` waits.
+            let http = async { tokio::join!(handle.stop(true), server).1 };
+            let hub = async {
+                running.state.probe.leave(deadline).await;
+                if !running.hub.flush_outboxes(deadline).await {
+                    tracing::warn!("some replies were still being sent at the shutdown deadline");
+                }
+            };
+            let (stopped, ()) = tokio::join!(http, hub);
+            stopped?;
+        }
     }
     running.hub.shutdown();
     tracing::info!("switchboard stopped");

@@ -5,11 +5,11 @@
 use crate::agents::queue::{QueueAgent, Restore};
 use crate::conversation::{CommandError, Outcome};
 use crate::domain::TenantId;
-use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement};
-use crate::query::{ConversationQuery, MAX_PAGE};
 use crate::event::{Envelope, Input};
 use crate::outbox::{BusyIn, Outbox};
 use crate::ports::Clock;
+use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement};
+use crate::query::{ConversationQuery, MAX_PAGE};
 use crate::registry::{ConversationRegistry, Deliver, DrainAll, REGISTRY_MAILBOX};
 use crate::state::Status;
 use actix::prelude::*;
@@ -26,6 +26,9 @@ const DRAIN_TURNS: Duration = Duration::from_secs(5);
 /// How long a handover waits, in all, for those turns and for the outboxes to report the
 /// partition's sends (the placement keeps the lease alive for 10 s at most).
 const HANDOVER_DEADLINE: Duration = Duration::from_secs(8);
+
+/// How long an input may take before its conversation is reported as stuck.
+const SLOW_INPUT: Duration = Duration::from_secs(10);
 
 /// What one partition's consumer works with.
 pub(crate) struct PartitionRunner {
@@ -55,13 +58,15 @@ impl PartitionRunner {
                 // A bool, not the watch's guard: nothing that borrows the value lives across awaits.
                 got = async { owned.wait_for(|o| o.owns(p)).await.is_ok() } => if !got { return },
             }
-            if let Err(e) = self.take_over().await {
+            let epoch = owned.borrow().0.get(&p).copied().unwrap_or_default();
+            if let Err(e) = self.take_over(epoch).await {
                 tracing::warn!(partition = p, error = %e, "could not take the partition over");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
             tracing::debug!(partition = p, "running partition");
-            let stop = self.consume(&mut owned, &mut shutdown).await;
+            let stop = self.consume(&mut owned, &mut shutdown, epoch).await;
+            tracing::debug!(partition = p, "partition stops here");
             self.hand_over().await;
             self.placement.released(p);
             if stop {
@@ -73,7 +78,7 @@ impl PartitionRunner {
     /// Claims what earlier owners were given and did not acknowledge, then queues a `Resume`
     /// behind it for every conversation left owing work: it comes after any result the previous
     /// owner put on the bus before letting go.
-    async fn take_over(&self) -> Result<(), String> {
+    async fn take_over(&self, epoch: u64) -> Result<(), String> {
         let p = self.partition;
         self.bus.adopt(p).await.map_err(|e| e.to_string())?;
         let owed = self.store.owed(p).await.map_err(|e| e.to_string())?;
@@ -81,7 +86,7 @@ impl PartitionRunner {
             tracing::info!(partition = p, conversations = owed.len(), "waking conversations that owe work");
         }
         for (tenant, id) in owed {
-            let env = Envelope::new(tenant, id, String::new(), self.clock.now_ms(), Input::Resume);
+            let env = Envelope::new(tenant, id, String::new(), self.clock.now_ms(), Input::Resume { epoch });
             self.bus.publish(p, env, true).await.map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -92,8 +97,13 @@ impl PartitionRunner {
     /// it lets go anyway: the next owner redoes what is owed.
     async fn hand_over(&self) {
         let p = self.partition;
-        let until = tokio::time::Instant::now() + HANDOVER_DEADLINE;
+        let started = tokio::time::Instant::now();
+        let until = started + HANDOVER_DEADLINE;
+        if let Err(e) = self.bus.quiesce(p).await {
+            tracing::warn!(partition = p, error = %e, "could not end this node's read of the partition");
+        }
         let drained = self.registry.send(DrainAll { deadline: DRAIN_TURNS }).await.unwrap_or(0);
+        let turns_ms = started.elapsed().as_millis() as u64;
         let partitions = self.bus.partitions();
         loop {
             let busy = join_all(self.outboxes.iter().map(|o| o.send(BusyIn { partition: p, partitions }))).await;
@@ -107,7 +117,8 @@ impl PartitionRunner {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tracing::debug!(partition = p, drained, "partition handed over");
+        let took_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(partition = p, conversations = drained, turns_ms, took_ms, "partition handed over");
     }
 
     /// Consumes while owned; `true` when the hub shuts down, `false` when ownership went.
@@ -115,6 +126,7 @@ impl PartitionRunner {
         &self,
         owned: &mut watch::Receiver<crate::ports::Ownership>,
         shutdown: &mut watch::Receiver<bool>,
+        epoch: u64,
     ) -> bool {
         let p = self.partition;
         let batch = self.batch.min(REGISTRY_MAILBOX / 2);
@@ -132,18 +144,39 @@ impl PartitionRunner {
                     }
                 },
             };
-            self.handle(deliveries).await;
+            self.handle(deliveries, epoch).await;
         }
     }
 
     /// Hands a batch to its conversations (in order: sends are queued in batch order) and
     /// acknowledges what they persisted.
-    async fn handle(&self, deliveries: Vec<Delivery>) {
+    async fn handle(&self, deliveries: Vec<Delivery>, epoch: u64) {
         let (partition, bus, registry, replies) = (self.partition, &self.bus, &self.registry, &self.replies);
         let mut ids = Vec::with_capacity(deliveries.len());
         let mut pending = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            pending.push((d.id, d.envelope.event_id, registry.send(Deliver(d.envelope))));
+            if let Input::Resume { epoch: queued_by } = d.envelope.body
+                && queued_by != epoch
+            {
+                tracing::debug!(partition, conversation = %d.envelope.conversation_id, queued_by, epoch, "wake-up of an earlier owner dropped");
+                ids.push(d.id);
+                continue;
+            }
+            let (kind, conversation, event_id) =
+                (d.envelope.body.type_name(), d.envelope.conversation_id.clone(), d.envelope.event_id);
+            let request = registry.send(Deliver(d.envelope));
+            // A conversation that does not answer holds its whole partition: say so.
+            let watched = async move {
+                tokio::pin!(request);
+                match tokio::time::timeout(SLOW_INPUT, &mut request).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!(partition, %conversation, kind, "input still not handled after {SLOW_INPUT:?}");
+                        request.await
+                    }
+                }
+            };
+            pending.push((d.id, event_id, watched));
         }
         let mut requests = Vec::with_capacity(pending.len());
         let mut keys = Vec::with_capacity(pending.len());

@@ -158,7 +158,12 @@ pub enum Input {
     /// The partition's new owner wakes a conversation that owed work (a model turn, a send)
     /// when its previous owner stopped: it resumes what is still undone.
     #[serde(rename = "conversation.resume")]
-    Resume,
+    Resume {
+        /// Ownership epoch of the partition's owner that queued it. A wake-up queued by an owner
+        /// that let go before reading it is dropped: results its sends put on the bus come after
+        /// it, and acting on it would send those messages twice.
+        epoch: u64,
+    },
 }
 
 impl Input {
@@ -176,7 +181,7 @@ impl Input {
             Self::Reopen { .. } => "command.reopen",
             Self::HandToAi => "command.handoff_to_ai",
             Self::OutboundResult { .. } => "outbound.result",
-            Self::Resume => "conversation.resume",
+            Self::Resume { .. } => "conversation.resume",
         }
     }
 }

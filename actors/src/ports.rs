@@ -58,6 +58,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn adopt(&self, _partition: u32) -> Result<(), BusError> {
         Ok(())
     }
+    /// This node stops reading the partition (it hands it over): once this returns, nothing more
+    /// is delivered to this node, so the next owner gets everything not handled here. In-memory:
+    /// nothing to do.
+    async fn quiesce(&self, _partition: u32) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 /// The partitions a node runs, each with its fencing epoch: the lease's number, bumped at every

@@ -2,7 +2,8 @@
 //! from the store), routes inputs to them, and stops idle ones only when nothing is in flight.
 
 use crate::conversation::{
-    CheckIdle, CommandError, ConversationActor, Drain, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
+    CheckIdle, CommandError, ConversationActor, Drain, IdleReport, Inspect, Passivate, Process, ProcessResult,
+    TenantRuntime,
 };
 use crate::domain::{ConversationId, TenantId};
 use crate::event::{Envelope, Input};

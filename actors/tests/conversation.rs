@@ -331,7 +331,7 @@ async fn a_turn_cut_by_the_handover_deadline_leaves_the_conversation_owing_it() 
     assert!(rig.sent_texts().is_empty(), "a stopped conversation sends nothing");
     assert!(rig.state().owes_work(), "the store marks it for the next owner");
     // The next owner wakes it: the model runs again and answers.
-    rig.deliver(Input::Resume).await.unwrap();
+    rig.deliver(Input::Resume { epoch: 0 }).await.unwrap();
     settle(Duration::from_secs(4)).await;
     assert_eq!(rig.sent_texts(), vec!["echo: oi"]);
 }
@@ -351,7 +351,7 @@ async fn inherited_unsent_replies_go_out_again_on_resume_before_newer_ones() {
     settle(Duration::from_millis(50)).await;
     assert!(rig.sent_texts().is_empty(), "nothing overtakes the inherited reply");
     // ...until the wake-up: the old reply first, then the new one.
-    rig.deliver(Input::Resume).await.unwrap();
+    rig.deliver(Input::Resume { epoch: 0 }).await.unwrap();
     settle(Duration::from_millis(50)).await;
     assert_eq!(rig.sent_texts(), vec!["echo: oi", "echo: de novo"]);
 }
@@ -373,7 +373,7 @@ async fn an_inherited_reply_whose_result_arrives_is_not_sent_again() {
     }
     settle(Duration::from_millis(50)).await;
     assert_eq!(rig.sent_texts(), vec!["echo: de novo"], "held sends go out, the reported one is not repeated");
-    rig.deliver(Input::Resume).await.unwrap();
+    rig.deliver(Input::Resume { epoch: 0 }).await.unwrap();
     settle(Duration::from_millis(50)).await;
     assert_eq!(rig.sent_texts(), vec!["echo: de novo"]);
 }

@@ -20,7 +20,7 @@ pub struct ClusterSpec {
     pub bin: PathBuf,
     /// The repository root (for `config/default.toml`).
     pub workdir: PathBuf,
-    /// Where the nodes' logs go (`node-<i>.log`).
+    /// Where the nodes' logs go (`node-<i>.log`, every life of node `i` in one file).
     pub log_dir: PathBuf,
     /// Nodes started at once.
     pub nodes: usize,
@@ -61,6 +61,8 @@ impl Cluster {
         openai.set_mode(Mode::Echo { delay: Duration::ZERO });
         let mut cluster = Cluster { redis, graph, openai, nodes: Vec::new(), spec };
         for i in 0..cluster.spec.nodes {
+            // A node's log is appended to across restarts: start each run with none.
+            let _ = std::fs::remove_file(cluster.hub_spec(i).log);
             cluster.nodes.push(None);
             cluster.restart(i).await?;
         }
@@ -78,7 +80,7 @@ impl Cluster {
             ("OPENAI_API_KEY", "test".to_owned()),
             ("OPENAI_BASE_URL", self.openai.base_url()),
             ("OPENAI_MODEL", "test-model".to_owned()),
-            ("RUST_LOG", "warn,switchboard_adapters::redis=info,switchboard_actors::consumer=info".to_owned()),
+            ("RUST_LOG", "warn,switchboard_adapters::redis=info,switchboard_actors::consumer=debug".to_owned()),
             ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "ai".to_owned()),
             ("SWITCHBOARD__TENANTS__DEMO__AI__RATE_PER_SECOND", "1000000".to_owned()),
             ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "1000000".to_owned()),

@@ -73,21 +73,43 @@ fn urls(cluster: &Cluster) -> Vec<String> {
     cluster.running().into_iter().filter_map(|i| cluster.url(i)).collect()
 }
 
-/// Every reply line the fake Graph received, per customer, in arrival order.
-fn replies(cluster: &Cluster) -> HashMap<String, Vec<String>> {
-    let mut by_customer: HashMap<String, Vec<String>> = HashMap::new();
+/// Every reply line the fake Graph received, per customer, in arrival order, with its arrival.
+fn replies(cluster: &Cluster) -> HashMap<String, Vec<(String, Instant)>> {
+    let mut by_customer: HashMap<String, Vec<(String, Instant)>> = HashMap::new();
     for request in cluster.graph.sent() {
         let to = request.body["to"].as_str().unwrap_or_default().to_owned();
         let body = request.body.pointer("/text/body").and_then(|v| v.as_str()).unwrap_or_default();
         if let Some(echo) = body.strip_prefix("echo: ") {
-            by_customer.entry(to).or_default().extend(echo.lines().map(str::to_owned));
+            by_customer.entry(to).or_default().extend(echo.lines().map(|l| (l.to_owned(), request.at)));
         }
     }
     by_customer
 }
 
+/// Prints what Redis holds for the partitions of lost messages (a failing run's evidence).
+async fn explain_lost(cluster: &Cluster, lost: &[String]) {
+    let client = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = switchboard_adapters::redis::Keys::new(cluster.redis.prefix());
+    let mut partitions = std::collections::BTreeSet::new();
+    for line in lost {
+        let c: usize = line[1..].split('-').next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let id = format!("demo:whatsapp.main:{}", phone(c));
+        partitions.insert(switchboard_actors::partition::partition_of(&id, PARTITIONS));
+    }
+    for p in partitions {
+        let stream = keys.stream(p);
+        let groups: redis::Value =
+            redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(&mut conn).await.unwrap_or(redis::Value::Nil);
+        let pending: redis::Value =
+            redis::cmd("XPENDING").arg(&stream).arg("hub").query_async(&mut conn).await.unwrap_or(redis::Value::Nil);
+        let len: u64 = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await.unwrap_or(0);
+        let lease: Option<String> = redis::cmd("GET").arg(keys.lease(p)).query_async(&mut conn).await.unwrap_or(None);
+        println!("partition {p}: lease {lease:?}, {len} entries, groups {groups:?}, pending {pending:?}");
+    }
+}
+
 #[actix_web::test]
-#[ignore = "known to fail: a few replies around the SIGKILL/SIGTERM are lost or come late (see the closing note of session 3); run with --ignored"]
 async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_restart() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let spec = ClusterSpec {
@@ -107,6 +129,7 @@ async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_re
     round(&http, &urls(&cluster), 0).await;
     round(&http, &urls(&cluster), 1).await;
     // A crash: node 0 dies with whatever it had in hand.
+    let killed_at = Instant::now();
     cluster.kill(0);
     round(&http, &urls(&cluster), 2).await;
     // A graceful stop: node 1 hands its partitions over and exits 0; then it comes back.
@@ -118,8 +141,14 @@ async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_re
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let expected = CONVERSATIONS * MESSAGES;
+    // Distinct lines: a doubled reply must not make up for one still missing.
+    let distinct = |seen: &HashMap<String, Vec<(String, Instant)>>| {
+        seen.values()
+            .map(|lines| lines.iter().map(|(l, _)| l).collect::<std::collections::HashSet<_>>().len())
+            .sum::<usize>()
+    };
     let mut seen = replies(&cluster);
-    while seen.values().map(Vec::len).sum::<usize>() < expected && Instant::now() < deadline {
+    while distinct(&seen) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         seen = replies(&cluster);
     }
@@ -127,37 +156,46 @@ async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_re
     let (mut lost, mut twice, mut disordered) = (Vec::new(), Vec::new(), Vec::new());
     for c in 0..CONVERSATIONS {
         let lines = seen.get(&phone(c)).cloned().unwrap_or_default();
-        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-        for l in &lines {
-            *count.entry(l.as_str()).or_default() += 1;
+        let mut count: BTreeMap<&str, (usize, Instant)> = BTreeMap::new();
+        for (l, at) in &lines {
+            count.entry(l.as_str()).or_insert((0, *at)).0 += 1;
         }
         for k in 0..MESSAGES {
-            match count.get(text(c, k).as_str()).copied().unwrap_or(0) {
-                0 => lost.push(text(c, k)),
-                1 => {}
-                _ => twice.push(text(c, k)),
+            match count.get(text(c, k).as_str()).copied() {
+                None => lost.push(text(c, k)),
+                Some((1, _)) => {}
+                Some((_, first)) => twice.push((text(c, k), first)),
             }
         }
-        let order: Vec<usize> = lines.iter().filter_map(|l| l.split('-').nth(1).and_then(|k| k.parse().ok())).collect();
+        let order: Vec<usize> =
+            lines.iter().filter_map(|(l, _)| l.split('-').nth(1).and_then(|k| k.parse().ok())).collect();
         if order.windows(2).any(|w| w[0] > w[1]) {
             disordered.push((c, order));
         }
     }
     let sample = |v: &Vec<String>| v.iter().take(10).cloned().collect::<Vec<_>>();
+    if !lost.is_empty() {
+        explain_lost(&cluster, &lost).await;
+    }
     assert!(lost.is_empty(), "{} messages never answered, e.g. {:?}", lost.len(), sample(&lost));
     // The one window left: node 0 dies after WhatsApp accepted a reply and before the result
     // reached Redis. Its successor cannot know the reply went out (the Graph API has no
-    // idempotency key), so it sends it again rather than risk losing it. Only replies in flight
-    // at the SIGKILL (round 1's) may be doubled, and few; the graceful stop doubles none.
-    let crash_round = twice.iter().filter(|t| t.ends_with("-1")).count();
-    println!("answered twice: {} (all from the round in flight at the SIGKILL: {})", twice.len(), crash_round);
-    assert_eq!(crash_round, twice.len(), "only the crash's in-flight replies may repeat: {:?}", sample(&twice));
-    assert!(
-        twice.len() <= CONVERSATIONS / 100,
-        "{} replies doubled by the crash, e.g. {:?}",
-        twice.len(),
-        sample(&twice)
-    );
+    // idempotency key), so it sends it again rather than risk losing it. So a reply may be
+    // doubled only if its first copy reached the provider just before the SIGKILL (a request
+    // already in the socket can land a moment after it); the graceful stop doubles none.
+    let in_flight_at_kill = |first: &Instant| {
+        *first + Duration::from_secs(1) >= killed_at && *first <= killed_at + Duration::from_millis(200)
+    };
+    let (explained, unexplained): (Vec<_>, Vec<_>) = twice.iter().partition(|(_, first)| in_flight_at_kill(first));
+    println!("answered twice: {} (first copy in flight at the SIGKILL: {})", twice.len(), explained.len());
+    let unexplained: Vec<(String, i128)> = unexplained
+        .iter()
+        .map(|(t, first)| {
+            let ms = |a: Instant, b: Instant| a.saturating_duration_since(b).as_millis() as i128;
+            (t.clone(), ms(*first, killed_at) - ms(killed_at, *first))
+        })
+        .collect();
+    assert!(unexplained.is_empty(), "doubled outside the SIGKILL window (line, ms after the kill): {unexplained:?}");
     assert!(disordered.is_empty(), "{} conversations out of order, e.g. {:?}", disordered.len(), &disordered[..1]);
 
     // One writer at a time: each journal holds exactly the snapshot's events, no more.
@@ -189,5 +227,57 @@ async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_re
                 .push(cluster.metrics(i).await.unwrap().get("switchboard_partitions_owned").copied().unwrap_or(0.0)
                     as u32);
         }
+    }
+}
+
+async fn partitions_owned(cluster: &Cluster, i: usize) -> u32 {
+    let metrics = cluster.metrics(i).await.unwrap_or_default();
+    metrics.get("switchboard_partitions_owned").copied().unwrap_or(0.0) as u32
+}
+
+/// With leases that would take 30 s to expire, only a real handover explains a quick takeover:
+/// SIGTERM makes the node hand every partition over and exit 0 within a few seconds, and the
+/// other node owns them all right after.
+#[actix_web::test]
+async fn sigterm_hands_every_partition_over_at_once_and_exits_zero() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let spec = ClusterSpec {
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_switchboard")),
+        workdir: root.clone(),
+        log_dir: root.join("target/test-artifacts/cluster-sigterm"),
+        nodes: 2,
+        partitions: PARTITIONS,
+        lease_ttl_ms: 30_000,
+        heartbeat_ms: 250,
+        redis_args: Vec::new(),
+    };
+    let mut cluster = Cluster::start(spec).await.expect("two nodes on one redis");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while partitions_owned(&cluster, 0).await + partitions_owned(&cluster, 1).await != PARTITIONS
+        || partitions_owned(&cluster, 1).await == 0
+    {
+        assert!(Instant::now() < deadline, "the second node got its share");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let http = reqwest::Client::new();
+    let urls = urls(&cluster);
+    for c in 0..50 {
+        assert!(deliver(&http, &urls, c % 2, c, 0).await, "message {c} accepted");
+    }
+
+    let stopping = Instant::now();
+    let code = cluster.terminate(1, Duration::from_secs(20)).await.unwrap();
+    let took = stopping.elapsed();
+    assert_eq!(code, Some(0), "SIGTERM is a clean exit");
+    assert!(took < Duration::from_secs(5), "the handover did not wait for a deadline: {took:?}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while partitions_owned(&cluster, 0).await != PARTITIONS {
+        assert!(Instant::now() < deadline, "node 0 took every partition without waiting for the leases to expire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replies(&cluster).len() < 50 {
+        assert!(Instant::now() < deadline, "every message answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -352,7 +352,7 @@ impl Handler<Process> for ConversationActor {
                 self.on_result_recorded();
                 Box::pin(fut::ready(Ok(super::Outcome::Applied)))
             }
-            Input::Resume => {
+            Input::Resume { .. } => {
                 self.resume_sends(ctx);
                 self.maybe_start_ai_turn(ctx);
                 Box::pin(fut::ready(Ok(super::Outcome::Applied)))

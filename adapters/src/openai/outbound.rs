@@ -59,8 +59,15 @@ impl OpenAiClient {
             return Err(OpenAiError::InvalidConfig("model is empty".into()));
         }
         let config = OpenAIConfig::new().with_api_base(&base_url).with_api_key(&settings.api_key);
-        // No retry layer around the transport: see the module header.
-        let client = Client::with_config(config).with_http_service(ReqwestService::default());
+        // No retry layer around the transport: see the module header. Idle connections are
+        // dropped after 4 s, before the usual 5 s keep-alive of servers and proxies ends them:
+        // reusing one the server is closing at that moment fails the call ("error sending
+        // request"), and a model call is not retried.
+        let http = openai_http::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build()
+            .map_err(|e| OpenAiError::InvalidConfig(format!("http client: {e}")))?;
+        let client = Client::with_config(config).with_http_service(ReqwestService::new(http));
         Ok(Self {
             client,
             base_url,

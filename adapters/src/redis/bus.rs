@@ -60,6 +60,8 @@ struct Reader {
     replay_after: Option<String>,
     /// Last id handed to the caller.
     last_delivered: String,
+    /// Redis's id of `conn`'s client, to unblock a read that was abandoned (see `quiesce`).
+    client_id: Option<i64>,
 }
 
 /// Acks since the last trim, and the newest acked id (the trim point when nothing is pending).
@@ -99,6 +101,7 @@ impl RedisBus {
                     group_ready: false,
                     replay_after: Some("0".into()),
                     last_delivered: "0".into(),
+                    client_id: None,
                 }),
                 acks: std::sync::Mutex::default(),
             })
@@ -117,11 +120,14 @@ impl RedisBus {
         let mut conn = match reader.conn.take() {
             Some(conn) => conn,
             None => {
-                bounded(async {
-                    let pooled = self.pool.get().await.map_err(|e| e.to_string())?;
-                    Ok(deadpool_redis::Connection::take(pooled))
+                let (conn, id) = bounded(async {
+                    let mut conn = deadpool_redis::Connection::take(super::checkout(&self.pool).await?);
+                    let id: i64 = query(&mut conn, &redis::cmd("CLIENT").arg("ID").to_owned()).await?;
+                    Ok((conn, id))
                 })
-                .await?
+                .await?;
+                reader.client_id = Some(id);
+                conn
             }
         };
         if !reader.group_ready {
@@ -306,7 +312,7 @@ impl Bus for RedisBus {
         let mut reader = part.reader.lock().await;
         let key = part.key.clone();
         let claim = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = super::checkout(&self.pool).await?;
             create_group(&mut conn, &key).await?;
             let mut cursor = "0-0".to_owned();
             let mut claimed = 0usize;
@@ -328,6 +334,23 @@ impl Bus for RedisBus {
         }
         reader.group_ready = true;
         reader.replay_after = Some("0".into());
+        Ok(())
+    }
+
+    /// A blocking `XREADGROUP` abandoned by a cancelled `next_batch` stays blocked on the server
+    /// until its connection closes, which is not at once (and the command may even still be on
+    /// its way there): an entry arriving meanwhile (a webhook, an outbox result, the next owner's
+    /// wake-up) would be delivered to this node after it let go, and sit unprocessed in its
+    /// pending list. `CLIENT KILL ID` closes the reader's connection on the server now, so no
+    /// read of it is served any more; whatever it was given before is pending here, and the next
+    /// owner claims it.
+    async fn quiesce(&self, partition: u32) -> Result<(), BusError> {
+        let part = self.partition(partition)?;
+        let mut reader = part.reader.lock().await;
+        reader.conn = None;
+        if let Some(id) = reader.client_id.take() {
+            self.pooled::<i64>(redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id)).await?;
+        }
         Ok(())
     }
 

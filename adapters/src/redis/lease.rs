@@ -195,6 +195,7 @@ impl RedisPlacement {
     /// released them all, deletes our leases so that other nodes take over at once, and leaves.
     pub async fn shutdown(&self, deadline: Duration) {
         let until = Instant::now() + deadline;
+        tracing::info!(node = %self.shared.node, "leaving: handing every partition over");
         {
             let mut state = self.shared.lock();
             state.stopping = true;
@@ -226,7 +227,7 @@ impl RedisPlacement {
         LeaseEvent::Released { count, forced: 0 }.emit(&self.shared);
         let leave = redis::cmd("ZREM").arg(self.shared.keys.nodes()).arg(&self.shared.node).to_owned();
         let left = bounded(async {
-            let mut conn = self.shared.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = super::checkout(&self.shared.pool).await?;
             leave.query_async::<u64>(&mut conn).await.map_err(|e| e.to_string())
         });
         if let Err(e) = left.await {
@@ -309,7 +310,7 @@ impl Shared {
     /// One script call on a pooled connection, within [`super::OP_TIMEOUT`].
     async fn eval<T: redis::FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Result<T, String> {
         bounded(async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = super::checkout(&self.pool).await?;
             invocation.invoke_async(&mut conn).await.map_err(|e| e.to_string())
         })
         .await

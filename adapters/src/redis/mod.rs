@@ -93,10 +93,32 @@ pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool
     }
 }
 
+/// The runtime every Redis connection lives on. A multiplexed connection's driver is a task on
+/// the runtime that opened it, and it dies with that runtime: a connection first opened by an
+/// HTTP worker (a webhook's `XADD`, a `/readyz` ping) would break when the HTTP server stops at
+/// SIGTERM, in the middle of the partition handover that needs it. One thread of its own, never
+/// stopped, opens them all.
+static IO: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("redis-io")
+        .enable_all()
+        .build()
+        .expect("the redis-io runtime starts")
+});
+
+/// A connection from `pool`, opened (when the pool has none idle) on the Redis IO runtime.
+pub(crate) async fn checkout(pool: &Pool) -> Result<deadpool_redis::Connection, String> {
+    let pool = pool.clone();
+    IO.spawn(async move { pool.get().await.map_err(|e| e.to_string()) })
+        .await
+        .map_err(|e| format!("redis-io runtime: {e}"))?
+}
+
 /// `Ok` when the server answers `PING` within `timeout`.
 pub async fn ping(pool: &Pool, timeout: Duration) -> Result<(), String> {
     let ping = async {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let mut conn = checkout(pool).await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| e.to_string())
     };
     match tokio::time::timeout(timeout, ping).await {

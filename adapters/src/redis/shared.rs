@@ -4,6 +4,7 @@
 //! the hot path; this takes one connection out of the pool once, and takes a fresh one after an
 //! error that means the socket is gone.
 
+use super::OP_TIMEOUT;
 use deadpool_redis::Pool;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
@@ -28,7 +29,7 @@ impl Shared {
         let conn = match cached {
             Some(conn) => conn,
             None => {
-                let pooled = self.pool.get().await.map_err(|e| e.to_string())?;
+                let pooled = super::checkout(&self.pool).await?;
                 let conn = deadpool_redis::Connection::take(pooled);
                 *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
                 conn
@@ -54,12 +55,28 @@ impl SharedConn {
     }
 }
 
+/// A command on the shared connection that gets no answer within [`OP_TIMEOUT`] fails, and the
+/// connection is replaced: a socket that stopped answering must not hold every caller forever.
+async fn answered<T>(conn: &SharedConn, request: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+    let result = match tokio::time::timeout(OP_TIMEOUT, request).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("redis did not answer within {OP_TIMEOUT:?}; replacing the shared connection");
+            Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("redis did not answer within {OP_TIMEOUT:?}"),
+            )))
+        }
+    };
+    conn.check(&result);
+    result
+}
+
 impl ConnectionLike for SharedConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let result = self.conn.req_packed_command(cmd).await;
-            self.check(&result);
-            result
+            let mut conn = self.conn.clone();
+            answered(self, conn.req_packed_command(cmd)).await
         })
     }
 
@@ -70,9 +87,8 @@ impl ConnectionLike for SharedConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let result = self.conn.req_packed_commands(cmd, offset, count).await;
-            self.check(&result);
-            result
+            let mut conn = self.conn.clone();
+            answered(self, conn.req_packed_commands(cmd, offset, count)).await
         })
     }
 

@@ -69,6 +69,7 @@ impl Demo {
             log: root.join("load-tests/results/hub-demo.log"),
             port: Some(demo_port()),
         };
+        let _ = std::fs::remove_file(&spec.log); // the hub appends; this run starts a new log
         let mut hub = HubProcess::spawn(&spec)?;
         hub.wait_healthy(Duration::from_secs(30)).await?;
         println!("Switchboard demo: hub at {} (embedded backend, demo tenant)", hub.base_url());

@@ -2,7 +2,6 @@
 //! read its VmRSS and `/metrics`, and kill it (also on drop, so an error path never leaks it).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,7 +54,12 @@ impl HubProcess {
         if let Some(dir) = spec.log.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let log = File::create(&spec.log).with_context(|| format!("creating hub log {}", spec.log.display()))?;
+        // Appended to: a restarted node keeps its earlier lives' lines.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .with_context(|| format!("opening hub log {}", spec.log.display()))?;
         let mut cmd = Command::new(&spec.bin);
         // A clean environment: stray SWITCHBOARD__*, proxy or provider variables of the shell
         // must not change what is measured.

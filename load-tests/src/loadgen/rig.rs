@@ -137,6 +137,7 @@ impl Rig {
             log: args.hub_log.clone().unwrap_or_else(|| args.results_path(&format!("hub-{scenario}.log"))),
             port: None,
         };
+        let _ = std::fs::remove_file(&spec.log); // the hub appends; this run starts a new log
         let mut hub = HubProcess::spawn(&spec)?;
         let took = hub.wait_healthy(Duration::from_secs(args.health_timeout_secs)).await?;
         eprintln!(
