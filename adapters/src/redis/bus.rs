@@ -464,6 +464,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_node_that_let_go_gets_nothing_more_from_a_read_it_abandoned() {
+        let (server, pool) = start().await;
+        let old = node(&pool, &server, StreamSettings::default());
+        old.adopt(1).await.unwrap();
+        // The old owner's read was cancelled when it handed the partition over, but the server
+        // still holds the blocked XREADGROUP (the connection has not closed yet): made here by
+        // hand on the reader's own connection.
+        let key = Keys::new(server.prefix()).stream(1);
+        let mut ghost = deadpool_redis::Connection::take(pool.get().await.unwrap());
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut ghost).await.unwrap();
+        old.partitions[1].reader.lock().await.client_id = Some(id);
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(GROUP).arg("node-a").arg("BLOCK").arg(30_000).arg("STREAMS").arg(&key).arg(">");
+        let blocked = tokio::spawn(async move { read.query_async::<redis::Value>(&mut ghost).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        old.quiesce(1).await.unwrap();
+        let heir =
+            RedisBus::new(pool.clone(), Keys::new(server.prefix()), 4, "node-b".into(), StreamSettings::default());
+        heir.adopt(1).await.unwrap();
+        heir.publish(1, env(7), false).await.unwrap();
+        assert_eq!(take(&heir, 1, 1).await.0, vec![7], "the entry goes to the new owner, not to the old read");
+        assert!(blocked.await.unwrap().is_err(), "the abandoned read was ended without an entry");
+    }
+
+    #[tokio::test]
     async fn what_the_node_itself_left_unacked_comes_again_before_newer_entries() {
         let (server, pool) = start().await;
         let bus = node(&pool, &server, StreamSettings::default());

@@ -4,14 +4,15 @@
 //! * `throughput` — latency, throughput, loss, duplicates and order under a given rate;
 //! * `idle-rss` — resident memory per idle (and passivated) conversation;
 //! * `mcp-tools` — tool calls per second through `/mcp`;
-//! * `console-fanout` — queue events delivered to many agent consoles.
+//! * `console-fanout` — queue events delivered to many agent consoles;
+//! * `failover` — two nodes on Redis, one killed with SIGKILL mid-run.
 //!
 //! Exit status: 0 clean run, 1 setup or runtime failure, 3 run completed with anomalies.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard_load_tests::loadgen::{console, idle, mcp, throughput};
+use switchboard_load_tests::loadgen::{console, failover, idle, mcp, throughput};
 
 /// Load generator for the Switchboard hub (exit 0 clean, 1 failure, 3 anomalies).
 #[derive(Parser)]
@@ -34,6 +35,8 @@ enum Scenario {
     McpTools(mcp::McpArgs),
     /// Queue events fanned out to many `/ws/console` sessions.
     ConsoleFanout(console::ConsoleArgs),
+    /// Two nodes on Redis under steady load; node 0 gets `kill -9` mid-run.
+    Failover(failover::FailoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
                 Scenario::IdleRss(args) => idle::run(args).await,
                 Scenario::McpTools(args) => mcp::run(args).await,
                 Scenario::ConsoleFanout(args) => console::run(args).await,
+                Scenario::Failover(args) => failover::run(args).await,
             }
         };
         // On Ctrl-C the scenario future is dropped, and with it the hub guard that kills the

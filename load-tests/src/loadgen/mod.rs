@@ -11,11 +11,12 @@
 //! * [`engine`] — the open-model (or closed-loop) sender with per-conversation lanes.
 //! * [`collect`] — correlation of reply lines to messages (latency, loss, duplicates, order).
 //! * [`report`] — histogram summaries, the printed report and JSON output.
-//! * [`throughput`] and [`idle`] — the two scenarios.
+//! * [`throughput`], [`idle`], [`mcp`], [`console`] and [`failover`] — the scenarios.
 
 pub mod collect;
 pub mod console;
 pub mod engine;
+pub mod failover;
 pub mod hub;
 pub mod idle;
 pub mod mcp;
