@@ -6,11 +6,11 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_actors::hub::Backend;
-use switchboard_actors::ports::{AllPartitions, Clock, Placement};
+use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
 use switchboard_adapters::redis::{
-    Keys, LeaseSettings, RedisBus, RedisDedup, RedisPlacement, RedisPool, RedisSettings, RedisStore, StreamSettings,
-    connect, ping,
+    Keys, LeaseSettings, RedisBus, RedisDedup, RedisPlacement, RedisPool, RedisSettings, RedisStore, RedisVerdicts,
+    StreamSettings, connect, ping,
 };
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.
@@ -69,6 +69,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             store: Arc::new(MemoryStore::with_journal_limit(b.memory_journal_limit)),
             clock,
             placement: Arc::new(AllPartitions::new(b.partitions)),
+            verdicts: Arc::new(LocalVerdicts),
         };
         return Ok((backend, Probe::Memory));
     }
@@ -94,6 +95,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         store: Arc::new(store),
         clock,
         placement: placement.clone(),
+        verdicts: Arc::new(RedisVerdicts::start(pool.clone(), r.url.clone(), &r.prefix, r.node_id.clone())),
     };
     Ok((backend, Probe::Redis(pool, placement)))
 }

@@ -8,7 +8,7 @@ use crate::domain::TenantId;
 use crate::event::{Envelope, Input};
 use crate::outbox::{BusyIn, Outbox};
 use crate::ports::Clock;
-use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement};
+use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement, Verdicts};
 use crate::query::{ConversationQuery, MAX_PAGE};
 use crate::registry::{ConversationRegistry, Deliver, DrainAll, REGISTRY_MAILBOX};
 use crate::state::Status;
@@ -41,6 +41,7 @@ pub(crate) struct PartitionRunner {
     pub replies: Arc<Replies>,
     pub batch: usize,
     pub placement: Arc<dyn Placement>,
+    pub verdicts: Arc<dyn Verdicts>,
 }
 
 impl PartitionRunner {
@@ -164,6 +165,7 @@ impl PartitionRunner {
             }
             let (kind, conversation, event_id) =
                 (d.envelope.body.type_name(), d.envelope.conversation_id.clone(), d.envelope.event_id);
+            let reply_to = d.envelope.reply_to.clone();
             let request = registry.send(Deliver(d.envelope));
             // A conversation that does not answer holds its whole partition: say so.
             let watched = async move {
@@ -176,24 +178,27 @@ impl PartitionRunner {
                     }
                 }
             };
-            pending.push((d.id, event_id, watched));
+            pending.push((d.id, event_id, reply_to, watched));
         }
         let mut requests = Vec::with_capacity(pending.len());
         let mut keys = Vec::with_capacity(pending.len());
-        for (id, event_id, request) in pending {
-            keys.push((id, event_id));
+        for (id, event_id, reply_to, request) in pending {
+            keys.push((id, event_id, reply_to));
             requests.push(request);
         }
         let results = join_all(requests).await;
         let mut retry = Vec::new();
-        for ((id, event_id), result) in keys.into_iter().zip(results) {
+        let mut remote = Vec::new();
+        for ((id, event_id, reply_to), result) in keys.into_iter().zip(results) {
             let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
             let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
+            // A caller on another node waits for this one (its node is not ours).
+            let elsewhere = reply_to.filter(|_| waiter.is_none());
             match &result {
                 // Not handled (store down, actor stopped) and nobody told: the bus delivers it
                 // again. A waiting caller is told it failed instead, and that is final: its
                 // command must not take effect after it was answered "try again".
-                Err(CommandError::Unavailable(e)) if waiter.is_none() => {
+                Err(CommandError::Unavailable(e)) if waiter.is_none() && elsewhere.is_none() => {
                     tracing::warn!(partition, %event_id, error = %e, "input not handled; left for redelivery");
                     retry.push(id);
                 }
@@ -205,9 +210,14 @@ impl PartitionRunner {
             }
             if let Some(tx) = waiter {
                 let _ = tx.send(result);
+            } else if let Some(origin) = elsewhere {
+                remote.push((origin, (event_id, result)));
             } else if matches!(result, Ok(Outcome::Applied)) {
                 tracing::trace!(partition, %event_id, "applied");
             }
+        }
+        for (origin, verdict) in &remote {
+            self.verdicts.send(origin, verdict).await;
         }
         if let Err(e) = bus.nack(partition, &retry).await {
             tracing::warn!(partition, error = %e, "nack failed");

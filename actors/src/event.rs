@@ -26,6 +26,10 @@ pub struct Envelope<B> {
     pub occurred_at: u64,
     /// Envelope format version.
     pub version: u32,
+    /// The node whose caller waits for the verdict of this command, when that node may not be
+    /// the one that runs the conversation (several nodes on Redis). Absent on everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
     /// `type` + `payload`.
     #[serde(flatten)]
     pub body: B,
@@ -48,6 +52,7 @@ impl<B> Envelope<B> {
             idempotency_key: None,
             occurred_at,
             version: ENVELOPE_VERSION,
+            reply_to: None,
             body,
         }
     }
@@ -68,6 +73,7 @@ impl<B> Envelope<B> {
             idempotency_key: self.idempotency_key.clone(),
             occurred_at,
             version: ENVELOPE_VERSION,
+            reply_to: None,
             body,
         }
     }

@@ -15,6 +15,7 @@ use crate::outbox::{Busy, Outbox, OutboxPolicy};
 use crate::partition::partition_of;
 use crate::ports::{
     Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, LlmRequest, Outbound, Placement, Speaker,
+    Verdict, Verdicts,
 };
 use crate::query::{ConversationPage, ConversationQuery};
 use crate::registry::{ConversationRegistry, InspectConversation, LiveCount};
@@ -46,6 +47,8 @@ pub struct Backend {
     pub clock: Arc<dyn Clock>,
     /// Which partitions this node runs.
     pub placement: Arc<dyn Placement>,
+    /// Verdicts of commands whose caller waits on another node.
+    pub verdicts: Arc<dyn Verdicts>,
 }
 
 /// One outbound channel of a tenant.
@@ -137,6 +140,8 @@ struct Inner {
     settings: HubSettings,
     shutdown: watch::Sender<bool>,
     outboxes: Vec<Addr<Outbox>>,
+    /// This node's name for verdicts sent back to it (several nodes).
+    origin: Option<String>,
 }
 
 /// Handle to a running hub; cheap to clone.
@@ -213,6 +218,9 @@ impl Hub {
         let runtimes = Arc::new(runtimes);
         let replies: Arc<Replies> = Arc::default();
         let outbox_addrs: Arc<[Addr<Outbox>]> = all_outboxes.clone().into();
+        if let Some(incoming) = backend.verdicts.incoming() {
+            arbiters[0].spawn(hand_out_verdicts(incoming, replies.clone()));
+        }
         let (shutdown, _) = watch::channel(false);
         let registries = (0..backend.bus.partitions())
             .map(|p| {
@@ -227,6 +235,7 @@ impl Hub {
                     clock: backend.clock.clone(),
                     registry: registry.clone(),
                     outboxes: outbox_addrs.clone(),
+                    verdicts: backend.verdicts.clone(),
                     replies: replies.clone(),
                     batch: settings.batch,
                     placement: backend.placement.clone(),
@@ -247,6 +256,7 @@ impl Hub {
             settings,
             shutdown,
             outboxes: all_outboxes,
+            origin: backend.verdicts.origin(),
         }))
     }
 
@@ -308,7 +318,8 @@ impl Hub {
         if !inner.tenants.contains_key(&tenant) {
             return Err(CommandError::UnknownTenant);
         }
-        let envelope = Envelope::new(tenant, conversation, trace_id, inner.clock.now_ms(), input);
+        let mut envelope = Envelope::new(tenant, conversation, trace_id, inner.clock.now_ms(), input);
+        envelope.reply_to.clone_from(&inner.origin);
         let (tx, rx) = oneshot::channel();
         let event_id = envelope.event_id;
         inner.replies.lock().map_err(|_| CommandError::Unavailable("poisoned".into()))?.insert(event_id, tx);
@@ -430,5 +441,15 @@ impl Hub {
     fn registry_of(&self, id: &ConversationId) -> &Addr<ConversationRegistry> {
         let p = partition_of(id.as_str(), self.0.bus.partitions()) as usize;
         &self.0.registries[p % self.0.registries.len()]
+    }
+}
+
+/// Hands the verdicts other nodes send back to this node's waiting callers.
+async fn hand_out_verdicts(mut incoming: tokio::sync::mpsc::Receiver<Verdict>, replies: Arc<Replies>) {
+    while let Some((event_id, result)) = incoming.recv().await {
+        let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
+        if let Some(tx) = waiter {
+            let _ = tx.send(result);
+        }
     }
 }

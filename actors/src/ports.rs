@@ -111,6 +111,32 @@ impl Placement for AllPartitions {
     fn released(&self, _partition: u32) {}
 }
 
+/// A verdict on a command, for the node whose caller waits for it.
+pub type Verdict = (uuid::Uuid, crate::conversation::ProcessResult);
+
+/// Verdicts of commands whose caller waits on another node: with several nodes, a REST, console
+/// or MCP command may arrive at a node that does not run the conversation; the node that runs it
+/// sends the verdict back. One node alone (the memory backend) keeps the defaults.
+#[async_trait]
+pub trait Verdicts: Send + Sync + 'static {
+    /// This node's name as a destination of verdicts; `None` when there is no other node.
+    fn origin(&self) -> Option<String> {
+        None
+    }
+    /// Sends the verdict on command `event_id` to node `origin`. Best effort: if it is lost, the
+    /// caller there times out (503) as it would without it.
+    async fn send(&self, _origin: &str, _verdict: &Verdict) {}
+    /// Verdicts sent to this node, for the hub to hand to its waiting callers (taken once).
+    fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Verdict>> {
+        None
+    }
+}
+
+/// One node alone: every caller waits where its conversation runs.
+pub struct LocalVerdicts;
+
+impl Verdicts for LocalVerdicts {}
+
 /// Dedup errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {

@@ -75,6 +75,7 @@ async fn full_bus_answers_busy_and_the_retry_is_accepted() {
         store: Arc::new(MapStore::default()),
         clock: Arc::new(SystemClock),
         placement: Arc::new(AllPartitions::new(bus.partitions())),
+        verdicts: Arc::new(LocalVerdicts),
     };
     let tenant = TenantSetup { policy: TenantPolicy::example("t", Route::Ai), llm: None, channels: vec![] };
     let hub = Hub::start(backend, vec![tenant], HubSettings::default());
@@ -99,6 +100,7 @@ async fn the_tenant_feed_carries_persisted_events_in_order_and_only_to_that_tena
     let store = Arc::new(MapStore::default());
     let backend = Backend {
         placement: Arc::new(AllPartitions::new(bus.partitions())),
+        verdicts: Arc::new(LocalVerdicts),
         bus,
         dedup: Arc::new(SetDedup::default()),
         store: store.clone(),
@@ -195,6 +197,7 @@ async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_whe
         store: store.clone(),
         clock: Arc::new(SystemClock),
         placement: placement.clone(),
+        verdicts: Arc::new(LocalVerdicts),
     };
     let tenant =
         TenantSetup { policy: TenantPolicy::example("t", Route::Queue("sales".into())), llm: None, channels: vec![] };

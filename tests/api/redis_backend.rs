@@ -111,3 +111,73 @@ fn the_hub_refuses_to_start_when_redis_is_unreachable() {
     assert!(err.contains("unreachable") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("hunter2"), "the password never reaches the logs: {err}");
 }
+
+/// A customer whose conversation runs on `node` (by the partition leases in Redis).
+async fn customer_of(app: &TestApp, redis: &RedisServer, node: &str) -> String {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = switchboard_adapters::redis::Keys::new(redis.prefix());
+    for n in 0..1000 {
+        let phone = format!("55119777{n:05}");
+        let p = switchboard_actors::partition::partition_of(app.wa_conversation(&phone).as_str(), 64);
+        let owner: Option<String> = redis::cmd("GET").arg(keys.lease(p)).query_async(&mut conn).await.unwrap();
+        if owner.is_some_and(|o| o.starts_with(&format!("{node}:"))) {
+            return phone;
+        }
+    }
+    panic!("no conversation runs on {node}");
+}
+
+#[actix_web::test]
+async fn a_command_at_a_node_that_does_not_run_the_conversation_gets_its_verdict_from_the_one_that_does() {
+    let redis = RedisServer::start().expect("redis-server");
+    let a = spawn_app(&on_redis(&redis, "node-a")).await;
+    let b = spawn_app(&on_redis(&redis, "node-b")).await;
+    let shared = eventually(Duration::from_secs(15), || async {
+        let (on_a, on_b) = (a.state.probe.partitions_owned()?, b.state.probe.partitions_owned()?);
+        (on_a > 0 && on_b > 0 && on_a + on_b == 64).then_some(())
+    })
+    .await;
+    assert!(shared.is_some(), "the two nodes share the partitions");
+    let phone = customer_of(&a, &redis, "node-b").await;
+    let id = a.wa_conversation(&phone);
+    assert_eq!(a.wa_text(&phone, "wamid.V1", "Oi, quero comprar").await.status(), 200);
+    eventually(Duration::from_secs(10), || async {
+        a.state_of(&id).await.filter(|s| matches!(s.status, Status::Queued { .. }))
+    })
+    .await
+    .expect("node b queued it");
+
+    // Node a takes the REST command; node b runs it and sends the verdict back.
+    let started = std::time::Instant::now();
+    let noted = a
+        .http
+        .post(format!("{}/api/conversations/{}/notes", a.url, id))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "text": "cliente VIP" }))
+        .send()
+        .await
+        .unwrap();
+    let status = noted.status();
+    let body: serde_json::Value = noted.json().await.unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered, not timed out: {:?}", started.elapsed());
+    let journal = a.hub.journal(&id, 1).await.unwrap();
+    assert!(
+        journal.iter().any(
+            |e| matches!(&e.body, switchboard_actors::event::Event::NoteAdded { body, .. } if body == "cliente VIP")
+        ),
+        "the note is in the journal"
+    );
+    // A refusal comes back the same way.
+    let refused = a
+        .command(
+            &id,
+            switchboard_actors::event::Input::AgentReply {
+                agent: switchboard_actors::domain::AgentId::new("ana"),
+                body: "Olá".into(),
+            },
+        )
+        .await;
+    assert_eq!(refused, Err(switchboard_actors::conversation::CommandError::NotAssignedToYou));
+}

@@ -45,7 +45,7 @@ pub struct TenantRuntime {
 }
 
 /// What happened to an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// It changed the conversation.
@@ -57,7 +57,7 @@ pub enum Outcome {
 }
 
 /// Why a command was refused. Nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum CommandError {
     /// WhatsApp allows free-form replies only within 24 h of the customer's last message.
     #[error("outside the 24-hour customer service window: only template messages can be sent")]

@@ -22,12 +22,14 @@ mod index;
 mod lease;
 mod shared;
 mod store;
+mod verdicts;
 
 pub use bus::{RedisBus, StreamSettings};
 pub use deadpool_redis::Pool as RedisPool;
 pub use dedup::RedisDedup;
 pub use lease::{LeaseSettings, RedisPlacement};
 pub use store::RedisStore;
+pub use verdicts::RedisVerdicts;
 
 use deadpool_redis::{Config, Pool, Runtime};
 use std::time::Duration;
