@@ -119,7 +119,6 @@ pub async fn run(args: &FailoverArgs) -> Result<bool> {
     report.print();
     let out = args.out.clone().unwrap_or_else(|| root.join("load-tests/results/failover.json"));
     write_json(&out, &report.json)?;
-    eprintln!("wrote {}", out.display());
     Ok(report.clean)
 }
 
