@@ -11,6 +11,7 @@ use crate::fakes::openai::{FakeOpenAi, Mode};
 use crate::fakes::whatsapp::FakeGraph;
 use crate::loadgen::hub::{HubProcess, HubSpec};
 use crate::loadgen::rig::{ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID};
+use crate::payloads::{wa_sign, wa_text};
 use crate::redis_server::RedisServer;
 
 /// How to build the cluster.
@@ -136,4 +137,34 @@ impl Cluster {
     pub async fn metrics(&self, i: usize) -> Result<std::collections::BTreeMap<String, f64>> {
         self.nodes[i].as_ref().context("node not running")?.metrics().await
     }
+}
+
+/// Posts a WhatsApp message (`text` from `phone`, provider id `wamid`), signed, to node
+/// `first` of `urls`, moving on to the next ones when a node refuses or is gone, as a provider
+/// behind a load balancer retries; true once a node answered 200.
+pub async fn post_whatsapp(
+    http: &reqwest::Client,
+    urls: &[String],
+    first: usize,
+    phone: &str,
+    wamid: &str,
+    text: &str,
+) -> bool {
+    let body = wa_text(PHONE_NUMBER_ID, phone, wamid, text);
+    let signature = wa_sign(APP_SECRET, body.as_bytes());
+    for attempt in 0..40 {
+        let url = &urls[(first + attempt) % urls.len()];
+        let sent = http
+            .post(format!("{url}/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1).min(10))).await;
+    }
+    false
 }

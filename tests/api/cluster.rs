@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use switchboard_load_tests::cluster::{Cluster, ClusterSpec};
-use switchboard_load_tests::loadgen::rig::{APP_SECRET, PHONE_NUMBER_ID};
-use switchboard_load_tests::payloads::{wa_sign, wa_text};
+use switchboard_load_tests::cluster::{Cluster, ClusterSpec, post_whatsapp};
 
 const CONVERSATIONS: usize = 2000;
 const MESSAGES: usize = 5;
@@ -27,27 +25,9 @@ fn text(c: usize, k: usize) -> String {
     format!("m{c}-{k}")
 }
 
-/// Posts message `k` of conversation `c` to node `first`, moving on to the other running nodes
-/// when one refuses or is gone, as a provider behind a load balancer would; true once a node
-/// answered 200.
+/// Posts message `k` of conversation `c`, starting with node `first`.
 async fn deliver(http: &reqwest::Client, urls: &[String], first: usize, c: usize, k: usize) -> bool {
-    let body = wa_text(PHONE_NUMBER_ID, &phone(c), &format!("wamid.c{c}.k{k}"), &text(c, k));
-    let signature = wa_sign(APP_SECRET, body.as_bytes());
-    for attempt in 0..40 {
-        let url = &urls[(first + attempt) % urls.len()];
-        let sent = http
-            .post(format!("{url}/webhooks/whatsapp"))
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", &signature)
-            .body(body.clone())
-            .send()
-            .await;
-        if sent.is_ok_and(|r| r.status().is_success()) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1).min(10))).await;
-    }
-    false
+    post_whatsapp(http, urls, first, &phone(c), &format!("wamid.c{c}.k{k}"), &text(c, k)).await
 }
 
 /// Sends round `k` of every conversation, 64 at a time, to node `(c + k) % n`; every 20th

@@ -16,9 +16,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 
 use super::report::{hist_json, hist_line, write_json};
-use super::rig::{APP_SECRET, PHONE_NUMBER_ID};
-use crate::cluster::{Cluster, ClusterSpec};
-use crate::payloads::{wa_sign, wa_text};
+use crate::cluster::{Cluster, ClusterSpec, post_whatsapp};
 
 /// Options of `loadgen failover`.
 #[derive(clap::Args, Clone, Debug)]
@@ -161,26 +159,9 @@ fn partitions_of(cluster: &Cluster, node: &str, partitions: u32) -> Result<Vec<u
     Ok(owned)
 }
 
-/// Posts message (c, k) to node `first`, then the other, as a provider behind a load balancer
-/// retries; true once one answered 200.
+/// Posts message (c, k), starting with node `first`.
 async fn deliver(http: &reqwest::Client, urls: &[String], first: usize, c: usize, k: usize) -> bool {
-    let body = wa_text(PHONE_NUMBER_ID, &phone(c), &format!("wamid.f{c}.k{k}"), &format!("m{c}-{k}"));
-    let signature = wa_sign(APP_SECRET, body.as_bytes());
-    for attempt in 0..40 {
-        let url = &urls[(first + attempt) % urls.len()];
-        let sent = http
-            .post(format!("{url}/webhooks/whatsapp"))
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", &signature)
-            .body(body.clone())
-            .send()
-            .await;
-        if sent.is_ok_and(|r| r.status().is_success()) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1).min(10))).await;
-    }
-    false
+    post_whatsapp(http, urls, first, &phone(c), &format!("wamid.f{c}.k{k}"), &format!("m{c}-{k}")).await
 }
 
 /// Arrival times of every reply line, per message.
