@@ -3,7 +3,11 @@
 
 use crate::event::{Envelope, Input};
 use crate::partition::partition_of;
-use crate::ports::Bus;
+use crate::ports::{Bus, BusError};
+use std::time::Duration;
+
+/// How long an internal event is retried while the bus is unavailable.
+pub const RETRY_FOR: Duration = Duration::from_secs(60);
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
@@ -30,14 +34,95 @@ impl InputSink for BusSink {
         tokio::spawn(self.submit_durable(envelope));
     }
 
+    /// Retries while the bus is unavailable (Redis restarting), for up to [`RETRY_FOR`]: a lost
+    /// send result would leave its message looking unsent, and the conversation waiting for it.
     fn submit_durable(&self, envelope: Envelope<Input>) -> BoxFuture<'static, ()> {
         let bus = self.0.clone();
         let partition = partition_of(envelope.conversation_id.as_str(), bus.partitions());
         Box::pin(async move {
             let kind = envelope.body.type_name();
-            if let Err(e) = bus.publish(partition, envelope, true).await {
-                tracing::error!(error = %e, kind, "internal event could not be published");
+            let give_up = tokio::time::Instant::now() + RETRY_FOR;
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match bus.publish(partition, envelope.clone(), true).await {
+                    Ok(()) => return,
+                    Err(e) if !matches!(e, BusError::Closed) && tokio::time::Instant::now() + pause < give_up => {
+                        tracing::warn!(error = %e, kind, "internal event not published yet; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, kind, "internal event could not be published");
+                        return;
+                    }
+                }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ConversationId, TenantId};
+    use crate::event::SendOutcome;
+    use crate::ports::Delivery;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A bus that is down for its first `down` publishes.
+    #[derive(Default)]
+    struct Flaky {
+        down: AtomicU32,
+        published: Mutex<Vec<Envelope<Input>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Bus for Flaky {
+        fn partitions(&self) -> u32 {
+            4
+        }
+        async fn publish(&self, _: u32, envelope: Envelope<Input>, _: bool) -> Result<(), BusError> {
+            if self.down.load(Ordering::SeqCst) > 0 {
+                self.down.fetch_sub(1, Ordering::SeqCst);
+                return Err(BusError::Unavailable("redis restarting".into()));
+            }
+            self.published.lock().unwrap().push(envelope);
+            Ok(())
+        }
+        async fn next_batch(&self, _: u32, _: usize) -> Result<Vec<Delivery>, BusError> {
+            Err(BusError::Closed)
+        }
+        async fn ack(&self, _: u32, _: &[String]) -> Result<(), BusError> {
+            Ok(())
+        }
+    }
+
+    fn result() -> Envelope<Input> {
+        let outcome = SendOutcome::Sent { provider_message_id: "wamid.1".into() };
+        Envelope::new(
+            TenantId::new("t"),
+            ConversationId::new("c"),
+            "",
+            0,
+            Input::OutboundResult { local_id: 1, outcome },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_result_outlives_a_short_bus_outage() {
+        let bus = Arc::new(Flaky { down: AtomicU32::new(5), ..Default::default() });
+        BusSink(bus.clone()).submit_durable(result()).await;
+        assert_eq!(bus.published.lock().unwrap().len(), 1, "published once the bus was back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bus_that_stays_down_is_given_up_on_after_a_minute() {
+        let bus = Arc::new(Flaky { down: AtomicU32::new(u32::MAX), ..Default::default() });
+        let started = tokio::time::Instant::now();
+        BusSink(bus.clone()).submit_durable(result()).await;
+        assert!(bus.published.lock().unwrap().is_empty());
+        assert!(started.elapsed() <= RETRY_FOR, "bounded: {:?}", started.elapsed());
+        assert!(started.elapsed() >= RETRY_FOR - Duration::from_secs(3), "kept trying: {:?}", started.elapsed());
     }
 }
