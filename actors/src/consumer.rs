@@ -67,7 +67,6 @@ impl PartitionRunner {
             }
             tracing::debug!(partition = p, "running partition");
             let stop = self.consume(&mut owned, &mut shutdown, epoch).await;
-            tracing::debug!(partition = p, "partition stops here");
             self.hand_over().await;
             self.placement.released(p);
             if stop {

@@ -111,9 +111,6 @@ static IO: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::n
 
 /// A connection from `pool`, opened (when the pool has none idle) on the Redis IO runtime.
 pub(crate) async fn checkout(pool: &Pool) -> Result<deadpool_redis::Connection, String> {
-    if std::env::var_os("SB_NO_IO").is_some() {
-        return pool.get().await.map_err(|e| e.to_string());
-    }
     let pool = pool.clone();
     IO.spawn(async move { pool.get().await.map_err(|e| e.to_string()) })
         .await

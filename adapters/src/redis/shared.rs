@@ -55,28 +55,25 @@ impl SharedConn {
     }
 }
 
-/// A command on the shared connection that gets no answer within [`OP_TIMEOUT`] fails, and the
-/// connection is replaced: a socket that stopped answering must not hold every caller forever.
-async fn answered<T>(conn: &SharedConn, request: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
-    let result = match tokio::time::timeout(OP_TIMEOUT, request).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("redis did not answer within {OP_TIMEOUT:?}; replacing the shared connection");
-            Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("redis did not answer within {OP_TIMEOUT:?}"),
-            )))
-        }
-    };
-    conn.check(&result);
-    result
+/// A command on the shared connection that gets no answer within [`OP_TIMEOUT`] fails (and
+/// `check` then replaces the connection): a socket that stopped answering must not hold every
+/// caller forever.
+async fn answered<T>(request: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+    tokio::time::timeout(OP_TIMEOUT, request).await.unwrap_or_else(|_| {
+        tracing::warn!("redis did not answer within {OP_TIMEOUT:?}; replacing the shared connection");
+        Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("redis did not answer within {OP_TIMEOUT:?}"),
+        )))
+    })
 }
 
 impl ConnectionLike for SharedConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            answered(self, conn.req_packed_command(cmd)).await
+            let result = answered(self.conn.req_packed_command(cmd)).await;
+            self.check(&result);
+            result
         })
     }
 
@@ -87,8 +84,9 @@ impl ConnectionLike for SharedConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            answered(self, conn.req_packed_commands(cmd, offset, count)).await
+            let result = answered(self.conn.req_packed_commands(cmd, offset, count)).await;
+            self.check(&result);
+            result
         })
     }
 

@@ -18,10 +18,11 @@ use uuid::Uuid;
 /// Verdicts waiting to be handed out before the node drops new ones (its callers are slow).
 const BACKLOG: usize = 4096;
 
+/// A verdict on the wire, as published (borrowed) and as received (owned).
 #[derive(Serialize, Deserialize)]
-struct Wire {
+struct Wire<R> {
     event_id: Uuid,
-    result: ProcessResult,
+    result: R,
 }
 
 /// Verdicts on Redis pub/sub.
@@ -61,7 +62,7 @@ async fn subscribe(url: String, channel: String, tx: mpsc::Sender<Verdict>) {
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     let Ok(payload) = msg.get_payload::<Vec<u8>>() else { continue };
-                    match serde_json::from_slice::<Wire>(&payload) {
+                    match serde_json::from_slice::<Wire<ProcessResult>>(&payload) {
                         Ok(wire) => {
                             if tx.try_send((wire.event_id, wire.result)).is_err() && tx.is_closed() {
                                 return;
@@ -89,7 +90,7 @@ impl Verdicts for RedisVerdicts {
     }
 
     async fn send(&self, origin: &str, verdict: &Verdict) {
-        let wire = Wire { event_id: verdict.0, result: verdict.1.clone() };
+        let wire = Wire { event_id: verdict.0, result: &verdict.1 };
         let Ok(payload) = serde_json::to_vec(&wire) else { return };
         let publish = async {
             let mut conn = self.conn.get().await?;
