@@ -84,6 +84,7 @@ pub async fn start(
     let hub = Hub::start(backend, wiring.tenants, hub_settings);
     let tools = Arc::new(Tools::new(hub.clone(), Arc::new(MemoryLedger::default())));
     let callers = Arc::new(callers);
+    let console = ConsoleFeeds::new(hub.clone(), crate::backend::console_stream(settings, &probe)).await;
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         channels: wiring.channels,
@@ -93,7 +94,7 @@ pub async fn start(
         tools: tools.clone(),
         callers,
         agents: Arc::new(agents),
-        console: ConsoleFeeds::new(hub.clone()),
+        console,
         probe,
     });
     let data = state.clone();

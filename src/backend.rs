@@ -9,8 +9,8 @@ use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
 use switchboard_adapters::redis::{
-    Keys, LeaseSettings, RedisBus, RedisDedup, RedisPlacement, RedisPool, RedisSettings, RedisStore, RedisVerdicts,
-    StreamSettings, connect, ping,
+    Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisPlacement, RedisPool, RedisSettings, RedisStore,
+    RedisVerdicts, StreamSettings, connect, ping,
 };
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.
@@ -98,4 +98,19 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         verdicts: Arc::new(RedisVerdicts::start(pool.clone(), r.url.clone(), &r.prefix, r.node_id.clone())),
     };
     Ok((backend, Probe::Redis(pool, placement)))
+}
+
+/// Entries kept in a tenant's shared console stream (Redis): a live feed that each node reads as
+/// it comes, so a short one does; the journal is the record.
+const CONSOLE_STREAM_LEN: usize = 10_000;
+
+/// The stream that carries every tenant's console frames between nodes (Redis only: one node
+/// alone feeds its consoles directly).
+pub fn console_stream(settings: &Settings, probe: &Probe) -> Option<RedisFeedLog> {
+    match probe {
+        Probe::Memory => None,
+        Probe::Redis(pool, _) => {
+            Some(RedisFeedLog::new(pool.clone(), Keys::new(&settings.backend.redis.prefix), CONSOLE_STREAM_LEN))
+        }
+    }
 }

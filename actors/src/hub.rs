@@ -356,6 +356,11 @@ impl Hub {
         t.queues.get(queue).cloned().ok_or_else(|| CommandError::UnknownQueue(queue.to_owned()))
     }
 
+    /// The tenants this hub serves.
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.0.tenants.keys()
+    }
+
     /// The tenant's live feed: every event its conversations persist from now on, in each
     /// conversation's order (see [`EventFeed`]).
     pub fn subscribe(&self, tenant: &TenantId) -> Result<broadcast::Receiver<Arc<FeedBatch>>, CommandError> {

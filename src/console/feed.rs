@@ -3,7 +3,9 @@
 //! frames (typing, presence) that are never replayed. Each frame is serialized once, whatever the
 //! number of consoles; a session only decides whether its account may see it.
 
+use super::relay::{self, Wire};
 use crate::routes::api::render::summary;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,8 @@ use switchboard_actors::domain::TenantId;
 use switchboard_actors::feed::FeedBatch;
 use switchboard_actors::hub::Hub;
 use switchboard_actors::state::Status;
-use tokio::sync::broadcast;
+use switchboard_adapters::redis::RedisFeedLog;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 /// Events of one tenant a reconnecting console can catch up on.
@@ -20,7 +23,7 @@ pub const RING_CAPACITY: usize = 20_000;
 const SESSION_BACKLOG: usize = 8192;
 
 /// Who may see a frame: anyone working on a conversation in one of these statuses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Audience {
     /// Every console of the tenant.
     Everyone,
@@ -70,11 +73,19 @@ pub struct Attached {
 pub struct TenantFeed {
     ring: Mutex<VecDeque<Arc<RingEvent>>>,
     tx: broadcast::Sender<Push>,
+    /// With several nodes: where this node's frames go to reach every node's consoles (this
+    /// node's included: the ring is filled from the shared stream only).
+    relay: Option<mpsc::Sender<Wire>>,
 }
 
 impl TenantFeed {
-    fn new() -> Self {
-        Self { ring: Mutex::new(VecDeque::new()), tx: broadcast::channel(SESSION_BACKLOG).0 }
+    fn new(relay: Option<mpsc::Sender<Wire>>) -> Self {
+        Self { ring: Mutex::new(VecDeque::new()), tx: broadcast::channel(SESSION_BACKLOG).0, relay }
+    }
+
+    /// A feed whose ephemeral frames go through the shared stream (see `relay`).
+    pub(super) fn new_shared(relay: mpsc::Sender<Wire>) -> Self {
+        Self::new(Some(relay))
     }
 
     /// Joins the feed. Done under the ring's lock, so that no event falls between the replay
@@ -92,16 +103,22 @@ impl TenantFeed {
 
     /// Pushes a frame that is not kept (typing, presence).
     pub fn push_ephemeral(&self, frame: String, audience: Audience) {
+        match &self.relay {
+            // A full relay drops it: typing and presence are best effort.
+            Some(relay) => drop(relay.try_send(Wire::Ephemeral { frame, audience })),
+            None => self.show_ephemeral(frame, audience),
+        }
+    }
+
+    pub(super) fn show_ephemeral(&self, frame: String, audience: Audience) {
         let _ = self.tx.send(Push::Ephemeral { frame: frame.into(), audience: Arc::new(audience) });
     }
 
-    fn record(&self, batch: &FeedBatch) {
-        let conversation = summary(&batch.state);
-        let audience = Audience::Statuses(vec![batch.before.clone(), batch.state.status.clone()]);
+    /// Keeps events in the ring and pushes them to the sessions.
+    pub(super) fn keep(&self, events: impl IntoIterator<Item = RingEvent>) {
         let mut ring = self.lock();
-        for event in &batch.events {
-            let frame = json!({ "type": "event", "id": event.event_id, "event": event, "conversation": conversation });
-            let item = Arc::new(RingEvent { id: event.event_id, frame: frame.to_string(), audience: audience.clone() });
+        for event in events {
+            let item = Arc::new(event);
             if ring.len() == RING_CAPACITY {
                 ring.pop_front();
             }
@@ -110,7 +127,7 @@ impl TenantFeed {
         }
     }
 
-    fn lost_events(&self) {
+    pub(super) fn lost_events(&self) {
         let mut ring = self.lock();
         // A resume from before the gap would miss events: make every `since` unknown.
         ring.clear();
@@ -120,6 +137,16 @@ impl TenantFeed {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<RingEvent>>> {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The console frames of what one conversation persisted, each serialized once.
+pub(super) fn frames(batch: &FeedBatch) -> impl Iterator<Item = RingEvent> + '_ {
+    let conversation = summary(&batch.state);
+    let audience = Audience::Statuses(vec![batch.before.clone(), batch.state.status.clone()]);
+    batch.events.iter().map(move |event| {
+        let frame = json!({ "type": "event", "id": event.event_id, "event": event, "conversation": conversation });
+        RingEvent { id: event.event_id, frame: frame.to_string(), audience: audience.clone() }
+    })
 }
 
 /// Availability of an agent as consoles set it.
@@ -146,8 +173,12 @@ struct AgentDesk {
     availability: Availability,
 }
 
-/// Every tenant's console feed, started on the first console of the tenant, and the agents'
-/// console sessions and availability.
+/// Every tenant's console feed, and the agents' console sessions and availability.
+///
+/// One node alone starts a tenant's feed on its first console, from the hub's own feed. With
+/// several nodes (Redis), every tenant's feed starts at once and is filled from the tenant's
+/// shared stream, to which every node relays what its conversations persist: a console sees the
+/// conversations of every node, in the same order on every node.
 pub struct ConsoleFeeds {
     hub: Hub,
     tenants: Mutex<HashMap<TenantId, Arc<TenantFeed>>>,
@@ -155,26 +186,33 @@ pub struct ConsoleFeeds {
 }
 
 impl ConsoleFeeds {
-    /// Feeds over `hub`'s tenants.
-    pub fn new(hub: Hub) -> Self {
-        Self { hub, tenants: Mutex::default(), agents: Mutex::default() }
+    /// Feeds over `hub`'s tenants; `shared` is the stream of every node's frames (Redis).
+    pub async fn new(hub: Hub, shared: Option<RedisFeedLog>) -> Self {
+        let mut tenants = HashMap::new();
+        if let Some(log) = shared {
+            for tenant in hub.tenants() {
+                let Ok(batches) = hub.subscribe(tenant) else { continue };
+                tenants.insert(tenant.clone(), relay::start(tenant, batches, log.clone()).await);
+            }
+        }
+        Self { hub, tenants: Mutex::new(tenants), agents: Mutex::default() }
     }
 
-    /// The tenant's feed; the first call subscribes to the hub and starts the task that fills the
-    /// ring (it runs as long as the hub does).
+    /// The tenant's feed; with one node, the first call subscribes to the hub and starts the
+    /// task that fills the ring (it runs as long as the hub does).
     pub fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantFeed>> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(feed) = tenants.get(tenant) {
             return Some(feed.clone());
         }
         let mut rx = self.hub.subscribe(tenant).ok()?;
-        let feed = Arc::new(TenantFeed::new());
+        let feed = Arc::new(TenantFeed::new(None));
         let filler = feed.clone();
         let name = tenant.clone();
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(batch) => filler.record(&batch),
+                    Ok(batch) => filler.keep(frames(&batch)),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(tenant = %name, missed, "console feed fell behind the hub; consoles resync");
                         filler.lost_events();

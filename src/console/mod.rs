@@ -10,6 +10,7 @@
 
 mod commands;
 pub mod feed;
+mod relay;
 mod snapshot;
 
 use self::feed::{Audience, Push, TenantFeed};

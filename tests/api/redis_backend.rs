@@ -181,3 +181,62 @@ async fn a_command_at_a_node_that_does_not_run_the_conversation_gets_its_verdict
         .await;
     assert_eq!(refused, Err(switchboard_actors::conversation::CommandError::NotAssignedToYou));
 }
+
+#[actix_web::test]
+async fn a_console_on_any_node_sees_the_conversations_every_node_runs_in_one_order() {
+    let redis = RedisServer::start().expect("redis-server");
+    let a = spawn_app(&on_redis(&redis, "node-a")).await;
+    let b = spawn_app(&on_redis(&redis, "node-b")).await;
+    let shared = eventually(Duration::from_secs(15), || async {
+        let (on_a, on_b) = (a.state.probe.partitions_owned()?, b.state.probe.partitions_owned()?);
+        (on_a > 0 && on_b > 0 && on_a + on_b == 64).then_some(())
+    })
+    .await;
+    assert!(shared.is_some(), "the two nodes share the partitions");
+    let mut on_a = console_of(&a).await;
+    let mut on_b = console_of(&b).await;
+
+    // One customer's conversation runs on each node; each writes to the node that does not run it.
+    let (ran_by_b, ran_by_a) = (customer_of(&a, &redis, "node-b").await, customer_of(&a, &redis, "node-a").await);
+    assert_eq!(a.wa_text(&ran_by_b, "wamid.C1", "Quero comprar").await.status(), 200);
+    assert_eq!(b.wa_text(&ran_by_a, "wamid.C2", "Quero trocar").await.status(), 200);
+    let ids = [a.wa_conversation(&ran_by_b), a.wa_conversation(&ran_by_a)];
+    let queued = |frames: &[serde_json::Value], id: &str| {
+        frames
+            .iter()
+            .any(|f| f["type"] == "event" && f["conversation"]["id"] == id && f["conversation"]["status"] == "queued")
+    };
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for (console, seen) in [(&mut on_a, &mut seen_a), (&mut on_b, &mut seen_b)] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ids.iter().all(|id| queued(seen, id.as_str())) {
+            assert!(std::time::Instant::now() < deadline, "a console missed another node's conversation: {seen:#?}");
+            if let Some(frame) = console.try_next(Duration::from_millis(200)).await {
+                seen.push(frame);
+            }
+        }
+    }
+    let event_ids = |frames: &[serde_json::Value]| {
+        frames
+            .iter()
+            .filter(|f| f["type"] == "event" && ids.iter().any(|id| f["conversation"]["id"] == id.as_str()))
+            .map(|f| f["id"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // Each console may have read a little past the other; compare what both have.
+    let (ev_a, ev_b) = (event_ids(&seen_a), event_ids(&seen_b));
+    let common = ev_a.len().min(ev_b.len());
+    assert!(common >= 2, "{ev_a:?} / {ev_b:?}");
+    assert_eq!(ev_a[..common], ev_b[..common], "both nodes' consoles see the same events in the same order");
+}
+
+/// An admin console connected to `app`, past its hello and snapshot.
+async fn console_of(app: &TestApp) -> crate::ws_client::Ws {
+    let mut ws = crate::ws_client::open(&app.url, &format!("/ws/console?token={ADMIN_TOKEN}")).await.expect("console");
+    let hello = ws.next().await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let snapshot = ws.next().await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    ws
+}

@@ -11,6 +11,7 @@
 //! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
 //! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
+//! | `sb:{t:<tenant>}:feed` | stream | the tenant's console feed, shared by every node (capped; see `feed`) |
 //!
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
 //! - `bus`: partition streams and consumer groups (`Bus`).
@@ -18,6 +19,7 @@
 
 mod bus;
 mod dedup;
+mod feed;
 mod index;
 mod lease;
 mod shared;
@@ -27,6 +29,7 @@ mod verdicts;
 pub use bus::{RedisBus, StreamSettings};
 pub use deadpool_redis::Pool as RedisPool;
 pub use dedup::RedisDedup;
+pub use feed::{Followed, RedisFeedLog};
 pub use lease::{LeaseSettings, RedisPlacement};
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
@@ -179,6 +182,11 @@ impl Keys {
     /// A tenant's index key `name` (all of a tenant's indexes share one slot).
     pub fn index(&self, tenant: &str, name: &str) -> String {
         format!("{}{{t:{tenant}}}:ix:{name}", self.prefix)
+    }
+
+    /// A tenant's console feed stream (in the tenant's slot, like its indexes).
+    pub fn feed(&self, tenant: &str) -> String {
+        format!("{}{{t:{tenant}}}:feed", self.prefix)
     }
 
     /// The lease of partition `p`: `<node>:<epoch>` of its owner, expiring unless renewed.
