@@ -16,11 +16,13 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin switchboard
+    && groupadd --system --gid 10001 switchboard \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin switchboard
 WORKDIR /app
 COPY --from=build /src/target/release/switchboard /usr/local/bin/switchboard
 COPY config config
-USER switchboard
+# Numeric, so that runAsNonRoot (Kubernetes) can check it is not root.
+USER 10001:10001
 ENV SWITCHBOARD__SERVER__BIND=0.0.0.0:8080 \
     SWITCHBOARD__SERVER__LOG_FORMAT=json
 EXPOSE 8080

@@ -2,7 +2,8 @@
 # The whole test suite: unit tests of every crate, the app-level tests (real HTTP server on
 # loopback, local fakes of WhatsApp, Telegram and OpenAI), the CLI tests, and the MCP interop
 # tests (the official Python MCP SDK and the MCP Inspector CLI against the hub), the browser test
-# (Playwright driving Debian's Chromium), and the Redis backend's tests (a redis-server per test).
+# (Playwright driving Debian's Chromium), the Redis backend's tests (a redis-server per test), and
+# the deployment files' linters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,9 @@ fi
 bash tests/interop/setup.sh
 # shellcheck source=/dev/null
 source .cache/interop/env.sh
+
+# The Dockerfile, the Kubernetes manifests and the Compose file (linted: no Docker engine here).
+bash scripts/lint-deploy.sh
 
 cargo test --workspace --all-targets --locked
 
