@@ -84,7 +84,7 @@ pub async fn start(
     let hub = Hub::start(backend, wiring.tenants, hub_settings);
     let tools = Arc::new(Tools::new(hub.clone(), Arc::new(MemoryLedger::default())));
     let callers = Arc::new(callers);
-    let console = ConsoleFeeds::new(hub.clone(), crate::backend::console_stream(settings, &probe)).await;
+    let console = ConsoleFeeds::new(hub.clone(), crate::backend::across_nodes(settings, &probe)).await;
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         channels: wiring.channels,

@@ -2,6 +2,8 @@
 //! before the hub starts, so a wrong URL or a server that is down is a clear start-up error).
 
 use crate::config::Settings;
+use crate::console::AcrossNodes;
+use crate::console::presence::SharedPresence;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,8 @@ use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
 use switchboard_adapters::redis::{
-    Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisPlacement, RedisPool, RedisSettings, RedisStore,
-    RedisVerdicts, StreamSettings, connect, ping,
+    Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisPlacement, RedisPool, RedisPresence, RedisSettings,
+    RedisStore, RedisVerdicts, StreamSettings, connect, ping,
 };
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.
@@ -104,13 +106,20 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 /// it comes, so a short one does; the journal is the record.
 const CONSOLE_STREAM_LEN: usize = 10_000;
 
-/// The stream that carries every tenant's console frames between nodes (Redis only: one node
-/// alone feeds its consoles directly).
-pub fn console_stream(settings: &Settings, probe: &Probe) -> Option<RedisFeedLog> {
+/// What links every tenant's consoles across nodes: the stream of their frames and the agents'
+/// presence (Redis only: one node alone feeds its consoles and tells its queues directly).
+pub fn across_nodes(settings: &Settings, probe: &Probe) -> Option<AcrossNodes> {
     match probe {
         Probe::Memory => None,
         Probe::Redis(pool, _) => {
-            Some(RedisFeedLog::new(pool.clone(), Keys::new(&settings.backend.redis.prefix), CONSOLE_STREAM_LEN))
+            let r = &settings.backend.redis;
+            Some(AcrossNodes {
+                feed: RedisFeedLog::new(pool.clone(), Keys::new(&r.prefix), CONSOLE_STREAM_LEN),
+                presence: SharedPresence {
+                    store: RedisPresence::new(pool.clone(), Keys::new(&r.prefix)),
+                    node: r.node_id.clone(),
+                },
+            })
         }
     }
 }

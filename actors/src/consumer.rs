@@ -2,11 +2,12 @@
 //! conversation, acknowledge once persisted) while the node owns the partition, and the queues'
 //! restoration from the store when a node starts.
 
-use crate::agents::queue::{QueueAgent, Restore};
+use crate::agents::queue::{ForgetPartitions, QueueAgent, Restore};
 use crate::conversation::{CommandError, Outcome};
 use crate::domain::TenantId;
 use crate::event::{Envelope, Input};
 use crate::outbox::{BusyIn, Outbox};
+use crate::partition::partition_of;
 use crate::ports::Clock;
 use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement, Verdicts};
 use crate::query::{ConversationQuery, MAX_PAGE};
@@ -14,6 +15,7 @@ use crate::registry::{ConversationRegistry, Deliver, DrainAll, REGISTRY_MAILBOX}
 use crate::state::Status;
 use actix::prelude::*;
 use futures_util::future::join_all;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -227,19 +229,61 @@ impl PartitionRunner {
     }
 }
 
-/// Refills a queue actor from the store: the conversations waiting in it (oldest first) and those
-/// assigned through it. Without this a restarted node would forget who waits.
-pub(crate) async fn restore_queue(
+/// Keeps a queue actor to the partitions this node owns: a conversation waits in the queue of
+/// the node that runs it. Partitions gained are restored from the store; partitions let go are
+/// forgotten (their new owner restores them). Without this a restarted node would forget who
+/// waits, and with several nodes a queue would keep offering conversations another node runs.
+pub(crate) async fn follow_ownership(
     store: Arc<dyn ConversationStore>,
+    placement: Arc<dyn Placement>,
+    partitions: u32,
     tenant: TenantId,
     queue: String,
     addr: Addr<QueueAgent>,
 ) {
+    let mut owned = placement.owned();
+    let mut held: BTreeSet<u32> = BTreeSet::new();
+    loop {
+        let now: BTreeSet<u32> = owned.borrow_and_update().0.keys().copied().collect();
+        let lost: BTreeSet<u32> = held.difference(&now).copied().collect();
+        if !lost.is_empty() {
+            addr.do_send(ForgetPartitions { partitions: lost, of: partitions });
+        }
+        let gained: BTreeSet<u32> = now.difference(&held).copied().collect();
+        held.retain(|p| now.contains(p));
+        let restored = gained.is_empty() || restore_queue(&*store, &tenant, &queue, &addr, &gained, partitions).await;
+        if restored {
+            held.extend(gained);
+        }
+        // A restore that failed (store away) is tried again shortly, or at the next change.
+        let retry = async {
+            if restored {
+                std::future::pending::<()>().await
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await
+        };
+        tokio::select! {
+            changed = owned.changed() => if changed.is_err() { return },
+            () = retry => {}
+        }
+    }
+}
+
+/// Refills a queue actor from the store with the conversations of `owned` partitions waiting in
+/// it (oldest first) and those assigned through it; `false` when the store failed.
+async fn restore_queue(
+    store: &dyn ConversationStore,
+    tenant: &TenantId,
+    queue: &str,
+    addr: &Addr<QueueAgent>,
+    owned: &BTreeSet<u32>,
+    partitions: u32,
+) -> bool {
     let mut restored = 0;
     for status in ["queued", "assigned"] {
         let mut query = ConversationQuery::tenant(tenant.clone());
         query.status = Some(status.into());
-        query.queue = Some(queue.clone());
+        query.queue = Some(queue.to_owned());
         query.limit = MAX_PAGE;
         let mut found = Vec::new();
         loop {
@@ -254,10 +298,11 @@ pub(crate) async fn restore_queue(
                 }
                 Err(e) => {
                     tracing::error!(%tenant, %queue, error = %e, "could not restore the queue from the store");
-                    return;
+                    return false;
                 }
             }
         }
+        found.retain(|s| owned.contains(&partition_of(s.id.as_str(), partitions)));
         found.sort_by_key(|s| s.updated_at);
         for state in found {
             let restore = match &state.status {
@@ -276,4 +321,5 @@ pub(crate) async fn restore_queue(
     if restored > 0 {
         tracing::info!(%tenant, %queue, restored, "queue restored from the store");
     }
+    true
 }

@@ -1,7 +1,7 @@
 //! Dispatcher: decides where a new ticket goes (tenant entry route) and carries handoffs to the
 //! right queue, falling back to the tenant's default queue for unknown names.
 
-use crate::agents::queue::{Enqueue, Enqueued, QueueAgent, Reassign, Release};
+use crate::agents::queue::{Accept, AcceptError, Enqueue, Enqueued, QueueAgent, Reassign, Release};
 use crate::domain::{AgentId, ConversationId, TenantId};
 use crate::tenant::{Route, TenantPolicy};
 use actix::prelude::*;
@@ -161,6 +161,45 @@ impl Handler<MoveToAgent> for Dispatcher {
     }
 }
 
+/// An agent takes a conversation waiting in its queue (the console's accept, on the node that
+/// runs the conversation: that node's queue holds it in its waiting list).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), TakeError>")]
+pub struct TakeWaiting {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Queue.
+    pub queue: String,
+    /// Conversation.
+    pub conversation: ConversationId,
+    /// Who takes it.
+    pub agent: AgentId,
+}
+
+/// Why an agent could not take a waiting conversation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TakeError {
+    /// The queue refused (already taken, agent offline or full).
+    #[error(transparent)]
+    Refused(#[from] AcceptError),
+    /// The queue is not there.
+    #[error("queue unavailable")]
+    QueueUnavailable,
+}
+
+impl Handler<TakeWaiting> for Dispatcher {
+    type Result = ResponseFuture<Result<(), TakeError>>;
+
+    fn handle(&mut self, msg: TakeWaiting, _: &mut Context<Self>) -> Self::Result {
+        let queue = self.queue(&msg.tenant, &msg.queue).cloned();
+        Box::pin(async move {
+            let queue = queue.ok_or(TakeError::QueueUnavailable)?;
+            let taken = queue.send(Accept { agent: msg.agent, conversation: msg.conversation }).await;
+            taken.map_err(|_| TakeError::QueueUnavailable)?.map_err(TakeError::from)
+        })
+    }
+}
+
 /// The dispatcher as its neighbours see it: one recipient per message, so a test can put a probe
 /// in its place.
 #[derive(Clone)]
@@ -173,6 +212,8 @@ pub struct DispatcherPort {
     pub leave: Recipient<LeaveQueue>,
     /// Moving to another agent.
     pub move_to_agent: Recipient<MoveToAgent>,
+    /// An agent taking a waiting conversation.
+    pub take: Recipient<TakeWaiting>,
 }
 
 impl From<&Addr<Dispatcher>> for DispatcherPort {
@@ -182,6 +223,7 @@ impl From<&Addr<Dispatcher>> for DispatcherPort {
             handoff: addr.clone().recipient(),
             leave: addr.clone().recipient(),
             move_to_agent: addr.clone().recipient(),
+            take: addr.clone().recipient(),
         }
     }
 }

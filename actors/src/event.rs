@@ -107,6 +107,14 @@ pub enum Input {
         /// The agent.
         agent: AgentId,
     },
+    /// A human agent takes the conversation while it waits in its queue (the console's
+    /// "accept"). It goes to the node that runs the conversation, whose queue holds the waiting
+    /// list, so an agent signed on at any node can take any waiting conversation.
+    #[serde(rename = "command.accept")]
+    Accept {
+        /// Who takes it.
+        agent: AgentId,
+    },
     /// A human agent replies.
     #[serde(rename = "command.reply")]
     AgentReply {
@@ -179,6 +187,7 @@ impl Input {
             Self::MessageReceived(_) => "inbox.message.received",
             Self::StatusReceived(_) => "inbox.message.status",
             Self::Assign { .. } => "command.assign",
+            Self::Accept { .. } => "command.accept",
             Self::AgentReply { .. } => "command.reply",
             Self::Transfer { .. } => "command.transfer",
             Self::Close { .. } => "command.close",

@@ -4,7 +4,7 @@
 use crate::agents::ai::{AiAgent, Summarize};
 use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, SetPresence};
 use crate::agents::triage::TriageAgent;
-use crate::consumer::{PartitionRunner, restore_queue};
+use crate::consumer::{PartitionRunner, follow_ownership};
 use crate::conversation::{CommandError, ProcessResult, TenantRuntime};
 use crate::dispatcher::{Dispatcher, DispatcherPort, TenantRoutes};
 use crate::domain::{AgentId, Author, ChannelRef, ConversationId, TenantId};
@@ -183,7 +183,9 @@ impl Hub {
                 })
                 .collect();
             for (name, addr) in &queues {
-                arbiter.spawn(restore_queue(backend.store.clone(), id.clone(), name.clone(), addr.clone()));
+                let (store, placement) = (backend.store.clone(), backend.placement.clone());
+                let partitions = backend.bus.partitions();
+                arbiter.spawn(follow_ownership(store, placement, partitions, id.clone(), name.clone(), addr.clone()));
             }
             let (p, llm, m) = (policy.clone(), setup.llm, metrics.clone());
             let ai = AiAgent::start_in_arbiter(arbiter, move |_| AiAgent::new(p, llm, m));

@@ -11,7 +11,7 @@ use crate::routes::api::render::summary;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchboard_actors::agents::queue::{Accept, AcceptError};
+use switchboard_actors::conversation::CommandError;
 use switchboard_actors::domain::{ChannelKind, ConversationId};
 use switchboard_actors::event::Input;
 use switchboard_actors::state::{ConversationState, Status};
@@ -95,15 +95,16 @@ fn with_conversation(state: &ConversationState) -> Value {
 async fn run(console: &Console, command: Command) -> Result<Value, Refusal> {
     let (app, who) = (&console.app, &*console.who);
     let trace = uuid::Uuid::now_v7().to_string();
+    let trace = trace.as_str();
     let changed = |input: Input, id: String| async move {
         let id = ConversationId::new(id);
-        let after = perform(app, who, &id, |_| Ok(input), &trace).await?;
+        let after = perform(app, who, &id, |_| Ok(input), trace).await?;
         Ok::<_, Refusal>(with_conversation(&after))
     };
     match command {
         Command::Ping => Ok(Value::Null),
         Command::SetAvailability { available, capacity } => set_availability(console, available, capacity).await,
-        Command::Accept { conversation_id } => accept(console, ConversationId::new(conversation_id)).await,
+        Command::Accept { conversation_id } => accept(console, ConversationId::new(conversation_id), trace).await,
         Command::Reply { conversation_id, text } => changed(reply_input(who, text)?, conversation_id).await,
         Command::Note { conversation_id, text } => changed(note_input(who, text)?, conversation_id).await,
         Command::Transfer { conversation_id, queue, agent } => {
@@ -127,7 +128,11 @@ async fn set_availability(console: &Console, available: bool, capacity: Option<u
         return Err(Refusal { code: "unprocessable", message: "this account works in no queue".into() });
     }
     for queue in &queues {
-        app.hub.set_presence(&who.tenant, queue, who.id.clone(), available, capacity).await.map_err(RestError::from)?;
+        app.console
+            .presence
+            .set(&who.tenant, queue, who.id.clone(), available, capacity)
+            .await
+            .map_err(RestError::from)?;
     }
     let availability = Availability { available, capacity };
     app.console.set_availability(&who.tenant, who.id.as_str(), availability);
@@ -140,26 +145,22 @@ pub fn presence_frame(agent: &str, a: Availability) -> String {
     json!({ "type": "presence", "agent": agent, "available": a.available, "capacity": a.capacity }).to_string()
 }
 
-async fn accept(console: &Console, id: ConversationId) -> Result<Value, Refusal> {
+async fn accept(console: &Console, id: ConversationId, trace: &str) -> Result<Value, Refusal> {
     let (app, who) = (&console.app, &*console.who);
     let state = visible(&app.hub, who, &id).await?;
-    let Status::Queued { queue } = &state.status else {
+    if !matches!(&state.status, Status::Queued { .. }) {
         return Err(Refusal {
             code: "already_taken",
             message: format!("conversation is not waiting in a queue (it is {})", state.status.name()),
         });
-    };
-    let addr = app.hub.queue(&who.tenant, queue).map_err(RestError::from)?;
-    let verdict = addr.send(Accept { agent: who.id.clone(), conversation: id.clone() }).await;
-    match verdict {
-        Ok(Ok(())) => {}
-        Ok(Err(AcceptError::NotWaiting)) => {
-            return Err(Refusal { code: "already_taken", message: AcceptError::NotWaiting.to_string() });
-        }
-        Ok(Err(AcceptError::NoCapacity)) => {
-            return Err(Refusal { code: "not_available", message: AcceptError::NoCapacity.to_string() });
-        }
-        Err(e) => return Err(Refusal { code: "unavailable", message: e.to_string() }),
+    }
+    // The conversation asks its queue, on whichever node runs it (that queue holds the waiting
+    // list), so an agent signed on at any node can take any waiting conversation.
+    let taken = app.hub.execute(who.tenant.clone(), id.clone(), Input::Accept { agent: who.id.clone() }, trace).await;
+    match taken {
+        Ok(_) => {}
+        Err(CommandError::Conflict(why)) => return Err(Refusal { code: "already_taken", message: why }),
+        Err(e) => return Err(RestError::from(e).into()),
     }
     // The queue has picked this agent; the conversation records it a moment later. Answer with
     // it assigned when that happens soon, as it does unless the hub is overloaded.

@@ -3,6 +3,7 @@
 //! frames (typing, presence) that are never replayed. Each frame is serialized once, whatever the
 //! number of consoles; a session only decides whether its account may see it.
 
+use super::presence::{Presence, SharedPresence};
 use super::relay::{self, Wire};
 use crate::routes::api::render::summary;
 use serde::{Deserialize, Serialize};
@@ -173,6 +174,14 @@ struct AgentDesk {
     availability: Availability,
 }
 
+/// What links the consoles of one node to the other nodes' (Redis backend).
+pub struct AcrossNodes {
+    /// The tenants' streams of every node's console frames.
+    pub feed: RedisFeedLog,
+    /// The tenants' online agents, every node's.
+    pub presence: SharedPresence,
+}
+
 /// Every tenant's console feed, and the agents' console sessions and availability.
 ///
 /// One node alone starts a tenant's feed on its first console, from the hub's own feed. With
@@ -180,22 +189,27 @@ struct AgentDesk {
 /// shared stream, to which every node relays what its conversations persist: a console sees the
 /// conversations of every node, in the same order on every node.
 pub struct ConsoleFeeds {
+    /// Agents' presence in their queues (every node's, with Redis).
+    pub presence: Arc<Presence>,
     hub: Hub,
     tenants: Mutex<HashMap<TenantId, Arc<TenantFeed>>>,
     agents: Mutex<HashMap<(TenantId, String), AgentDesk>>,
 }
 
 impl ConsoleFeeds {
-    /// Feeds over `hub`'s tenants; `shared` is the stream of every node's frames (Redis).
-    pub async fn new(hub: Hub, shared: Option<RedisFeedLog>) -> Self {
+    /// Feeds over `hub`'s tenants; `shared` links them to the other nodes (Redis).
+    pub async fn new(hub: Hub, shared: Option<AcrossNodes>) -> Self {
         let mut tenants = HashMap::new();
-        if let Some(log) = shared {
+        let mut presence = None;
+        if let Some(AcrossNodes { feed, presence: shared }) = shared {
             for tenant in hub.tenants() {
                 let Ok(batches) = hub.subscribe(tenant) else { continue };
-                tenants.insert(tenant.clone(), relay::start(tenant, batches, log.clone()).await);
+                tenants.insert(tenant.clone(), relay::start(tenant, batches, feed.clone()).await);
             }
+            presence = Some(shared);
         }
-        Self { hub, tenants: Mutex::new(tenants), agents: Mutex::default() }
+        let presence = Presence::new(hub.clone(), presence);
+        Self { presence, hub, tenants: Mutex::new(tenants), agents: Mutex::default() }
     }
 
     /// The tenant's feed; with one node, the first call subscribes to the hub and starts the

@@ -10,6 +10,7 @@
 
 mod commands;
 pub mod feed;
+pub mod presence;
 mod relay;
 mod snapshot;
 
@@ -28,7 +29,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 pub use self::commands::presence_frame;
-pub use self::feed::ConsoleFeeds;
+pub use self::feed::{AcrossNodes, ConsoleFeeds};
 
 /// Largest frame a console may send.
 const MAX_FRAME: usize = 64 * 1024;
@@ -167,7 +168,7 @@ async fn signed_off(console: &Console) {
     tracing::info!(tenant = %who.tenant, agent = %who.id, "console disconnected");
     let Some(availability) = app.console.session_closed(&who.tenant, who.id.as_str()) else { return };
     for queue in snapshot::queues_of(app, who) {
-        let _ = app.hub.set_presence(&who.tenant, &queue, who.id.clone(), false, availability.capacity).await;
+        let _ = app.console.presence.set(&who.tenant, &queue, who.id.clone(), false, availability.capacity).await;
     }
     console.feed.push_ephemeral(presence_frame(who.id.as_str(), availability), Audience::Everyone);
 }

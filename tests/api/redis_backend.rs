@@ -231,6 +231,85 @@ async fn a_console_on_any_node_sees_the_conversations_every_node_runs_in_one_ord
     assert_eq!(ev_a[..common], ev_b[..common], "both nodes' consoles see the same events in the same order");
 }
 
+/// Two nodes on one Redis, each running its fair half of the partitions (`fixture` over the
+/// default config), so that a conversation stays where it runs for the rest of the test.
+async fn two_nodes(redis: &RedisServer, fixture: Option<&str>) -> (TestApp, TestApp) {
+    let a = spawn_app_with(fixture, &on_redis(redis, "node-a")).await;
+    let b = spawn_app_with(fixture, &on_redis(redis, "node-b")).await;
+    let halves = eventually(Duration::from_secs(20), || async {
+        let (on_a, on_b) = (a.state.probe.partitions_owned()?, b.state.probe.partitions_owned()?);
+        (on_a == 32 && on_b == 32).then_some(())
+    })
+    .await;
+    assert!(halves.is_some(), "the two nodes share the partitions half and half");
+    (a, b)
+}
+
+/// Ana's console at `app`, available.
+async fn ana_available_at(app: &TestApp) -> crate::ws_client::Ws {
+    let mut ana = crate::ws_client::open(&app.url, &format!("/ws/console?token={ANA_TOKEN}")).await.expect("console");
+    ana.until("snapshot", |f| f["type"] == "snapshot").await;
+    let (ack, _) =
+        ana.command("on", serde_json::json!({ "type": "set_availability", "available": true, "capacity": 3 })).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ana
+}
+
+#[actix_web::test]
+async fn a_queue_offers_its_conversations_to_agents_signed_on_at_another_node() {
+    let redis = RedisServer::start().expect("redis-server");
+    // vendas assigns by itself (round robin).
+    let (a, b) = two_nodes(&redis, None).await;
+    let _ana = ana_available_at(&b).await;
+    // The conversation waits in the vendas queue of node a, which runs it.
+    let phone = customer_of(&a, &redis, "node-a").await;
+    assert_eq!(a.wa_text(&phone, "wamid.Q1", "Quero comprar").await.status(), 200);
+    let id = a.wa_conversation(&phone);
+    let assigned = eventually(Duration::from_secs(10), || async {
+        a.state_of(&id).await.filter(|s| matches!(&s.status, Status::Assigned { agent, .. } if agent.as_str() == "ana"))
+    })
+    .await;
+    assert!(
+        assigned.is_some(),
+        "node a's queue gave the conversation to ana, online at node b: {:?}",
+        a.state_of(&id).await
+    );
+}
+
+#[actix_web::test]
+async fn an_agent_at_one_node_accepts_a_conversation_waiting_at_another() {
+    let redis = RedisServer::start().expect("redis-server");
+    // vendas assigns nothing by itself: agents accept.
+    let (a, b) = two_nodes(&redis, Some("console.toml")).await;
+    let mut ana = ana_available_at(&b).await;
+    let phone = customer_of(&a, &redis, "node-a").await;
+    assert_eq!(a.wa_text(&phone, "wamid.Q2", "Quero comprar").await.status(), 200);
+    let id = a.wa_conversation(&phone);
+    let queued = eventually(Duration::from_secs(10), || async {
+        a.state_of(&id).await.filter(|s| matches!(s.status, Status::Queued { .. }))
+    })
+    .await;
+    assert!(queued.is_some(), "the conversation waits at node a");
+    // Node a learns of ana within a presence round; until then the queue may say she is away.
+    let mut answer = serde_json::Value::Null;
+    for attempt in 0..20 {
+        let accept = serde_json::json!({ "type": "accept", "conversation_id": id.as_str() });
+        (answer, _) = ana.command(&format!("accept-{attempt}"), accept).await;
+        if answer["type"] == "ack" || answer["code"] != "not_available" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(answer["type"], "ack", "{answer}");
+    assert_eq!(answer["conversation"]["status"], "assigned", "{answer}");
+    let state = a.state_of(&id).await.expect("state");
+    assert!(matches!(&state.status, Status::Assigned { agent, .. } if agent.as_str() == "ana"), "{:?}", state.status);
+    // A second accept of the same conversation is refused the way a console expects.
+    let (again, _) =
+        ana.command("again", serde_json::json!({ "type": "accept", "conversation_id": id.as_str() })).await;
+    assert_eq!(again["code"], "already_taken", "{again}");
+}
+
 /// An admin console connected to `app`, past its hello and snapshot.
 async fn console_of(app: &TestApp) -> crate::ws_client::Ws {
     let mut ws = crate::ws_client::open(&app.url, &format!("/ws/console?token={ADMIN_TOKEN}")).await.expect("console");

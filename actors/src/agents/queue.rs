@@ -273,6 +273,30 @@ impl Handler<Restore> for QueueAgent {
     }
 }
 
+/// The node let these partitions go: their conversations wait in (and count against agents
+/// at) the queue of the partitions' new owner, which restores them from the store.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ForgetPartitions {
+    /// Partitions let go.
+    pub partitions: std::collections::BTreeSet<u32>,
+    /// Partitions in all (to place a conversation).
+    pub of: u32,
+}
+
+impl Handler<ForgetPartitions> for QueueAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetPartitions, _: &mut Context<Self>) {
+        let gone = |c: &ConversationId| msg.partitions.contains(&crate::partition::partition_of(c.as_str(), msg.of));
+        self.waiting.retain(|(c, _)| !gone(c));
+        for slot in self.agents.values_mut() {
+            slot.active.retain(|c| !gone(c));
+        }
+        self.try_assign();
+    }
+}
+
 /// Asks for the queue's current state.
 #[derive(Message, Debug)]
 #[rtype(result = "QueueSnapshot")]
@@ -422,5 +446,28 @@ mod tests {
         let accept = queue.send(Accept { agent: AgentId::new("ana"), conversation: ConversationId::new("new") });
         assert_eq!(accept.await.unwrap(), Err(AcceptError::NoCapacity), "the restored conversation counts");
         assert!(probe.0.lock().unwrap().is_empty(), "restoring sends nothing to conversations");
+    }
+
+    #[actix::test]
+    async fn a_queue_forgets_the_conversations_of_partitions_its_node_let_go() {
+        let (q, probe) = queue(AssignPolicy::Manual);
+        let of = 8;
+        let ids: Vec<ConversationId> = (0..16).map(|n| ConversationId::new(format!("c{n}"))).collect();
+        let part = |c: &ConversationId| crate::partition::partition_of(c.as_str(), of);
+        let gone = part(&ids[0]);
+        for id in &ids[1..] {
+            q.send(Enqueue(id.clone())).await.unwrap();
+        }
+        let busy = Restore::Assigned { conversation: ids[0].clone(), agent: AgentId::new("ana") };
+        q.send(busy).await.unwrap();
+        q.send(ForgetPartitions { partitions: [gone].into(), of }).await.unwrap();
+
+        let snap = q.send(GetQueueSnapshot).await.unwrap();
+        let waiting: Vec<&ConversationId> = snap.waiting.iter().map(|(c, _)| c).collect();
+        let kept: Vec<&ConversationId> = ids[1..].iter().filter(|c| part(c) != gone).collect();
+        assert!(kept.len() < ids.len() - 1, "some conversations were in the partition let go");
+        assert_eq!(waiting, kept, "the others wait in their order");
+        assert_eq!(snap.agents, vec![(AgentId::new("ana"), false, 0, 0)], "ana's conversation no longer counts here");
+        assert!(assigned(&probe).is_empty());
     }
 }

@@ -335,6 +335,7 @@ impl Handler<Process> for ConversationActor {
             Input::MessageReceived(m) => self.on_customer_message(m),
             Input::StatusReceived(u) => Box::pin(fut::ready(self.on_status(u))),
             Input::Assign { queue, agent } => Box::pin(fut::ready(self.on_assign(queue, agent))),
+            Input::Accept { agent } => self.on_accept(agent),
             Input::AgentReply { agent, body } => Box::pin(fut::ready(self.on_agent_reply(agent, body))),
             Input::Transfer { target } => self.on_transfer(target),
             Input::Close { by } => Box::pin(fut::ready(self.on_close(by))),

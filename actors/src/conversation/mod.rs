@@ -74,6 +74,9 @@ pub enum CommandError {
     /// The state moved on (e.g. assignment of a conversation no longer waiting).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The agent is offline or has no room for another conversation.
+    #[error("agent is offline or at capacity")]
+    AgentUnavailable,
     /// Bad arguments.
     #[error("invalid input: {0}")]
     Invalid(String),

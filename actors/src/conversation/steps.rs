@@ -3,8 +3,9 @@
 use super::actor::{ConversationActor, Effect};
 use super::{CommandError, Outcome, ProcessResult};
 use crate::agents::ai::{AiOutcome, Generate};
+use crate::agents::queue::AcceptError;
 use crate::agents::triage::{Triage, TriageDecision};
-use crate::dispatcher::{DispatchError, LeaveQueue, MoveToAgent, RequestHandoff, RouteNew};
+use crate::dispatcher::{DispatchError, LeaveQueue, MoveToAgent, RequestHandoff, RouteNew, TakeError, TakeWaiting};
 use crate::domain::{AgentId, Author, DeliveryUpdate, InboundMessage};
 use crate::event::{Event, TransferTarget};
 use crate::metrics::HubMetrics;
@@ -396,6 +397,36 @@ impl ConversationActor {
                 }))
             }
         }
+    }
+
+    /// An agent takes the conversation out of its queue. The queue decides (it may have just
+    /// given it to someone else, or the agent may be full); on yes it assigns the conversation,
+    /// which arrives here as `Assign` right after this.
+    pub(super) fn on_accept(&mut self, agent: AgentId) -> Step {
+        let queue = match &self.state.status {
+            Status::Closed => return done(Err(CommandError::Closed)),
+            Status::Queued { queue } => queue.clone(),
+            other => {
+                return done(Err(CommandError::Conflict(format!(
+                    "{}: conversation is not waiting in a queue (it is {})",
+                    AcceptError::NotWaiting,
+                    other.name()
+                ))));
+            }
+        };
+        let ask = self.rt.dispatcher.take.send(TakeWaiting {
+            tenant: self.state.tenant.clone(),
+            queue,
+            conversation: self.state.id.clone(),
+            agent,
+        });
+        Box::pin(ask.into_actor(self).map(|res, _, _| match res {
+            Ok(Ok(())) => Ok(Outcome::Applied),
+            Ok(Err(TakeError::Refused(AcceptError::NoCapacity))) => Err(CommandError::AgentUnavailable),
+            Ok(Err(TakeError::Refused(e))) => Err(CommandError::Conflict(e.to_string())),
+            Ok(Err(e)) => Err(CommandError::Unavailable(e.to_string())),
+            Err(e) => Err(CommandError::Unavailable(e.to_string())),
+        }))
     }
 
     pub(super) fn on_close(&mut self, by: Author) -> ProcessResult {

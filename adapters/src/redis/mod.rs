@@ -12,6 +12,7 @@
 //! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
 //! | `sb:{t:<tenant>}:feed` | stream | the tenant's console feed, shared by every node (capped; see `feed`) |
+//! | `sb:{t:<tenant>}:presence` | hash | the tenant's online agents per queue, every node's (see `presence`) |
 //!
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
 //! - `bus`: partition streams and consumer groups (`Bus`).
@@ -22,6 +23,7 @@ mod dedup;
 mod feed;
 mod index;
 mod lease;
+mod presence;
 mod shared;
 mod store;
 mod verdicts;
@@ -31,6 +33,7 @@ pub use deadpool_redis::Pool as RedisPool;
 pub use dedup::RedisDedup;
 pub use feed::{Followed, RedisFeedLog};
 pub use lease::{LeaseSettings, RedisPlacement};
+pub use presence::{Present, RedisPresence};
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
 
@@ -187,6 +190,11 @@ impl Keys {
     /// A tenant's console feed stream (in the tenant's slot, like its indexes).
     pub fn feed(&self, tenant: &str) -> String {
         format!("{}{{t:{tenant}}}:feed", self.prefix)
+    }
+
+    /// A tenant's online agents per queue, as every node's consoles set them (see `presence`).
+    pub fn presence(&self, tenant: &str) -> String {
+        format!("{}{{t:{tenant}}}:presence", self.prefix)
     }
 
     /// The lease of partition `p`: `<node>:<epoch>` of its owner, expiring unless renewed.

@@ -53,6 +53,7 @@ impl From<CommandError> for RestError {
             CommandError::NotAssignedToYou => Self::Conflict { code: "not_assigned", message },
             CommandError::Closed => Self::Conflict { code: "closed", message },
             CommandError::Conflict(_) => Self::Conflict { code: "conflict", message },
+            CommandError::AgentUnavailable => Self::Conflict { code: "not_available", message },
             CommandError::UnknownQueue(_) | CommandError::Invalid(_) => Self::Unprocessable(message),
             // Callers only name tenants they belong to; one gone from the config is "not found".
             CommandError::UnknownTenant => Self::not_found(message),
