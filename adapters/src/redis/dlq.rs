@@ -25,9 +25,9 @@ use super::shared::Shared;
 use super::{Keys, bounded};
 
 /// Settles the entries of one read, in order (KEYS: stream, dead-letter stream; ARGV: group,
-/// consumer, dlq_after, excuse (how many reads before this one were served without their reply
-/// reaching the hub: every entry's delivery counter is that much too high), now in ms, partition, then `id reason` pairs, reason `''`
-/// for a decoded entry). An entry whose failed deliveries (its counter minus the delivery in
+/// consumer, dlq_after, excuse (how many reads before this one may have been served without
+/// their reply reaching the hub: every entry's delivery counter is that much too high), now in
+/// ms, partition, then `id reason` pairs, reason `''` for a decoded entry). An entry whose failed deliveries (its counter minus the delivery in
 /// hand) reached `dlq_after`, or that has a reason, is moved to the dead-letter stream and
 /// acknowledged. A *suspect* (failed at least once: it may be what brought the node down) is
 /// handed over alone, so that a crash it causes counts against it only: the read is cut before
@@ -104,13 +104,13 @@ return 0
 
 /// Puts a dead letter back on its partition stream and deletes it from the dead-letter stream
 /// (KEYS: dead-letter stream, stream; ARGV: dead letter id, the stream's bound). Returns the new
-/// entry's id, or an error reply `NOTFOUND` / `FULL`.
+/// entry's id, or `!notfound` / `!full` (no stream id starts with `!`).
 static REPLAY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1]
-if not entry then return redis.error_reply('NOTFOUND') end
-if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return redis.error_reply('FULL') end
+if not entry then return '!notfound' end
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return '!full' end
 local payload = ''
 for j = 1, #entry[2], 2 do
   if entry[2][j] == 'payload' then payload = entry[2][j + 1] end
@@ -309,16 +309,15 @@ impl DeadLetters {
         invocation.key(self.keys.stream(partition)).arg(id).arg(self.max_len);
         let outcome = bounded(async {
             let mut conn = self.conn.get().await?;
-            match invocation.invoke_async::<String>(&mut conn).await {
-                Ok(entry) => Ok(Ok(entry)),
-                Err(e) if e.code() == Some("NOTFOUND") => Ok(Err(DeadLetterError::NotFound(id.to_owned()))),
-                Err(e) if e.code() == Some("FULL") => Ok(Err(DeadLetterError::Full(partition))),
-                Err(e) => Err(e.to_string()),
-            }
+            invocation.invoke_async::<String>(&mut conn).await.map_err(|e| e.to_string())
         })
         .await
         .map_err(DeadLetterError::Unavailable)?;
-        let entry = outcome?;
+        let entry = match outcome.as_str() {
+            "!notfound" => return Err(DeadLetterError::NotFound(id.to_owned())),
+            "!full" => return Err(DeadLetterError::Full(partition)),
+            _ => outcome,
+        };
         Ok(Replayed { partition, dead_letter: id.to_owned(), entry })
     }
 
@@ -340,3 +339,7 @@ fn is_stream_id(id: &str) -> bool {
     let Some((ms, seq)) = id.split_once('-') else { return false };
     !ms.is_empty() && !seq.is_empty() && ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
 }
+
+#[cfg(test)]
+#[path = "dlq_tests.rs"]
+mod tests;
