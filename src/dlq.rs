@@ -9,7 +9,8 @@ use switchboard_adapters::redis::{DeadLetter, DeadLetters, Keys, RedisSettings, 
 /// What to do with the dead letters.
 #[derive(clap::Subcommand, Debug)]
 pub enum DlqCommand {
-    /// Every dead letter of every partition: id, partition, deliveries, time, reason, payload.
+    /// Every dead letter of every partition: id, partition, deliveries, time, reason, and what
+    /// the payload is (event type and conversation).
     List {
         /// Machine-readable: a JSON array with the whole payloads.
         #[arg(long)]
@@ -113,8 +114,13 @@ fn write_table(all: &[DeadLetter], out: &mut impl Write) -> std::io::Result<()> 
     writeln!(out, "{} dead letter(s)", all.len())
 }
 
-/// The payload's start on one line.
+/// What the payload is: an event's type and conversation, or else its start on one line.
 fn preview(payload: &str) -> String {
+    if let Ok(serde_json::Value::Object(event)) = serde_json::from_str(payload)
+        && let (Some(kind), Some(conversation)) = (event["type"].as_str(), event["conversation_id"].as_str())
+    {
+        return format!("{kind} {conversation}");
+    }
     let flat: String = payload.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     match flat.char_indices().nth(PREVIEW_CHARS) {
         Some((cut, _)) => format!("{}…", &flat[..cut]),
@@ -148,6 +154,7 @@ mod tests {
         assert_eq!(utc(1_764_632_096_000), "2025-12-01 23:34:56");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(preview("a\nb"), "a b");
+        assert_eq!(preview(r#"{"type":"command.close","conversation_id":"demo:x","payload":{}}"#), "command.close demo:x");
         assert_eq!(preview(&"é".repeat(70)), format!("{}…", "é".repeat(PREVIEW_CHARS)));
     }
 }
