@@ -10,8 +10,8 @@ use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
 use switchboard_adapters::redis::{
-    DeadLetters, Keys, LeaseSettings, RedisBus, RedisDedup, RedisPlacement, RedisPool, RedisSettings, RedisStore, RedisVerdicts,
-    StreamSettings, connect, ping,
+    DeadLetters, Keys, LeaseSettings, RedisBus, RedisDedup, RedisPlacement, RedisPool, RedisSettings, RedisStore,
+    RedisVerdicts, StreamSettings, connect, ping,
 };
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.

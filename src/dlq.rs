@@ -98,7 +98,11 @@ fn write_table(all: &[DeadLetter], out: &mut impl Write) -> std::io::Result<()> 
     if all.is_empty() {
         return writeln!(out, "no dead letters");
     }
-    writeln!(out, "{:<16} {:>9} {:>10} {:<20} {:<28} PAYLOAD", "ID", "PARTITION", "DELIVERIES", "TIME (UTC)", "REASON")?;
+    writeln!(
+        out,
+        "{:<16} {:>9} {:>10} {:<20} {:<28} PAYLOAD",
+        "ID", "PARTITION", "DELIVERIES", "TIME (UTC)", "REASON"
+    )?;
     for d in all {
         writeln!(
             out,
@@ -154,7 +158,10 @@ mod tests {
         assert_eq!(utc(1_764_632_096_000), "2025-12-01 23:34:56");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(preview("a\nb"), "a b");
-        assert_eq!(preview(r#"{"type":"command.close","conversation_id":"demo:x","payload":{}}"#), "command.close demo:x");
+        assert_eq!(
+            preview(r#"{"type":"command.close","conversation_id":"demo:x","payload":{}}"#),
+            "command.close demo:x"
+        );
         assert_eq!(preview(&"é".repeat(70)), format!("{}…", "é".repeat(PREVIEW_CHARS)));
     }
 }

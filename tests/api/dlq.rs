@@ -74,7 +74,8 @@ async fn an_event_that_kept_crashing_its_node_is_listed_and_replayed_with_the_cl
     let key = Keys::new(redis.prefix()).stream(p);
     let mut c = conn(&redis).await;
     let _: () = redis::cmd("XGROUP").arg(&["CREATE", &key, "hub", "0", "MKSTREAM"]).query_async(&mut c).await.unwrap();
-    let original: String = redis::cmd("XADD").arg(&key).arg("*").arg("e").arg(&payload).query_async(&mut c).await.unwrap();
+    let original: String =
+        redis::cmd("XADD").arg(&key).arg("*").arg("e").arg(&payload).query_async(&mut c).await.unwrap();
     for from in [">", "0", "0"] {
         let _: redis::Value = redis::cmd("XREADGROUP")
             .arg(&["GROUP", "hub", "node-a", "STREAMS", &key, from])

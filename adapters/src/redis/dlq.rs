@@ -157,7 +157,13 @@ pub(super) async fn settle(conn: &mut impl ConnectionLike, read: Read<'_>) -> Re
 }
 
 /// Runs [`EXCUSE`] on `ids` of `stream`.
-pub(super) async fn excuse(conn: &mut impl ConnectionLike, stream: &str, group: &str, consumer: &str, ids: &[String]) -> Result<(), String> {
+pub(super) async fn excuse(
+    conn: &mut impl ConnectionLike,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    ids: &[String],
+) -> Result<(), String> {
     let mut invocation = EXCUSE.key(stream);
     invocation.arg(group).arg(consumer).arg(ids);
     invocation.invoke_async::<i64>(conn).await.map(drop).map_err(|e| e.to_string())
@@ -172,7 +178,12 @@ pub(super) struct EntryDeadLettered<'a> {
 
 impl EntryDeadLettered<'_> {
     pub fn emit(self, counter: &AtomicU64) {
-        tracing::error!(partition = self.partition, id = self.id, reason = self.reason, "bus entry moved to the dead-letter stream");
+        tracing::error!(
+            partition = self.partition,
+            id = self.id,
+            reason = self.reason,
+            "bus entry moved to the dead-letter stream"
+        );
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -109,7 +109,10 @@ async fn an_unreadable_entry_is_dead_lettered_at_once() {
     assert_eq!(pending.count(), 0, "nothing is left pending");
     let all = letters(&pool, &server).list().await.unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!((all[0].original_id.as_str(), all[0].payload.as_str(), all[0].deliveries), (junk.as_str(), "{not json", 1));
+    assert_eq!(
+        (all[0].original_id.as_str(), all[0].payload.as_str(), all[0].deliveries),
+        (junk.as_str(), "{not json", 1)
+    );
     assert!(all[0].reason.starts_with("unreadable: "), "{}", all[0].reason);
     assert_eq!(bus.dead_lettered().load(Ordering::Relaxed), 1);
 }
