@@ -128,11 +128,13 @@ async fn an_event_that_kept_crashing_its_node_is_listed_and_replayed_with_the_cl
 
 #[actix_web::test]
 async fn the_cli_says_clearly_when_there_is_no_redis_to_ask() {
-    let mut memory = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    memory.current_dir(env!("CARGO_MANIFEST_DIR")).args(["dlq", "list"]).env("SWITCHBOARD__BACKEND__KIND", "memory");
-    let out = run(memory, CLI_TIMEOUT).await;
-    assert!(out.status.ends_with("exit status: 2"), "{}", out.describe());
-    assert!(out.stderr.contains("the dead-letter stream needs backend = redis"), "{}", out.stderr);
+    for args in [&["dlq", "list"][..], &["dlq", "replay", "1-1"]] {
+        let mut memory = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        memory.current_dir(env!("CARGO_MANIFEST_DIR")).args(args).env("SWITCHBOARD__BACKEND__KIND", "memory");
+        let out = run(memory, CLI_TIMEOUT).await;
+        assert!(out.status.ends_with("exit status: 2"), "{}", out.describe());
+        assert!(out.stderr.contains("the dead-letter stream needs backend = redis"), "{}", out.stderr);
+    }
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut down = Command::new(env!("CARGO_BIN_EXE_switchboard"));

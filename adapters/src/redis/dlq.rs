@@ -32,7 +32,8 @@ use super::{Keys, bounded};
 /// acknowledged. A *suspect* (failed at least once: it may be what brought the node down) is
 /// handed over alone, so that a crash it causes counts against it only: the read is cut before
 /// it (or after it when it comes first), and the entries after the cut are taken off the counter
-/// (they are read again). Returns `[cut id or '', dead-lettered id…]`.
+/// (they are read again). Returns `[cut id or '', dead-lettered id…]`. No `XDEL`: the bus trims
+/// acknowledged entries (`XTRIM MINID`), and a moved entry goes with them.
 static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
