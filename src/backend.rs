@@ -6,13 +6,14 @@ use crate::console::AcrossNodes;
 use crate::console::presence::SharedPresence;
 use anyhow::Context;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
 use switchboard_adapters::redis::{
-    Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisPlacement, RedisPool, RedisPresence, RedisSettings,
-    RedisStore, RedisVerdicts, StreamSettings, connect, ping,
+    DeadLetters, Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisPlacement, RedisPool, RedisPresence,
+    RedisSettings, RedisStore, RedisVerdicts, StreamSettings, connect, ping,
 };
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.
@@ -24,7 +25,16 @@ pub enum Probe {
     /// In-process: always there.
     Memory,
     /// Answers `PING`; holds this node's partition leases.
-    Redis(RedisPool, Arc<RedisPlacement>),
+    Redis(RedisPool, Arc<RedisPlacement>, DeadLetterGauges),
+}
+
+/// What `/metrics` reports of the dead-letter streams.
+#[derive(Clone)]
+pub struct DeadLetterGauges {
+    /// Every partition's dead-letter stream (counted at scrape).
+    pub streams: DeadLetters,
+    /// Entries this node moved there.
+    pub moved: Arc<AtomicU64>,
 }
 
 impl Probe {
@@ -36,18 +46,30 @@ impl Probe {
         }
     }
 
+    /// `(entries moved to dead-letter streams by this node, entries in all of them)`, with Redis;
+    /// the second is `None` when Redis does not answer.
+    pub async fn dead_letters(&self) -> Option<(u64, Option<u64>)> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(_, _, gauges) => {
+                let moved = gauges.moved.load(Ordering::Relaxed);
+                Some((moved, gauges.streams.count().await.ok()))
+            }
+        }
+    }
+
     /// Partitions this node runs now (`None` in memory, where it runs them all).
     pub fn partitions_owned(&self) -> Option<usize> {
         match self {
             Self::Memory => None,
-            Self::Redis(_, placement) => Some(placement.owned().borrow().0.len()),
+            Self::Redis(_, placement, _) => Some(placement.owned().borrow().0.len()),
         }
     }
 
     /// Graceful exit: hands this node's partitions over (the hub finishes and passivates them,
     /// then the leases are deleted so other nodes take them at once, not after the lease TTL).
     pub async fn leave(&self, deadline: Duration) {
-        if let Self::Redis(_, placement) = self {
+        if let Self::Redis(_, placement, _) = self {
             placement.shutdown(deadline).await;
         }
     }
@@ -56,7 +78,7 @@ impl Probe {
     pub async fn check(&self) -> Result<(), String> {
         match self {
             Self::Memory => Ok(()),
-            Self::Redis(pool, _) => ping(pool, Duration::from_secs(1)).await,
+            Self::Redis(pool, ..) => ping(pool, Duration::from_secs(1)).await,
         }
     }
 }
@@ -84,8 +106,17 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     };
     let pool = connect(&redis, Duration::from_millis(r.connect_timeout_ms)).await.context("redis backend")?;
     let keys = Keys::new(&r.prefix);
-    let streams = StreamSettings { max_batch: b.batch.max(1), ..StreamSettings::default() };
+    let streams = StreamSettings {
+        max_batch: b.batch.max(1),
+        dlq_after: r.dlq_after,
+        max_len: r.stream_max_len,
+        ..StreamSettings::default()
+    };
     let bus = RedisBus::new(pool.clone(), keys.clone(), b.partitions, r.node_id.clone(), streams);
+    let gauges = DeadLetterGauges {
+        streams: DeadLetters::new(pool.clone(), keys.clone(), b.partitions, r.stream_max_len),
+        moved: bus.dead_lettered(),
+    };
     let leases =
         LeaseSettings { ttl: Duration::from_millis(r.lease_ttl_ms), heartbeat: Duration::from_millis(r.heartbeat_ms) };
     let placement = RedisPlacement::start(pool.clone(), keys.clone(), r.node_id.clone(), b.partitions, leases);
@@ -99,7 +130,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         placement: placement.clone(),
         verdicts: Arc::new(RedisVerdicts::start(pool.clone(), r.url.clone(), &r.prefix, r.node_id.clone())),
     };
-    Ok((backend, Probe::Redis(pool, placement)))
+    Ok((backend, Probe::Redis(pool, placement, gauges)))
 }
 
 /// Entries kept in a tenant's shared console stream (Redis): a live feed that each node reads as
@@ -111,7 +142,7 @@ const CONSOLE_STREAM_LEN: usize = 10_000;
 pub fn across_nodes(settings: &Settings, probe: &Probe) -> Option<AcrossNodes> {
     match probe {
         Probe::Memory => None,
-        Probe::Redis(pool, _) => {
+        Probe::Redis(pool, ..) => {
             let r = &settings.backend.redis;
             Some(AcrossNodes {
                 feed: RedisFeedLog::new(pool.clone(), Keys::new(&r.prefix), CONSOLE_STREAM_LEN),

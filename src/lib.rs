@@ -4,6 +4,7 @@
 //! - `auth`: agent and admin accounts (bearer tokens kept as SHA-256) and who may see what.
 //! - `config`: layered, strict, documented configuration.
 //! - `app`: builds the hub from config and serves HTTP.
+//! - `dlq`: the `switchboard dlq` commands (dead letters of the Redis bus).
 //! - `routes`: webhook, health, metrics and REST (`/api`) handlers.
 //! - `http_error`: the one place where errors become HTTP statuses.
 //! - `telemetry`: logging setup and named webhook events that log and count.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod console;
+pub mod dlq;
 pub mod http_error;
 pub mod routes;
 pub mod staff;

@@ -1,4 +1,5 @@
-//! `switchboard`: run the hub (`serve`, the default) or check a configuration (`check-config`).
+//! `switchboard`: run the hub (`serve`, the default), check a configuration (`check-config`) or
+//! look after the Redis bus's dead letters (`dlq list`, `dlq replay <id>`).
 
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -27,6 +28,11 @@ enum Command {
     Serve,
     /// Validate the configuration: prints `ok`, or every problem with its path and exits 2.
     CheckConfig,
+    /// Dead letters of the Redis bus: events the hub could not handle (needs backend = redis).
+    Dlq {
+        #[command(subcommand)]
+        command: switchboard::dlq::DlqCommand,
+    },
 }
 
 /// mimalloc: lower fragmentation with many small per-conversation allocations, and freed memory
@@ -56,6 +62,13 @@ fn main() -> ExitCode {
             println!("ok");
             ExitCode::SUCCESS
         }
+        Command::Dlq { command } => match switchboard::dlq::run(&settings, command, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchboard dlq: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
         Command::Serve => match actix_web::rt::System::new().block_on(serve(settings, env)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

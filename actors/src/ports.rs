@@ -48,7 +48,8 @@ pub trait Bus: Send + Sync + 'static {
     /// Acknowledges handled deliveries.
     async fn ack(&self, partition: u32, ids: &[String]) -> Result<(), BusError>;
     /// Deliveries the consumer could not handle now (the store was down): a durable bus delivers
-    /// them again, before newer ones, on a later `next_batch`. The in-memory bus cannot (its
+    /// them again, before newer ones, on a later `next_batch`, and does not count this as a
+    /// failed delivery (an outage must not send events to a dead-letter stream). The in-memory bus cannot (its
     /// deliveries leave the channel when read) and keeps this default.
     async fn nack(&self, _partition: u32, _ids: &[String]) -> Result<(), BusError> {
         Ok(())

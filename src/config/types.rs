@@ -102,6 +102,11 @@ pub struct RedisConfig {
     pub lease_ttl_ms: u64,
     /// Milliseconds between a node's heartbeats (lease renewals, rebalancing); well under the TTL.
     pub heartbeat_ms: u64,
+    /// Failed deliveries (the node crashed, hung or lost the partition while holding the event)
+    /// after which an event is moved to its partition's dead-letter stream (`switchboard dlq`).
+    pub dlq_after: u64,
+    /// Entries a partition stream may hold; at the bound webhooks answer 503 + Retry-After.
+    pub stream_max_len: u64,
 }
 
 impl Default for RedisConfig {
@@ -114,6 +119,8 @@ impl Default for RedisConfig {
             connect_timeout_ms: 3000,
             lease_ttl_ms: 3000,
             heartbeat_ms: 500,
+            dlq_after: 5,
+            stream_max_len: 100_000,
         }
     }
 }

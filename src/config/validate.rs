@@ -125,6 +125,12 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
                     r.lease_ttl_ms, r.heartbeat_ms
                 ));
             }
+            if r.dlq_after == 0 {
+                errors.push("backend.redis.dlq_after: must be greater than 0".into());
+            }
+            if r.stream_max_len == 0 {
+                errors.push("backend.redis.stream_max_len: must be greater than 0".into());
+            }
             if r.node_id.is_empty() || !r.node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 errors.push(format!("backend.redis.node_id: letters, digits, - _ and ., got {:?}", r.node_id));
             }

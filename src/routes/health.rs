@@ -64,6 +64,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let _ = writeln!(out, "# TYPE switchboard_console_sessions gauge\nswitchboard_console_sessions {consoles}");
     let sockets: usize = state.channels.webchat.values().map(|w| w.desk.open_sockets()).sum();
     let _ = writeln!(out, "# TYPE switchboard_webchat_sockets gauge\nswitchboard_webchat_sockets {sockets}");
+    if let Some((moved, entries)) = state.probe.dead_letters().await {
+        let _ =
+            writeln!(out, "# TYPE switchboard_dead_lettered_total counter\nswitchboard_dead_lettered_total {moved}");
+        // Left out, not reported as 0, while Redis does not answer.
+        if let Some(entries) = entries {
+            let _ = writeln!(out, "# TYPE switchboard_dlq_entries gauge\nswitchboard_dlq_entries {entries}");
+        }
+    }
     if let Some(owned) = state.probe.partitions_owned() {
         let _ = writeln!(out, "# TYPE switchboard_partitions_owned gauge\nswitchboard_partitions_owned {owned}");
     }

@@ -11,6 +11,7 @@ mod chat_commands;
 mod cluster;
 mod config_files;
 mod console_ws;
+mod dlq;
 mod lifecycle;
 mod mcp_http;
 mod mcp_interop;

@@ -1,18 +1,23 @@
 //! The bus on Redis Streams: one stream per partition (`keys.stream(p)`), read through the
 //! consumer group `hub`. An entry stays in the group's pending list from delivery to `ack`, so
 //! what a crashed node took but never acknowledged is delivered again to its successor (same
-//! consumer name). Acknowledged entries are trimmed away every `trim_every` acks.
+//! consumer name). Acknowledged entries are trimmed away every `trim_every` acks. An entry that
+//! keeps failing is moved to the partition's dead-letter stream (see `dlq` for what counts as a
+//! failed delivery), and a stream at its bound (`max_len`) refuses new entries.
 
 use async_trait::async_trait;
 use deadpool_redis::Pool;
 use redis::RedisError;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::streams::StreamReadReply;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use switchboard_actors::event::{Envelope, Input};
 use switchboard_actors::ports::{Bus, BusError, Delivery};
 use tokio::sync::Mutex;
 
+use super::dlq::{self, Read};
 use super::shared::Shared;
 use super::{Keys, OP_TIMEOUT, bounded, within};
 
@@ -29,6 +34,45 @@ local min = pending[2] or ARGV[1]
 return redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
 ";
 
+/// Appends to a stream below its bound (KEYS: stream; ARGV: bound, group, payload); returns the
+/// new id, or nil when the stream is full. At the bound it first trims what the group has
+/// acknowledged (everything older than the oldest pending entry or, when nothing is pending, up
+/// to the last delivered one): the periodic trim runs only every `trim_every` acks, and a stream
+/// full of acknowledged entries must not refuse forever. Undelivered and pending entries are
+/// never trimmed. One script, so no publish slips in between the check and the append.
+static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local bound = tonumber(ARGV[1])
+if redis.call('XLEN', KEYS[1]) >= bound then
+  local last
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, delivered
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then delivered = g[j + 1] end
+    end
+    if name == ARGV[2] then last = delivered end
+  end
+  if last then
+    local min = redis.call('XPENDING', KEYS[1], ARGV[2])[2]
+    if not min then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      min = ms .. '-' .. (tonumber(seq) + 1)
+    end
+    redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
+  end
+  if redis.call('XLEN', KEYS[1]) >= bound then return false end
+end
+return redis.call('XADD', KEYS[1], '*', 'e', ARGV[3])
+",
+    )
+});
+
+/// How long an internal event (`wait`) waits for room in a full stream before it is written past
+/// the bound: it must not be lost, and the partition's own consumer may be the one waiting (a
+/// new owner queues its wake-ups before it reads).
+const WAIT_FOR_ROOM: Duration = Duration::from_secs(30);
+
 /// How partitions are read and cleaned.
 #[derive(Clone, Debug)]
 pub struct StreamSettings {
@@ -38,11 +82,16 @@ pub struct StreamSettings {
     pub max_batch: usize,
     /// Acks on a partition between two trims of its stream.
     pub trim_every: u64,
+    /// Failed deliveries after which an entry is moved to the dead-letter stream.
+    pub dlq_after: u64,
+    /// Entries a partition stream may hold (acknowledged ones not yet trimmed included); publishing
+    /// at the bound fails with `Full` (webhooks answer 503 + Retry-After).
+    pub max_len: u64,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        Self { block: Duration::from_secs(2), max_batch: 256, trim_every: 512 }
+        Self { block: Duration::from_secs(2), max_batch: 256, trim_every: 512, dlq_after: 5, max_len: 100_000 }
     }
 }
 
@@ -62,6 +111,10 @@ struct Reader {
     last_delivered: String,
     /// Redis's id of `conn`'s client, to unblock a read that was abandoned (see `quiesce`).
     client_id: Option<i64>,
+    /// Reads sent since the last one whose reply was handled: Redis may have served them (and
+    /// counted a delivery of their entries) without the hub ever seeing the entries, so the next
+    /// read takes that many deliveries back off its entries' counters.
+    unseen: u64,
 }
 
 /// Acks since the last trim, and the newest acked id (the trim point when nothing is pending).
@@ -71,10 +124,14 @@ struct Acks {
     newest: Option<(u64, u64)>,
     /// The consumer could not handle some entries (`nack`): deliver them again first.
     redeliver: bool,
+    /// Entries whose last delivery must not count as failed (given back by `nack`, or
+    /// acknowledged without Redis confirming it): taken off their counters before the next read.
+    excuse: Vec<String>,
 }
 
 struct Partition {
     key: String,
+    dead_letters: String,
     reader: Mutex<Reader>,
     acks: std::sync::Mutex<Acks>,
 }
@@ -87,6 +144,8 @@ pub struct RedisBus {
     consumer: String,
     settings: StreamSettings,
     partitions: Vec<Partition>,
+    /// Entries this node moved to dead-letter streams (`switchboard_dead_lettered_total`).
+    dead_lettered: Arc<AtomicU64>,
 }
 
 impl RedisBus {
@@ -96,17 +155,25 @@ impl RedisBus {
         let partitions = (0..partitions.max(1))
             .map(|p| Partition {
                 key: keys.stream(p),
+                dead_letters: keys.dead_letters(p),
                 reader: Mutex::new(Reader {
                     conn: None,
                     group_ready: false,
                     replay_after: Some("0".into()),
                     last_delivered: "0".into(),
                     client_id: None,
+                    unseen: 0,
                 }),
                 acks: std::sync::Mutex::default(),
             })
             .collect();
-        Self { shared: Shared::new(pool.clone()), pool, consumer, settings, partitions }
+        let dead_lettered = Arc::default();
+        Self { shared: Shared::new(pool.clone()), pool, consumer, settings, partitions, dead_lettered }
+    }
+
+    /// Entries this node has moved to dead-letter streams so far.
+    pub fn dead_lettered(&self) -> Arc<AtomicU64> {
+        self.dead_lettered.clone()
     }
 
     fn partition(&self, p: u32) -> Result<&Partition, BusError> {
@@ -136,6 +203,9 @@ impl RedisBus {
         }
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg(GROUP).arg(&self.consumer).arg("COUNT").arg(count);
+        let excuse = reader.unseen;
+        reader.unseen += 1;
+        let replaying = reader.replay_after.is_some();
         let reply: StreamReadReply = match reader.replay_after.clone() {
             Some(after) => {
                 cmd.arg("STREAMS").arg(&part.key).arg(after);
@@ -155,17 +225,56 @@ impl RedisBus {
             }
         };
         reader.conn = Some(conn);
-        let (deliveries, poison) = parse(p, reply);
-        if let Some(last) = poison.iter().chain(deliveries.iter().map(|d| &d.id)).max_by_key(|id| parse_id(id)) {
-            reader.last_delivered.clone_from(last);
-            if reader.replay_after.is_some() {
-                reader.replay_after = Some(last.clone());
+        let entries = parse(reply);
+        let unreadable = entries.iter().any(|(_, e)| e.is_err());
+        // Only replays can hold entries delivered before (new entries were never delivered).
+        let settled = if !entries.is_empty() && (replaying || unreadable || excuse > 0) {
+            let read = Read {
+                keys: (&part.key, &part.dead_letters),
+                group: GROUP,
+                consumer: &self.consumer,
+                partition: p,
+                dlq_after: self.settings.dlq_after,
+                excuse,
+                entries: entries.iter().map(|(id, e)| (id.as_str(), e.as_ref().err().cloned())).collect(),
+            };
+            let settle = async {
+                let mut conn = self.shared.get().await?;
+                dlq::settle(&mut conn, read).await
+            };
+            match bounded(settle).await {
+                Ok(settled) => settled,
+                Err(e) => {
+                    // Delivered but not handed over: read them again (as unseen ones).
+                    reader.replay_after.get_or_insert_with(|| reader.last_delivered.clone());
+                    return Err(e);
+                }
             }
+        } else {
+            dlq::Settled { cut: None, moved: Vec::new() }
+        };
+        reader.unseen = 0;
+        let mut deliveries = Vec::with_capacity(entries.len());
+        let mut last = None;
+        for (id, entry) in entries {
+            if settled.cut.as_ref() == Some(&id) {
+                break;
+            }
+            if settled.moved.contains(&id) {
+                let reason = entry.as_ref().err().map_or("failed deliveries", String::as_str);
+                dlq::EntryDeadLettered { partition: p, id: &id, reason }.emit(&self.dead_lettered);
+            } else if let Ok(envelope) = entry {
+                deliveries.push(Delivery { id: id.clone(), envelope });
+            }
+            last = Some(id);
         }
-        if !poison.is_empty()
-            && let Err(e) = self.ack(p, &poison).await
-        {
-            tracing::warn!(partition = p, error = %e, "could not acknowledge unreadable entries");
+        if let Some(last) = last {
+            if parse_id(&last) > parse_id(&reader.last_delivered) {
+                reader.last_delivered.clone_from(&last);
+            }
+            if reader.replay_after.is_some() || settled.cut.is_some() {
+                reader.replay_after = Some(last);
+            }
         }
         Ok(deliveries)
     }
@@ -210,21 +319,16 @@ async fn query<T: redis::FromRedisValue>(conn: &mut impl ConnectionLike, cmd: &r
     cmd.query_async(conn).await.map_err(|e| e.to_string())
 }
 
-/// Splits a reply into deliveries and the ids of entries that are not envelopes.
-fn parse(p: u32, reply: StreamReadReply) -> (Vec<Delivery>, Vec<String>) {
-    let (mut deliveries, mut poison) = (Vec::new(), Vec::new());
-    for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-        let json = entry.get::<String>("e").unwrap_or_default();
-        match serde_json::from_str::<Envelope<Input>>(&json) {
-            Ok(envelope) => deliveries.push(Delivery { id: entry.id, envelope }),
-            Err(e) => {
-                // Acked and dropped so the partition moves on; a dead-letter stream comes later.
-                tracing::error!(partition = p, id = %entry.id, error = %e, "unreadable bus entry dropped");
-                poison.push(entry.id);
-            }
-        }
-    }
-    (deliveries, poison)
+/// A reply's entries in order, each decoded or with the reason it cannot be.
+fn parse(reply: StreamReadReply) -> Vec<(String, Result<Envelope<Input>, String>)> {
+    let entries = reply.keys.into_iter().flat_map(|k| k.ids);
+    entries
+        .map(|entry| {
+            let json = entry.get::<String>("e").unwrap_or_default();
+            let envelope = serde_json::from_str(&json).map_err(|e| format!("unreadable: {e}"));
+            (entry.id, envelope)
+        })
+        .collect()
 }
 
 /// `ms-seq` as numbers, for ordering; unparsable ids sort first.
@@ -239,12 +343,38 @@ impl Bus for RedisBus {
         self.partitions.len() as u32
     }
 
-    /// Returns once Redis has the entry (as durable as its AOF setting). Never `Full` yet: a
-    /// stream has no bound, so `wait` changes nothing until backpressure arrives.
-    async fn publish(&self, partition: u32, envelope: Envelope<Input>, _wait: bool) -> Result<(), BusError> {
+    /// Returns once Redis has the entry (as durable as its AOF setting). At the stream's bound:
+    /// `Full`, or with `wait` a retry until there is room (see [`WAIT_FOR_ROOM`]).
+    async fn publish(&self, partition: u32, envelope: Envelope<Input>, wait: bool) -> Result<(), BusError> {
         let key = &self.partition(partition)?.key;
         let json = serde_json::to_string(&envelope).map_err(|e| BusError::Unavailable(e.to_string()))?;
-        self.pooled::<String>(redis::cmd("XADD").arg(key).arg("*").arg("e").arg(json)).await.map(drop)
+        let give_up = tokio::time::Instant::now() + WAIT_FOR_ROOM;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let past_deadline = tokio::time::Instant::now() >= give_up;
+            let bound = if wait && past_deadline { u64::MAX } else { self.settings.max_len };
+            let mut append = PUBLISH.key(key);
+            append.arg(bound).arg(GROUP).arg(&json);
+            let added = bounded(async {
+                let mut conn = self.shared.get().await?;
+                append.invoke_async::<Option<String>>(&mut conn).await.map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(BusError::Unavailable)?;
+            match added {
+                Some(_) if bound == u64::MAX => {
+                    tracing::warn!(partition, "internal event written past the stream bound after waiting for room");
+                    return Ok(());
+                }
+                Some(_) => return Ok(()),
+                None if !wait => return Err(BusError::Full { partition }),
+                None => {
+                    tracing::debug!(partition, "partition stream full; internal event waits for room");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
     }
 
     /// Waits until there are entries: empty block rounds are not returned. Cancelling the call
@@ -263,6 +393,19 @@ impl Bus for RedisBus {
             // an outage (the store down) is not retried in a tight loop.
             tokio::time::sleep(REDELIVERY_PAUSE).await;
             reader.replay_after = Some("0".into());
+        }
+        let excuse = {
+            let acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
+            acks.excuse.clone()
+        };
+        if !excuse.is_empty() {
+            let taken_back = async {
+                let mut conn = self.shared.get().await?;
+                dlq::excuse(&mut conn, &part.key, GROUP, &self.consumer, &excuse).await
+            };
+            bounded(taken_back).await.map_err(BusError::Unavailable)?;
+            let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
+            acks.excuse.retain(|id| !excuse.contains(id));
         }
         loop {
             match self.read(partition, &mut reader, count).await {
@@ -283,7 +426,13 @@ impl Bus for RedisBus {
         if ids.is_empty() {
             return Ok(());
         }
-        self.pooled::<u64>(redis::cmd("XACK").arg(&part.key).arg(GROUP).arg(ids)).await?;
+        if let Err(e) = self.pooled::<u64>(redis::cmd("XACK").arg(&part.key).arg(GROUP).arg(ids)).await {
+            // Handled, but maybe still pending: delivered again later, which is not their fault.
+            if let Ok(mut acks) = part.acks.lock() {
+                acks.excuse.extend_from_slice(ids);
+            }
+            return Err(e);
+        }
         let due = {
             let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
             acks.since_trim += ids.len() as u64;
@@ -360,7 +509,10 @@ impl Bus for RedisBus {
         }
         tracing::debug!(partition, left = ids.len(), "entries left for redelivery");
         let part = self.partition(partition)?;
-        part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?.redeliver = true;
+        let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
+        acks.redeliver = true;
+        // Given back because something else was down: their next delivery is no failed one.
+        acks.excuse.extend_from_slice(ids);
         Ok(())
     }
 }
@@ -369,7 +521,6 @@ impl Bus for RedisBus {
 mod tests {
     use super::*;
     use crate::redis::{RedisSettings, connect};
-    use redis::streams::StreamPendingReply;
     use std::sync::Arc;
     use switchboard_actors::domain::{AgentId, ConversationId, TenantId};
     use switchboard_load_tests::redis_server::RedisServer;
@@ -566,22 +717,5 @@ mod tests {
         bus.publish(0, env(2), false).await.unwrap();
         let (seen, _) = take(&bus, 0, 2).await;
         assert_eq!(seen, vec![1, 2], "the entry of the cancelled read comes first");
-    }
-
-    #[tokio::test]
-    async fn an_unreadable_entry_is_acknowledged_and_skipped() {
-        let (server, pool) = start().await;
-        let bus = node(&pool, &server, StreamSettings::default());
-        let mut conn = pool.get().await.unwrap();
-        let key = Keys::new(server.prefix()).stream(0);
-        let _: String =
-            redis::cmd("XADD").arg(&key).arg("*").arg("e").arg("{not json").query_async(&mut conn).await.unwrap();
-        bus.publish(0, env(1), false).await.unwrap();
-        let (seen, ids) = take(&bus, 0, 1).await;
-        assert_eq!(seen, vec![1]);
-        bus.ack(0, &ids).await.unwrap();
-        let pending: StreamPendingReply =
-            redis::cmd("XPENDING").arg(&key).arg(GROUP).query_async(&mut conn).await.unwrap();
-        assert_eq!(pending.count(), 0, "nothing is left pending");
     }
 }

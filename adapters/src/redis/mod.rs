@@ -7,6 +7,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `sb:{p}:in` | stream | the partition's bus (consumer group `hub`) |
+//! | `sb:{p}:dlq` | stream | the partition's dead letters (see `dlq`) |
 //! | `sb:{p}:s:<conversation>` | string | the conversation's snapshot (JSON) |
 //! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
 //! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
@@ -16,10 +17,12 @@
 //!
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
 //! - `bus`: partition streams and consumer groups (`Bus`).
+//! - `dlq`: dead letters: what counts as a failed delivery, listing and replaying them.
 //! - `dedup`: the ingress dedup gate (`Dedup`).
 
 mod bus;
 mod dedup;
+mod dlq;
 mod feed;
 mod index;
 mod lease;
@@ -31,6 +34,7 @@ mod verdicts;
 pub use bus::{RedisBus, StreamSettings};
 pub use deadpool_redis::Pool as RedisPool;
 pub use dedup::RedisDedup;
+pub use dlq::{DeadLetter, DeadLetterError, DeadLetters, Replayed};
 pub use feed::{Followed, RedisFeedLog};
 pub use lease::{LeaseSettings, RedisPlacement};
 pub use presence::{Present, RedisPresence};
@@ -167,6 +171,11 @@ impl Keys {
         format!("{}{{{p}}}:in", self.prefix)
     }
 
+    /// The dead-letter stream of partition `p`.
+    pub fn dead_letters(&self, p: u32) -> String {
+        format!("{}{{{p}}}:dlq", self.prefix)
+    }
+
     /// A conversation's snapshot.
     pub fn snapshot(&self, p: u32, conversation: &str) -> String {
         format!("{}{{{p}}}:s:{conversation}", self.prefix)
@@ -233,6 +242,7 @@ mod tests {
     fn every_key_of_a_partition_shares_its_hash_tag() {
         let k = Keys::new("sb:");
         assert_eq!(k.stream(7), "sb:{7}:in");
+        assert_eq!(k.dead_letters(7), "sb:{7}:dlq");
         assert_eq!(k.snapshot(7, "demo:whatsapp.main:55"), "sb:{7}:s:demo:whatsapp.main:55");
         assert_eq!(k.journal(7, "demo:whatsapp.main:55"), "sb:{7}:j:demo:whatsapp.main:55");
         assert_eq!(k.index("demo", "all"), "sb:{t:demo}:ix:all");
