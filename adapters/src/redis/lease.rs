@@ -8,7 +8,7 @@
 //! at once, but its lease is kept alive until the hub has stopped it (`released`) or a drain
 //! deadline passed, so a successor never starts a partition whose batch is still running here.
 
-use deadpool_redis::Pool;
+use super::connection::Pool;
 use redis::Script;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

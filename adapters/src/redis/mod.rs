@@ -9,14 +9,26 @@
 //! | `sb:{p}:in` | stream | the partition's bus (consumer group `hub`) |
 //! | `sb:{p}:s:<conversation>` | string | the conversation's snapshot (JSON) |
 //! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
+//! | `sb:{p}:lease`, `sb:{p}:epoch`, `sb:{p}:owed` | string, counter, set | the partition's lease, its fencing epoch, its conversations owing work |
 //! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
+//! | `sb:nodes` | sorted set | live nodes by last heartbeat |
 //!
+//! On a Redis Cluster every script and every command touches keys of one slot only: the
+//! append script (journal, snapshot, lease, owed set) runs in `{p}`, the index script in
+//! `{t:<tenant>}` as a second step (see `RedisStore::append`), the lease scripts in `{p}` or on
+//! `nodes` alone, the dedup gate on its one key. The dedup marks carry no tag on purpose: no
+//! script pairs them with other keys, and spread over all slots they weigh on no single node.
+//!
+//! - `connection`: one server or a Cluster behind one `Pool` (`backend.redis.cluster`).
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
 //! - `bus`: partition streams and consumer groups (`Bus`).
 //! - `dedup`: the ingress dedup gate (`Dedup`).
 
 mod bus;
+#[cfg(test)]
+mod cluster_tests;
+mod connection;
 mod dedup;
 mod index;
 mod lease;
@@ -25,20 +37,24 @@ mod store;
 mod verdicts;
 
 pub use bus::{RedisBus, StreamSettings};
-pub use deadpool_redis::Pool as RedisPool;
+pub use connection::{Conn as RedisConn, Pool as RedisPool};
 pub use dedup::RedisDedup;
 pub use lease::{LeaseSettings, RedisPlacement};
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
 
-use deadpool_redis::{Config, Pool, Runtime};
+use connection::Pool;
+use deadpool_redis::{Config, Runtime};
 use std::time::Duration;
 
 /// Where the backend lives and how its keys are named.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://host:port/db` (or `rediss://`).
+    /// `redis://host:port/db` (or `rediss://`); with `cluster`, one or more of the Cluster's
+    /// nodes, comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
     pub url: String,
+    /// The URL names nodes of a Redis Cluster, not a single server.
+    pub cluster: bool,
     /// Prefix of every key, e.g. `sb:`.
     pub prefix: String,
     /// Partitions of the bus (fixed per cluster).
@@ -68,17 +84,33 @@ pub enum ConnectError {
     },
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL (or the comma-separated URLs of Cluster nodes) without passwords, for messages and
+/// logs.
 pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let one = |url: &str| match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
         _ => url.to_owned(),
-    }
+    };
+    url.split(',').map(one).collect::<Vec<_>>().join(",")
 }
 
-/// A connection pool, checked with a `PING` within `timeout`.
+/// The Cluster node URLs of a comma-separated list.
+pub fn cluster_seeds(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+}
+
+/// A connection pool (or a Cluster client), checked with a `PING` within `timeout` (on a
+/// Cluster, every master must answer).
 pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool, ConnectError> {
     let url = redacted(&settings.url);
+    if settings.cluster {
+        let pool = Pool::cluster(&cluster_seeds(&settings.url), timeout)
+            .map_err(|why| ConnectError::BadUrl { url: url.clone(), why })?;
+        return match ping(&pool, timeout).await {
+            Ok(()) => Ok(pool),
+            Err(why) => Err(ConnectError::Unreachable { url, why }),
+        };
+    }
     let mut config = Config::from_url(settings.url.clone());
     // Bounded waits: a server that accepts connections but never answers must turn into errors
     // (and 503s), not into requests that hang.
@@ -89,6 +121,7 @@ pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool
     let pool = config
         .create_pool(Some(Runtime::Tokio1))
         .map_err(|e| ConnectError::BadUrl { url: url.clone(), why: e.to_string() })?;
+    let pool = Pool::Single(pool);
     match ping(&pool, timeout).await {
         Ok(()) => Ok(pool),
         Err(why) => Err(ConnectError::Unreachable { url, why }),
@@ -110,11 +143,8 @@ static IO: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::n
 });
 
 /// A connection from `pool`, opened (when the pool has none idle) on the Redis IO runtime.
-pub(crate) async fn checkout(pool: &Pool) -> Result<deadpool_redis::Connection, String> {
-    let pool = pool.clone();
-    IO.spawn(async move { pool.get().await.map_err(|e| e.to_string()) })
-        .await
-        .map_err(|e| format!("redis-io runtime: {e}"))?
+pub(crate) async fn checkout(pool: &Pool) -> Result<connection::Conn, String> {
+    pool.get().await
 }
 
 /// `Ok` when the server answers `PING` within `timeout`.
@@ -211,6 +241,7 @@ mod tests {
         assert_eq!(redacted("redis://:s3cret@10.0.0.5:6379/0"), "redis://***@10.0.0.5:6379/0");
         assert_eq!(redacted("redis://user:s3cret@host"), "redis://***@host");
         assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redacted("redis://:a@h1:7000,redis://:b@h2:7000"), "redis://***@h1:7000,redis://***@h2:7000");
     }
 
     #[test]
