@@ -59,7 +59,8 @@ pub struct RedisSettings {
     pub prefix: String,
     /// Partitions of the bus (fixed per cluster).
     pub partitions: u32,
-    /// Connections in the pool.
+    /// Connections in the pool (single server; on a Cluster each component keeps one cluster
+    /// connection, a socket per master).
     pub pool_size: usize,
 }
 
