@@ -28,8 +28,12 @@ impl RedisCluster {
     /// Starts three masters, creates the cluster, and waits until every node reports
     /// `cluster_state:ok` (all 16,384 slots served).
     pub fn start() -> Result<Self> {
-        let mut cluster =
-            Self { nodes: Vec::new(), dirs: Vec::new(), ports: Vec::new(), prefix: crate::redis_server::unique_prefix() };
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            dirs: Vec::new(),
+            ports: Vec::new(),
+            prefix: crate::redis_server::unique_prefix(),
+        };
         for _ in 0..MASTERS {
             // Two ports each: the client port and the cluster bus port, given explicitly because
             // the default bus port (client port + 10000) may lie beyond 65535 for an ephemeral one.

@@ -356,7 +356,9 @@ impl Bus for RedisBus {
             let kill = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).to_owned();
             match reader.node.take() {
                 // On a Cluster the client lives on the node that serves the stream.
-                Some(node) => bounded(self.pool.on_node(&node, &kill)).await.map(drop).map_err(BusError::Unavailable)?,
+                Some(node) => {
+                    bounded(self.pool.on_node(&node, &kill)).await.map(drop).map_err(BusError::Unavailable)?
+                }
                 None => self.pooled::<i64>(&kill).await.map(drop)?,
             }
         }

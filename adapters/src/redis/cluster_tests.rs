@@ -126,8 +126,7 @@ async fn append(store: &RedisStore, state: &mut ConversationState, at: u64, even
 #[tokio::test]
 async fn the_store_appends_under_a_lease_and_lists_across_slots() {
     let (_cluster, pool, keys) = start().await;
-    let placement =
-        RedisPlacement::start(pool.clone(), keys.clone(), "a".into(), PARTITIONS, LeaseSettings::default());
+    let placement = RedisPlacement::start(pool.clone(), keys.clone(), "a".into(), PARTITIONS, LeaseSettings::default());
     let mut owned = placement.owned();
     timeout(SOON, owned.wait_for(|o| o.0.len() == PARTITIONS as usize)).await.expect("every lease").unwrap();
     let tokens = placement.clone();
@@ -140,7 +139,8 @@ async fn the_store_appends_under_a_lease_and_lists_across_slots() {
         let queued = Event::Queued { queue: if i % 2 == 0 { "vendas" } else { "suporte" }.into(), position: 1 };
         append(&store, state, 10 + i as u64, queued).await.unwrap();
     }
-    let spread: std::collections::BTreeSet<u32> = states.iter().map(|s| partition_of(s.id.as_str(), PARTITIONS)).collect();
+    let spread: std::collections::BTreeSet<u32> =
+        states.iter().map(|s| partition_of(s.id.as_str(), PARTITIONS)).collect();
     assert!(spread.len() > 3, "conversations in several partitions: {spread:?}");
 
     let first = &states[1];
@@ -200,7 +200,9 @@ async fn a_verdict_reaches_subscribers_on_every_node() {
     let listeners: Vec<RedisVerdicts> = cluster
         .ports()
         .iter()
-        .map(|port| RedisVerdicts::start(pool.clone(), format!("redis://127.0.0.1:{port}"), cluster.prefix(), "a".into()))
+        .map(|port| {
+            RedisVerdicts::start(pool.clone(), format!("redis://127.0.0.1:{port}"), cluster.prefix(), "a".into())
+        })
         .collect();
     let sender = RedisVerdicts::start(pool.clone(), cluster.url(), cluster.prefix(), "b".into());
     let mut inboxes: Vec<_> = listeners.iter().map(|l| l.incoming().expect("its verdicts")).collect();

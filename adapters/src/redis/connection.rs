@@ -64,8 +64,10 @@ impl Pool {
     /// A Cluster reached through `seeds` (`redis://host:port` of one or more of its nodes; the
     /// others are discovered). Connecting and each command are bounded by `timeout`.
     pub fn cluster(seeds: &[&str], timeout: Duration) -> Result<Self, String> {
-        let infos =
-            seeds.iter().map(|url| url.into_connection_info().map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let infos = seeds
+            .iter()
+            .map(|url| url.into_connection_info().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         if infos.is_empty() {
             return Err("no cluster node given".into());
         }
@@ -150,12 +152,15 @@ impl ClusterPool {
     async fn node(&self, addr: &str) -> Result<MultiplexedConnection, String> {
         let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("cluster node {addr:?} has no port"))?;
         let port = port.parse().map_err(|_| format!("cluster node {addr:?}: bad port"))?;
-        let info = ConnectionInfo { addr: ConnectionAddr::Tcp(host.to_owned(), port), redis: self.seeds[0].redis.clone() };
+        let info =
+            ConnectionInfo { addr: ConnectionAddr::Tcp(host.to_owned(), port), redis: self.seeds[0].redis.clone() };
         let client = redis::Client::open(info).map_err(|e| e.to_string())?;
         let (timeout, addr) = (self.timeout, addr.to_owned());
         on_io(async move {
             let opened = tokio::time::timeout(timeout, client.get_multiplexed_async_connection()).await;
-            opened.map_err(|_| format!("cluster node {addr} did not answer within {timeout:?}"))?.map_err(|e| e.to_string())
+            opened
+                .map_err(|_| format!("cluster node {addr} did not answer within {timeout:?}"))?
+                .map_err(|e| e.to_string())
         })
         .await
     }

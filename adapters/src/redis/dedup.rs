@@ -10,12 +10,12 @@
 //! 1 M provider messages keeps ~210 MB in the gate; shorter ids cost proportionally less.
 
 use async_trait::async_trait;
-use super::connection::Pool;
 use redis::Script;
 use std::time::Duration;
 use switchboard_actors::ports::{Claim, Dedup, DedupError};
 
 use super::Keys;
+use super::connection::Pool;
 use super::shared::{Shared, SharedConn};
 
 /// Deletes a mark only while it is pending, so a late `forget` never erases a confirmed one.

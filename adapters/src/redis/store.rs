@@ -12,10 +12,10 @@
 //! message events as long as their text) plus about 200 B across the indexes. The journal is
 //! never trimmed, so a conversation's cost grows with its life.
 
+use super::connection::Pool;
 use super::shared::{Shared, SharedConn};
 use super::{Keys, index};
 use async_trait::async_trait;
-use super::connection::Pool;
 use std::fmt::Display;
 use std::sync::Arc;
 use switchboard_actors::domain::{ConversationId, TenantId};
@@ -192,7 +192,11 @@ impl ConversationStore for RedisStore {
             let keys: Vec<String> = chunk.iter().map(|id| self.snapshot_key(id)).collect();
             let snapshots: Vec<Option<Vec<u8>>> = if self.conn.is_cluster() {
                 let gets = keys.iter().map(|key| async move {
-                    redis::cmd("GET").arg(key).query_async(&mut self.conn().await?).await.map_err(|e| unavailable("read snapshot", e))
+                    redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut self.conn().await?)
+                        .await
+                        .map_err(|e| unavailable("read snapshot", e))
                 });
                 futures_util::future::try_join_all(gets).await?
             } else {
