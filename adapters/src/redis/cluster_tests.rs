@@ -61,6 +61,21 @@ async fn cluster_urls_are_nodes_of_one_cluster() {
 }
 
 #[tokio::test]
+async fn a_config_of_the_wrong_kind_is_a_clear_start_up_error() {
+    let cluster = RedisCluster::start().expect("a redis cluster starts");
+    let one_node = cluster_seeds(&cluster.url())[0].to_owned();
+    let settings =
+        RedisSettings { url: one_node, cluster: false, prefix: "sb:".into(), partitions: PARTITIONS, pool_size: 1 };
+    let refused = connect(&settings, SOON).await.err().expect("a cluster node is not a single server");
+    assert!(refused.to_string().contains("set backend.redis.cluster = true"), "{refused}");
+
+    let server = switchboard_load_tests::redis_server::RedisServer::start().unwrap();
+    let settings = RedisSettings { url: server.url().into(), cluster: true, ..settings };
+    let refused = connect(&settings, SOON).await.err().expect("a single server is not a cluster");
+    assert!(refused.to_string().contains("set backend.redis.cluster = false"), "{refused}");
+}
+
+#[tokio::test]
 async fn the_bus_keeps_order_per_partition_across_nodes_and_forgets_acked_entries() {
     let (_cluster, pool, keys) = start().await;
     let bus = RedisBus::new(pool.clone(), keys.clone(), PARTITIONS, "node-a".into(), StreamSettings::default());

@@ -75,6 +75,14 @@ pub enum ConnectError {
         /// Why.
         why: String,
     },
+    /// The server is not the kind the config says (a Cluster node or not).
+    #[error("redis at {url}: {why}")]
+    WrongKind {
+        /// The URL as given (without password).
+        url: String,
+        /// What to change.
+        why: String,
+    },
     /// The server did not answer.
     #[error("redis at {url} is unreachable: {why}")]
     Unreachable {
@@ -109,7 +117,15 @@ pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool
             .map_err(|why| ConnectError::BadUrl { url: url.clone(), why })?;
         return match ping(&pool, timeout).await {
             Ok(()) => Ok(pool),
-            Err(why) => Err(ConnectError::Unreachable { url, why }),
+            Err(why) => {
+                for seed in cluster_seeds(&settings.url) {
+                    if cluster_enabled(seed, timeout).await == Some(false) {
+                        let why = "the server is not a Redis Cluster node: set backend.redis.cluster = false".into();
+                        return Err(ConnectError::WrongKind { url, why });
+                    }
+                }
+                Err(ConnectError::Unreachable { url, why })
+            }
         };
     }
     let mut config = Config::from_url(settings.url.clone());
@@ -123,10 +139,27 @@ pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool
         .create_pool(Some(Runtime::Tokio1))
         .map_err(|e| ConnectError::BadUrl { url: url.clone(), why: e.to_string() })?;
     let pool = Pool::Single(pool);
-    match ping(&pool, timeout).await {
-        Ok(()) => Ok(pool),
-        Err(why) => Err(ConnectError::Unreachable { url, why }),
+    if let Err(why) = ping(&pool, timeout).await {
+        return Err(ConnectError::Unreachable { url, why });
     }
+    // A Cluster node serves its own slots only and answers MOVED for the others: refuse to start
+    // rather than fail on every other key at run time.
+    if cluster_enabled(&settings.url, timeout).await == Some(true) {
+        let why = "the server is a Redis Cluster node: set backend.redis.cluster = true".into();
+        return Err(ConnectError::WrongKind { url, why });
+    }
+    Ok(pool)
+}
+
+/// Whether the server at `url` runs in cluster mode (`INFO cluster`); `None` when it cannot tell.
+async fn cluster_enabled(url: &str, timeout: Duration) -> Option<bool> {
+    let client = redis::Client::open(url).ok()?;
+    let info = async move {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO").arg("cluster").query_async::<String>(&mut conn).await
+    };
+    let info = IO.spawn(tokio::time::timeout(timeout, info)).await.ok()?.ok()?.ok()?;
+    info.lines().find_map(|l| l.trim().strip_prefix("cluster_enabled:")).map(|v| v == "1")
 }
 
 /// The runtime every Redis connection lives on. A multiplexed connection's driver is a task on
