@@ -174,9 +174,9 @@ impl ConversationStore for RedisStore {
     }
 
     /// Reads the smallest index that covers the query, then every snapshot it names (pipelined
-    /// GETs: on Redis Cluster the snapshots are in many slots, so no MGET, and no pipeline either
-    /// there: concurrent GETs, which the cluster connection pipelines per node), and filters and pages
-    /// them like the memory store. Cost: one GET per member of that index, so an unfiltered
+    /// GETs; on Redis Cluster the snapshots are in many slots, where neither an MGET nor a
+    /// pipeline may span them: concurrent GETs, which the cluster connection pipelines per node),
+    /// and filters and pages them like the memory store. Cost: one GET per member of that index, so an unfiltered
     /// listing of a big tenant reads all of its snapshots.
     async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError> {
         let mut conn = self.conn().await?;
