@@ -13,12 +13,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # The Redis backend's tests start throwaway redis-server processes on free ports (or use the
-# server named by SWITCHBOARD_TEST_REDIS_URL): install the server when it is missing.
-if ! command -v redis-server >/dev/null 2>&1 && [ -z "${SWITCHBOARD_TEST_REDIS_URL:-}" ]; then
-  echo "installing redis-server (apt-get)" >&2
+# server named by SWITCHBOARD_TEST_REDIS_URL), and the Redis Cluster tests a 3-master cluster of
+# their own, joined with redis-cli (package redis-tools, which redis-server depends on): install
+# them when missing.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  echo "installing redis-server and redis-cli (apt-get)" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
   "${SUDO[@]}" apt-get update
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
 fi
 
 # The pinned outside MCP clients (into .cache/interop/; a no-op once installed). It writes

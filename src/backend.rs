@@ -100,6 +100,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let r = &b.redis;
     let redis = RedisSettings {
         url: r.url.clone(),
+        cluster: r.cluster,
         prefix: r.prefix.clone(),
         partitions: b.partitions,
         pool_size: r.pool_size,

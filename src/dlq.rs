@@ -63,8 +63,13 @@ pub fn run(settings: &Settings, command: DlqCommand, out: &mut impl Write) -> Re
         .map_err(|e| DlqFailure::Failed(format!("cannot start a runtime: {e}")))?;
     runtime.block_on(async {
         let r = &b.redis;
-        let redis =
-            RedisSettings { url: r.url.clone(), prefix: r.prefix.clone(), partitions: b.partitions, pool_size: 1 };
+        let redis = RedisSettings {
+            url: r.url.clone(),
+            cluster: r.cluster,
+            prefix: r.prefix.clone(),
+            partitions: b.partitions,
+            pool_size: 1,
+        };
         let pool = connect(&redis, Duration::from_millis(r.connect_timeout_ms))
             .await
             .map_err(|e| DlqFailure::Failed(e.to_string()))?;

@@ -1,6 +1,7 @@
-//! Several `switchboard` processes on one Redis, with fakes of the WhatsApp Graph API and an
-//! instant echoing model: the rig of the multi-node tests and of the failover benchmark. Nodes
-//! can be killed (SIGKILL), stopped (SIGTERM) and restarted under the same node id.
+//! Several `switchboard` processes on one Redis (a single server or a 3-master Redis Cluster),
+//! with fakes of the WhatsApp Graph API and an instant echoing model: the rig of the multi-node
+//! tests and of the failover benchmark. Nodes can be killed (SIGKILL), stopped (SIGTERM) and
+//! restarted under the same node id.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::fakes::whatsapp::FakeGraph;
 use crate::loadgen::hub::{HubProcess, HubSpec};
 use crate::loadgen::rig::{ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID};
 use crate::payloads::{wa_sign, wa_text};
+use crate::redis_cluster::RedisCluster;
 use crate::redis_server::RedisServer;
 
 /// How to build the cluster.
@@ -31,14 +33,47 @@ pub struct ClusterSpec {
     pub lease_ttl_ms: u64,
     /// Heartbeat (ms).
     pub heartbeat_ms: u64,
-    /// Extra `redis-server` arguments (e.g. AOF).
+    /// Extra `redis-server` arguments (e.g. AOF); single server only.
     pub redis_args: Vec<String>,
+    /// The nodes share a 3-master Redis Cluster instead of one `redis-server`.
+    pub redis_cluster: bool,
+}
+
+/// The Redis the nodes share.
+pub enum SharedRedis {
+    /// One `redis-server`.
+    Single(RedisServer),
+    /// A Redis Cluster.
+    Cluster(RedisCluster),
+}
+
+impl SharedRedis {
+    /// The hub's `backend.redis.url` (comma-separated node URLs for a Cluster).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Single(server) => server.url().to_owned(),
+            Self::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// The key prefix of this run.
+    pub fn prefix(&self) -> &str {
+        match self {
+            Self::Single(server) => server.prefix(),
+            Self::Cluster(cluster) => cluster.prefix(),
+        }
+    }
+
+    /// Whether it is a Redis Cluster (the hub's `backend.redis.cluster`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
 }
 
 /// The running cluster; everything stops when it is dropped.
 pub struct Cluster {
     /// The shared Redis.
-    pub redis: RedisServer,
+    pub redis: SharedRedis,
     /// Where replies go.
     pub graph: FakeGraph,
     /// The model (echo, instant).
@@ -53,9 +88,13 @@ impl Cluster {
         let args: Vec<&str> = spec.redis_args.iter().map(String::as_str).collect();
         // A server of its own even when SWITCHBOARD_TEST_REDIS_URL is set: nodes get killed and
         // the test may restart Redis.
-        let redis =
-            if args.is_empty() { RedisServer::start_with(&["--save", ""]) } else { RedisServer::start_with(&args) }
-                .context("starting redis-server")?;
+        let redis = if spec.redis_cluster {
+            SharedRedis::Cluster(RedisCluster::start().context("starting a redis cluster")?)
+        } else if args.is_empty() {
+            SharedRedis::Single(RedisServer::start_with(&["--save", ""]).context("starting redis-server")?)
+        } else {
+            SharedRedis::Single(RedisServer::start_with(&args).context("starting redis-server")?)
+        };
         let graph = FakeGraph::start(ACCESS_TOKEN).await.context("starting the fake Graph API")?;
         let openai = FakeOpenAi::start().await.context("starting the fake model")?;
         openai.recorder().set_enabled(false);
@@ -87,7 +126,8 @@ impl Cluster {
             ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "1000000".to_owned()),
             ("SWITCHBOARD__BACKEND__KIND", "redis".to_owned()),
             ("SWITCHBOARD__BACKEND__PARTITIONS", s.partitions.to_string()),
-            ("SWITCHBOARD__BACKEND__REDIS__URL", self.redis.url().to_owned()),
+            ("SWITCHBOARD__BACKEND__REDIS__URL", self.redis.url()),
+            ("SWITCHBOARD__BACKEND__REDIS__CLUSTER", self.redis.is_cluster().to_string()),
             ("SWITCHBOARD__BACKEND__REDIS__PREFIX", self.redis.prefix().to_owned()),
             ("SWITCHBOARD__BACKEND__REDIS__NODE_ID", format!("node-{i}")),
             ("SWITCHBOARD__BACKEND__REDIS__LEASE_TTL_MS", s.lease_ttl_ms.to_string()),

@@ -7,9 +7,12 @@
 //!   (chat completions), and the shared request `Recorder`.
 //! * [`payloads`] — inbound WhatsApp/Telegram webhook bodies and the WhatsApp `wa_sign`.
 //! * [`loadgen`] — the load generator behind the `loadgen` binary.
+//! * [`cluster`] — several hub processes on one Redis (or a Redis Cluster), for multi-node tests.
+//! * [`redis_server`], [`redis_cluster`] — throwaway `redis-server`s and a 3-master Redis Cluster.
 
 pub mod cluster;
 pub mod fakes;
 pub mod loadgen;
 pub mod payloads;
+pub mod redis_cluster;
 pub mod redis_server;

@@ -29,7 +29,7 @@ impl RedisServer {
     /// Like [`start`](Self::start), with extra `redis-server` arguments (e.g. `--appendonly yes`)
     /// for a server of its own.
     pub fn start_with(args: &[&str]) -> Result<Self> {
-        let prefix = format!("sbtest:{}:", uuid_like());
+        let prefix = unique_prefix();
         if args.is_empty()
             && let Ok(url) = std::env::var(REDIS_URL_ENV)
         {
@@ -85,6 +85,11 @@ impl Drop for RedisServer {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A key prefix no other test instance uses: `sbtest:<unique>:`.
+pub fn unique_prefix() -> String {
+    format!("sbtest:{}:", uuid_like())
 }
 
 /// 16 hex digits from the clock and the process id: unique enough for key prefixes.

@@ -86,14 +86,18 @@ impl BackendConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port/db` (or `rediss://`).
+    /// `redis://[:password@]host:port/db` (or `rediss://`); with `cluster`, one or more nodes of
+    /// the Redis Cluster, comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
     pub url: String,
+    /// `url` names nodes of a Redis Cluster (three masters or more) instead of one server.
+    pub cluster: bool,
     /// Prefix of every key (several hubs may share one Redis with different prefixes).
     pub prefix: String,
     /// This node's name in the partitions' consumer groups; unique per node and stable across its
     /// restarts, so a restarted node takes back what it had been given and not acknowledged.
     pub node_id: String,
-    /// Pooled connections (blocking stream reads use their own, one per partition).
+    /// Pooled connections (blocking stream reads use their own, one per partition); single
+    /// server only: on a Cluster each component keeps one cluster connection.
     pub pool_size: usize,
     /// Milliseconds to wait for Redis at start-up before giving up with an error.
     pub connect_timeout_ms: u64,
@@ -113,6 +117,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
             prefix: "sb:".into(),
             node_id: "node-1".into(),
             pool_size: 32,

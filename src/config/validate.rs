@@ -112,9 +112,18 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
         "memory" => {}
         "redis" => {
             let r = &settings.backend.redis;
-            if !r.url.starts_with("redis://") && !r.url.starts_with("rediss://") {
+            let seeds = switchboard_adapters::redis::cluster_seeds(&r.url);
+            if seeds.is_empty() || seeds.iter().any(|u| !u.starts_with("redis://") && !u.starts_with("rediss://")) {
                 let shown = switchboard_adapters::redis::redacted(&r.url);
                 errors.push(format!("backend.redis.url: expected redis:// or rediss://, got {shown:?}"));
+            } else if !r.cluster && seeds.len() > 1 {
+                errors.push(
+                    "backend.redis.url: several URLs name a Redis Cluster: set backend.redis.cluster = true".into(),
+                );
+            } else if r.cluster
+                && seeds.iter().any(|u| u.splitn(4, '/').nth(3).is_some_and(|db| !db.is_empty() && db != "0"))
+            {
+                errors.push("backend.redis.url: a Redis Cluster has database 0 only".into());
             }
             if r.prefix.is_empty() {
                 errors.push("backend.redis.prefix: must not be empty".into());

@@ -1,6 +1,7 @@
-//! Three `switchboard` processes on one Redis (the Redis backend's multi-node test): webhooks for
-//! 2,000 conversations × 5 messages spread over every node, some delivered to two nodes at once;
-//! one node is killed with SIGKILL mid-run, another stopped with SIGTERM and started again. Every
+//! Three `switchboard` processes on one Redis (the Redis backend's multi-node test), run twice:
+//! on a single `redis-server` and on a local 3-master Redis Cluster. Webhooks for 2,000
+//! conversations × 5 messages spread over every node, some delivered to two nodes at once; one
+//! node is killed with SIGKILL mid-run, another stopped with SIGTERM and started again. Every
 //! message must be answered, in its conversation's order, exactly once except for replies caught
 //! in flight by the SIGKILL (see below); each conversation's journal must show a single writer
 //! at a time, and the partitions must end up spread over the live nodes.
@@ -66,10 +67,22 @@ fn replies(cluster: &Cluster) -> HashMap<String, Vec<(String, Instant)>> {
     by_customer
 }
 
+/// A connection to the nodes' Redis, whichever kind it is.
+async fn redis_conn(cluster: &Cluster) -> switchboard_adapters::redis::RedisConn {
+    let settings = switchboard_adapters::redis::RedisSettings {
+        url: cluster.redis.url(),
+        cluster: cluster.redis.is_cluster(),
+        prefix: cluster.redis.prefix().to_owned(),
+        partitions: PARTITIONS,
+        pool_size: 1,
+    };
+    let pool = switchboard_adapters::redis::connect(&settings, Duration::from_secs(5)).await.unwrap();
+    pool.get().await.unwrap()
+}
+
 /// Prints what Redis holds for the partitions of lost messages (a failing run's evidence).
 async fn explain_lost(cluster: &Cluster, lost: &[String]) {
-    let client = redis::Client::open(cluster.redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis_conn(cluster).await;
     let keys = switchboard_adapters::redis::Keys::new(cluster.redis.prefix());
     let mut partitions = std::collections::BTreeSet::new();
     for line in lost {
@@ -91,16 +104,32 @@ async fn explain_lost(cluster: &Cluster, lost: &[String]) {
 
 #[actix_web::test]
 async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_restart() {
+    crash_and_restart_scenario(false, "cluster").await;
+}
+
+/// The same on a Redis Cluster: partitions (and so streams, leases, journals) on three masters.
+#[actix_web::test]
+async fn three_nodes_on_a_redis_cluster_answer_every_message_once_in_order_through_a_crash_and_a_restart() {
+    crash_and_restart_scenario(true, "cluster-redis-cluster").await;
+}
+
+/// The crash-and-restart scenarios take turns: each runs six processes (three nodes, their Redis)
+/// and 10,000 webhooks, and two at once on a two-core machine starve the nodes' lease renewals.
+static ONE_SCENARIO_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn crash_and_restart_scenario(redis_cluster: bool, logs: &str) {
+    let _turn = ONE_SCENARIO_AT_A_TIME.lock().await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let spec = ClusterSpec {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_switchboard")),
         workdir: root.clone(),
-        log_dir: root.join("target/test-artifacts/cluster"),
+        log_dir: root.join("target/test-artifacts").join(logs),
         nodes: 3,
         partitions: PARTITIONS,
         lease_ttl_ms: 2000,
         heartbeat_ms: 250,
         redis_args: Vec::new(),
+        redis_cluster,
     };
     let mut cluster = Cluster::start(spec).await.expect("three nodes on one redis");
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(10)).build().unwrap();
@@ -179,8 +208,7 @@ async fn three_nodes_answer_every_message_once_in_order_through_a_crash_and_a_re
     assert!(disordered.is_empty(), "{} conversations out of order, e.g. {:?}", disordered.len(), &disordered[..1]);
 
     // One writer at a time: each journal holds exactly the snapshot's events, no more.
-    let client = redis::Client::open(cluster.redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis_conn(&cluster).await;
     let keys = switchboard_adapters::redis::Keys::new(cluster.redis.prefix());
     for c in (0..CONVERSATIONS).step_by(97) {
         let id = format!("demo:whatsapp.main:{}", phone(c));
@@ -230,6 +258,7 @@ async fn sigterm_hands_every_partition_over_at_once_and_exits_zero() {
         lease_ttl_ms: 30_000,
         heartbeat_ms: 250,
         redis_args: Vec::new(),
+        redis_cluster: false,
     };
     let mut cluster = Cluster::start(spec).await.expect("two nodes on one redis");
     let deadline = Instant::now() + Duration::from_secs(10);

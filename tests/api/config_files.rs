@@ -81,3 +81,29 @@ async fn missing_channel_secrets_disable_the_channel_with_one_warning() {
     assert!(wiring.warnings[0].contains("whatsapp channel main disabled"));
     assert!(wiring.channels.whatsapp.is_empty() && wiring.channels.telegram.is_empty());
 }
+
+#[test]
+fn several_redis_urls_need_cluster_mode_and_a_cluster_has_database_0_only() {
+    let base = repo("config/default.toml");
+    let load = |url: &str, cluster: &str| {
+        let env: BTreeMap<String, String> = [
+            ("SWITCHBOARD__BACKEND__KIND", "redis"),
+            ("SWITCHBOARD__BACKEND__REDIS__URL", url),
+            ("SWITCHBOARD__BACKEND__REDIS__CLUSTER", cluster),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        switchboard::config::load(Some(&base), None, &env).map(|s| s.backend.redis.cluster).map_err(|e| e.to_string())
+    };
+    let seeds = "redis://10.0.0.1:7000,redis://:pw@10.0.0.2:7000";
+    let err = load(seeds, "false").unwrap_err();
+    assert!(err.contains("backend.redis.url") && err.contains("cluster = true"), "{err}");
+    assert!(!err.contains(":pw@"), "no password in messages: {err}");
+    assert_eq!(load(seeds, "true"), Ok(true), "a list of cluster nodes");
+    assert_eq!(load("redis://10.0.0.1:7000", "true"), Ok(true), "one seed node is enough");
+    let err = load("redis://10.0.0.1:7000/2", "true").unwrap_err();
+    assert!(err.contains("database 0"), "{err}");
+    let err = load("redis://10.0.0.1:7000,http://x", "true").unwrap_err();
+    assert!(err.contains("expected redis://"), "{err}");
+}

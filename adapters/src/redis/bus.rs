@@ -6,7 +6,6 @@
 //! failed delivery), and a stream at its bound (`max_len`) refuses new entries.
 
 use async_trait::async_trait;
-use deadpool_redis::Pool;
 use redis::RedisError;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::streams::StreamReadReply;
@@ -17,6 +16,7 @@ use switchboard_actors::event::{Envelope, Input};
 use switchboard_actors::ports::{Bus, BusError, Delivery};
 use tokio::sync::Mutex;
 
+use super::connection::Pool;
 use super::dlq::{self, Read};
 use super::shared::Shared;
 use super::{Keys, OP_TIMEOUT, bounded, within};
@@ -115,6 +115,8 @@ struct Reader {
     /// counted a delivery of their entries) without the hub ever seeing the entries, so the next
     /// read takes that many deliveries back off its entries' counters.
     unseen: u64,
+    /// On a Redis Cluster, the node (`host:port`) `conn` is connected to: the id is its.
+    node: Option<String>,
 }
 
 /// Acks since the last trim, and the newest acked id (the trim point when nothing is pending).
@@ -163,6 +165,7 @@ impl RedisBus {
                     last_delivered: "0".into(),
                     client_id: None,
                     unseen: 0,
+                    node: None,
                 }),
                 acks: std::sync::Mutex::default(),
             })
@@ -187,13 +190,14 @@ impl RedisBus {
         let mut conn = match reader.conn.take() {
             Some(conn) => conn,
             None => {
-                let (conn, id) = bounded(async {
-                    let mut conn = deadpool_redis::Connection::take(super::checkout(&self.pool).await?);
+                let (conn, id, node) = bounded(async {
+                    let (mut conn, node) = self.pool.blocking(&part.key).await?;
                     let id: i64 = query(&mut conn, &redis::cmd("CLIENT").arg("ID").to_owned()).await?;
-                    Ok((conn, id))
+                    Ok((conn, id, node))
                 })
                 .await?;
                 reader.client_id = Some(id);
+                reader.node = node;
                 conn
             }
         };
@@ -306,7 +310,7 @@ fn autoclaim_reply(reply: redis::Value) -> Result<(String, usize), String> {
 }
 
 /// `XGROUP CREATE … MKSTREAM` from the start of the stream; an existing group is fine.
-async fn create_group(conn: &mut MultiplexedConnection, key: &str) -> Result<(), String> {
+async fn create_group(conn: &mut impl ConnectionLike, key: &str) -> Result<(), String> {
     let created: Result<(), RedisError> =
         redis::cmd("XGROUP").arg("CREATE").arg(key).arg(GROUP).arg("0").arg("MKSTREAM").query_async(conn).await;
     match created {
@@ -498,7 +502,14 @@ impl Bus for RedisBus {
         let mut reader = part.reader.lock().await;
         reader.conn = None;
         if let Some(id) = reader.client_id.take() {
-            self.pooled::<i64>(redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id)).await?;
+            let kill = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).to_owned();
+            match reader.node.take() {
+                // On a Cluster the client lives on the node that serves the stream.
+                Some(node) => {
+                    bounded(self.pool.on_node(&node, &kill)).await.map(drop).map_err(BusError::Unavailable)?
+                }
+                None => self.pooled::<i64>(&kill).await.map(drop)?,
+            }
         }
         Ok(())
     }
@@ -531,8 +542,13 @@ mod tests {
     /// A throwaway server and a pool on it.
     async fn start() -> (RedisServer, Pool) {
         let server = RedisServer::start().unwrap();
-        let settings =
-            RedisSettings { url: server.url().into(), prefix: server.prefix().into(), partitions: 4, pool_size: 4 };
+        let settings = RedisSettings {
+            url: server.url().into(),
+            cluster: false,
+            prefix: server.prefix().into(),
+            partitions: 4,
+            pool_size: 4,
+        };
         let pool = connect(&settings, SOON).await.expect("redis is up");
         (server, pool)
     }
@@ -623,7 +639,7 @@ mod tests {
         // still holds the blocked XREADGROUP (the connection has not closed yet): made here by
         // hand on the reader's own connection.
         let key = Keys::new(server.prefix()).stream(1);
-        let mut ghost = deadpool_redis::Connection::take(pool.get().await.unwrap());
+        let (mut ghost, _) = pool.blocking(&key).await.unwrap();
         let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut ghost).await.unwrap();
         old.partitions[1].reader.lock().await.client_id = Some(id);
         let mut read = redis::cmd("XREADGROUP");

@@ -10,12 +10,12 @@
 //! 1 M provider messages keeps ~210 MB in the gate; shorter ids cost proportionally less.
 
 use async_trait::async_trait;
-use deadpool_redis::Pool;
 use redis::Script;
 use std::time::Duration;
 use switchboard_actors::ports::{Claim, Dedup, DedupError};
 
 use super::Keys;
+use super::connection::Pool;
 use super::shared::{Shared, SharedConn};
 
 /// Deletes a mark only while it is pending, so a late `forget` never erases a confirmed one.
@@ -126,6 +126,7 @@ mod tests {
     async fn gate(server: &RedisServer, pending_ttl: Duration) -> (RedisDedup, Pool) {
         let settings = RedisSettings {
             url: server.url().to_owned(),
+            cluster: false,
             prefix: server.prefix().to_owned(),
             partitions: 4,
             pool_size: 4,

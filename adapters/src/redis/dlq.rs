@@ -14,7 +14,7 @@
 //! conversation refused by the store every time) is retried, as the hub cannot tell it from an
 //! outage.
 
-use deadpool_redis::Pool;
+use super::connection::Pool;
 use redis::Script;
 use redis::aio::ConnectionLike;
 use serde::Serialize;

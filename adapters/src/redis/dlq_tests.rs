@@ -15,8 +15,13 @@ const P: u32 = 1;
 
 async fn start() -> (RedisServer, Pool) {
     let server = RedisServer::start().unwrap();
-    let settings =
-        RedisSettings { url: server.url().into(), prefix: server.prefix().into(), partitions: 4, pool_size: 4 };
+    let settings = RedisSettings {
+        url: server.url().into(),
+        cluster: false,
+        prefix: server.prefix().into(),
+        partitions: 4,
+        pool_size: 4,
+    };
     let pool = connect(&settings, SOON).await.expect("redis is up");
     (server, pool)
 }

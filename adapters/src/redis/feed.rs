@@ -5,9 +5,9 @@
 //!
 //! The stream is capped (`MAXLEN ~`): it is a live feed, not a record; the journal is the record.
 
+use super::connection::Pool;
 use super::shared::Shared;
 use super::{IO, Keys, OP_TIMEOUT, within};
-use deadpool_redis::Pool;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use std::time::Duration;
@@ -85,7 +85,7 @@ async fn follow(pool: Pool, key: String, mut last: Option<String>, tx: mpsc::Sen
         let read = async {
             let mut c = match conn.take() {
                 Some(c) => c,
-                None => deadpool_redis::Connection::take(super::checkout(&pool).await?),
+                None => pool.blocking(&key).await?.0,
             };
             let start = match &last {
                 Some(id) => id.clone(),
@@ -148,8 +148,13 @@ mod tests {
     use switchboard_load_tests::redis_server::RedisServer;
 
     async fn log(server: &RedisServer) -> RedisFeedLog {
-        let settings =
-            RedisSettings { url: server.url().into(), prefix: server.prefix().into(), partitions: 1, pool_size: 4 };
+        let settings = RedisSettings {
+            url: server.url().into(),
+            cluster: false,
+            prefix: server.prefix().into(),
+            partitions: 1,
+            pool_size: 4,
+        };
         let pool = connect(&settings, Duration::from_secs(2)).await.unwrap();
         RedisFeedLog::new(pool, Keys::new(server.prefix()), 100)
     }

@@ -8,7 +8,6 @@
 //! at once, but its lease is kept alive until the hub has stopped it (`released`) or a drain
 //! deadline passed, so a successor never starts a partition whose batch is still running here.
 
-use deadpool_redis::Pool;
 use redis::Script;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::connection::Pool;
 use super::{Keys, bounded};
 
 /// Heartbeat of the node (`KEYS[1]` = nodes, `ARGV` = node, ttl ms): announces it, forgets nodes

@@ -12,6 +12,7 @@ async fn start() -> (RedisServer, Pool) {
     let server = RedisServer::start().unwrap();
     let settings = RedisSettings {
         url: server.url().into(),
+        cluster: false,
         prefix: server.prefix().into(),
         partitions: PARTITIONS,
         pool_size: 8,

@@ -10,17 +10,29 @@
 //! | `sb:{p}:dlq` | stream | the partition's dead letters (see `dlq`) |
 //! | `sb:{p}:s:<conversation>` | string | the conversation's snapshot (JSON) |
 //! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
+//! | `sb:{p}:lease`, `sb:{p}:epoch`, `sb:{p}:owed` | string, counter, set | the partition's lease, its fencing epoch, its conversations owing work |
 //! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
 //! | `sb:{t:<tenant>}:feed` | stream | the tenant's console feed, shared by every node (capped; see `feed`) |
 //! | `sb:{t:<tenant>}:presence` | hash | the tenant's online agents per queue, every node's (see `presence`) |
+//! | `sb:nodes` | sorted set | live nodes by last heartbeat |
 //!
+//! On a Redis Cluster every script and every command touches keys of one slot only: the
+//! append script (journal, snapshot, lease, owed set) runs in `{p}`, the index script in
+//! `{t:<tenant>}` as a second step (see `RedisStore::append`), the lease scripts in `{p}` or on
+//! `nodes` alone, the dedup gate on its one key. The dedup marks carry no tag on purpose: no
+//! script pairs them with other keys, and spread over all slots they weigh on no single node.
+//!
+//! - `connection`: one server or a Cluster behind one `Pool` (`backend.redis.cluster`).
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
 //! - `bus`: partition streams and consumer groups (`Bus`).
 //! - `dlq`: dead letters: what counts as a failed delivery, listing and replaying them.
 //! - `dedup`: the ingress dedup gate (`Dedup`).
 
 mod bus;
+#[cfg(test)]
+mod cluster_tests;
+mod connection;
 mod dedup;
 mod dlq;
 mod feed;
@@ -32,7 +44,7 @@ mod store;
 mod verdicts;
 
 pub use bus::{RedisBus, StreamSettings};
-pub use deadpool_redis::Pool as RedisPool;
+pub use connection::{Conn as RedisConn, Pool as RedisPool};
 pub use dedup::RedisDedup;
 pub use dlq::{DeadLetter, DeadLetterError, DeadLetters, Replayed};
 pub use feed::{Followed, RedisFeedLog};
@@ -41,19 +53,24 @@ pub use presence::{Present, RedisPresence};
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
 
-use deadpool_redis::{Config, Pool, Runtime};
+use connection::Pool;
+use deadpool_redis::{Config, Runtime};
 use std::time::Duration;
 
 /// Where the backend lives and how its keys are named.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://host:port/db` (or `rediss://`).
+    /// `redis://host:port/db` (or `rediss://`); with `cluster`, one or more of the Cluster's
+    /// nodes, comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
     pub url: String,
+    /// The URL names nodes of a Redis Cluster, not a single server.
+    pub cluster: bool,
     /// Prefix of every key, e.g. `sb:`.
     pub prefix: String,
     /// Partitions of the bus (fixed per cluster).
     pub partitions: u32,
-    /// Connections in the pool.
+    /// Connections in the pool (single server; on a Cluster each component keeps one cluster
+    /// connection, a socket per master).
     pub pool_size: usize,
 }
 
@@ -68,6 +85,14 @@ pub enum ConnectError {
         /// Why.
         why: String,
     },
+    /// The server is not the kind the config says (a Cluster node or not).
+    #[error("redis at {url}: {why}")]
+    WrongKind {
+        /// The URL as given (without password).
+        url: String,
+        /// What to change.
+        why: String,
+    },
     /// The server did not answer.
     #[error("redis at {url} is unreachable: {why}")]
     Unreachable {
@@ -78,17 +103,41 @@ pub enum ConnectError {
     },
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL (or the comma-separated URLs of Cluster nodes) without passwords, for messages and
+/// logs.
 pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let one = |url: &str| match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
         _ => url.to_owned(),
-    }
+    };
+    url.split(',').map(one).collect::<Vec<_>>().join(",")
 }
 
-/// A connection pool, checked with a `PING` within `timeout`.
+/// The Cluster node URLs of a comma-separated list.
+pub fn cluster_seeds(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+}
+
+/// A connection pool (or a Cluster client), checked with a `PING` within `timeout` (on a
+/// Cluster, every master must answer).
 pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool, ConnectError> {
     let url = redacted(&settings.url);
+    if settings.cluster {
+        let pool = Pool::cluster(&cluster_seeds(&settings.url), timeout)
+            .map_err(|why| ConnectError::BadUrl { url: url.clone(), why })?;
+        return match ping(&pool, timeout).await {
+            Ok(()) => Ok(pool),
+            Err(why) => {
+                for seed in cluster_seeds(&settings.url) {
+                    if cluster_enabled(seed, timeout).await == Some(false) {
+                        let why = "the server is not a Redis Cluster node: set backend.redis.cluster = false".into();
+                        return Err(ConnectError::WrongKind { url, why });
+                    }
+                }
+                Err(ConnectError::Unreachable { url, why })
+            }
+        };
+    }
     let mut config = Config::from_url(settings.url.clone());
     // Bounded waits: a server that accepts connections but never answers must turn into errors
     // (and 503s), not into requests that hang.
@@ -99,10 +148,28 @@ pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool
     let pool = config
         .create_pool(Some(Runtime::Tokio1))
         .map_err(|e| ConnectError::BadUrl { url: url.clone(), why: e.to_string() })?;
-    match ping(&pool, timeout).await {
-        Ok(()) => Ok(pool),
-        Err(why) => Err(ConnectError::Unreachable { url, why }),
+    let pool = Pool::Single(pool);
+    if let Err(why) = ping(&pool, timeout).await {
+        return Err(ConnectError::Unreachable { url, why });
     }
+    // A Cluster node serves its own slots only and answers MOVED for the others: refuse to start
+    // rather than fail on every other key at run time.
+    if cluster_enabled(&settings.url, timeout).await == Some(true) {
+        let why = "the server is a Redis Cluster node: set backend.redis.cluster = true".into();
+        return Err(ConnectError::WrongKind { url, why });
+    }
+    Ok(pool)
+}
+
+/// Whether the server at `url` runs in cluster mode (`INFO cluster`); `None` when it cannot tell.
+async fn cluster_enabled(url: &str, timeout: Duration) -> Option<bool> {
+    let client = redis::Client::open(url).ok()?;
+    let info = async move {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO").arg("cluster").query_async::<String>(&mut conn).await
+    };
+    let info = IO.spawn(tokio::time::timeout(timeout, info)).await.ok()?.ok()?.ok()?;
+    info.lines().find_map(|l| l.trim().strip_prefix("cluster_enabled:")).map(|v| v == "1")
 }
 
 /// The runtime every Redis connection lives on. A multiplexed connection's driver is a task on
@@ -120,11 +187,8 @@ static IO: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::n
 });
 
 /// A connection from `pool`, opened (when the pool has none idle) on the Redis IO runtime.
-pub(crate) async fn checkout(pool: &Pool) -> Result<deadpool_redis::Connection, String> {
-    let pool = pool.clone();
-    IO.spawn(async move { pool.get().await.map_err(|e| e.to_string()) })
-        .await
-        .map_err(|e| format!("redis-io runtime: {e}"))?
+pub(crate) async fn checkout(pool: &Pool) -> Result<connection::Conn, String> {
+    pool.get().await
 }
 
 /// `Ok` when the server answers `PING` within `timeout`.
@@ -236,6 +300,7 @@ mod tests {
         assert_eq!(redacted("redis://:s3cret@10.0.0.5:6379/0"), "redis://***@10.0.0.5:6379/0");
         assert_eq!(redacted("redis://user:s3cret@host"), "redis://***@host");
         assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redacted("redis://:a@h1:7000,redis://:b@h2:7000"), "redis://***@h1:7000,redis://***@h2:7000");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! its agents as online within the TTL. Clocks are Redis's (`TIME`), never the nodes'.
 
 use super::Keys;
+use super::connection::Pool;
 use super::shared::Shared;
-use deadpool_redis::Pool;
 use redis::Script;
 
 /// One agent online in one queue.
@@ -102,8 +102,13 @@ mod tests {
     }
 
     async fn presence_on(server: &RedisServer) -> RedisPresence {
-        let settings =
-            RedisSettings { url: server.url().into(), prefix: server.prefix().into(), partitions: 1, pool_size: 4 };
+        let settings = RedisSettings {
+            url: server.url().into(),
+            cluster: false,
+            prefix: server.prefix().into(),
+            partitions: 1,
+            pool_size: 4,
+        };
         let pool = connect(&settings, Duration::from_secs(2)).await.expect("redis");
         RedisPresence::new(pool, Keys::new(server.prefix()))
     }

@@ -2,11 +2,12 @@
 //! requests (Redis pipelines them on one socket). Checking a connection out of the deadpool-redis
 //! pool costs a round trip (it sends `UNWATCH` + `PING` first), which doubled the round trips of
 //! the hot path; this takes one connection out of the pool once, and takes a fresh one after an
-//! error that means the socket is gone.
+//! error that means the socket is gone. On a Redis Cluster it is one cluster connection (one
+//! socket per master), opened for this component.
 
 use super::OP_TIMEOUT;
-use deadpool_redis::Pool;
-use redis::aio::{ConnectionLike, MultiplexedConnection};
+use super::connection::{Conn, Pool};
+use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct Shared {
     pool: Pool,
-    slot: Arc<Mutex<Option<MultiplexedConnection>>>,
+    slot: Arc<Mutex<Option<Conn>>>,
 }
 
 impl Shared {
@@ -29,20 +30,24 @@ impl Shared {
         let conn = match cached {
             Some(conn) => conn,
             None => {
-                let pooled = super::checkout(&self.pool).await?;
-                let conn = deadpool_redis::Connection::take(pooled);
+                let conn = self.pool.detached().await?;
                 *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
                 conn
             }
         };
         Ok(SharedConn { conn, slot: self.slot.clone() })
     }
+
+    /// Whether commands go to a Redis Cluster (where a pipeline must stay within one slot).
+    pub fn is_cluster(&self) -> bool {
+        self.pool.is_cluster()
+    }
 }
 
 /// A handle on the shared connection; forgets it for everyone when a command finds it broken.
 pub struct SharedConn {
-    conn: MultiplexedConnection,
-    slot: Arc<Mutex<Option<MultiplexedConnection>>>,
+    conn: Conn,
+    slot: Arc<Mutex<Option<Conn>>>,
 }
 
 impl SharedConn {
@@ -105,8 +110,13 @@ mod tests {
     #[tokio::test]
     async fn one_connection_serves_everyone_and_a_broken_one_is_replaced() {
         let server = RedisServer::start().unwrap();
-        let settings =
-            RedisSettings { url: server.url().into(), prefix: server.prefix().into(), partitions: 1, pool_size: 2 };
+        let settings = RedisSettings {
+            url: server.url().into(),
+            cluster: false,
+            prefix: server.prefix().into(),
+            partitions: 1,
+            pool_size: 2,
+        };
         let shared = Shared::new(connect(&settings, Duration::from_secs(2)).await.unwrap());
         let mut conn = shared.get().await.unwrap();
         let id = || redis::cmd("CLIENT").arg("ID").to_owned();

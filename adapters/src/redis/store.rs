@@ -12,10 +12,10 @@
 //! message events as long as their text) plus about 200 B across the indexes. The journal is
 //! never trimmed, so a conversation's cost grows with its life.
 
+use super::connection::Pool;
 use super::shared::{Shared, SharedConn};
 use super::{Keys, index};
 use async_trait::async_trait;
-use deadpool_redis::Pool;
 use std::fmt::Display;
 use std::sync::Arc;
 use switchboard_actors::domain::{ConversationId, TenantId};
@@ -174,8 +174,9 @@ impl ConversationStore for RedisStore {
     }
 
     /// Reads the smallest index that covers the query, then every snapshot it names (pipelined
-    /// GETs: on Redis Cluster the snapshots are in many slots, so no MGET), and filters and pages
-    /// them like the memory store. Cost: one GET per member of that index, so an unfiltered
+    /// GETs; on Redis Cluster the snapshots are in many slots, where neither an MGET nor a
+    /// pipeline may span them: concurrent GETs, which the cluster connection pipelines per node),
+    /// and filters and pages them like the memory store. Cost: one GET per member of that index, so an unfiltered
     /// listing of a big tenant reads all of its snapshots.
     async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError> {
         let mut conn = self.conn().await?;
@@ -189,12 +190,22 @@ impl ConversationStore for RedisStore {
         let mut found = Vec::new();
         for chunk in ids.chunks(FETCH_CHUNK) {
             let keys: Vec<String> = chunk.iter().map(|id| self.snapshot_key(id)).collect();
-            let mut fetch = redis::pipe();
-            for key in &keys {
-                fetch.get(key);
-            }
-            let snapshots: Vec<Option<Vec<u8>>> =
-                fetch.query_async(&mut conn).await.map_err(|e| unavailable("read snapshots", e))?;
+            let snapshots: Vec<Option<Vec<u8>>> = if self.conn.is_cluster() {
+                let gets = keys.iter().map(|key| async move {
+                    redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut self.conn().await?)
+                        .await
+                        .map_err(|e| unavailable("read snapshot", e))
+                });
+                futures_util::future::try_join_all(gets).await?
+            } else {
+                let mut fetch = redis::pipe();
+                for key in &keys {
+                    fetch.get(key);
+                }
+                fetch.query_async(&mut conn).await.map_err(|e| unavailable("read snapshots", e))?
+            };
             // A snapshot missing for an indexed id (deleted by hand, say) is not an error: skip it.
             for (key, json) in keys.iter().zip(snapshots) {
                 let Some(json) = json else { continue };
@@ -234,7 +245,7 @@ mod tests {
 
     async fn store_on(server: &RedisServer) -> RedisStore {
         let pool = Config::from_url(server.url()).create_pool(Some(Runtime::Tokio1)).unwrap();
-        RedisStore::new(pool, Keys::new(server.prefix()), PARTITIONS)
+        RedisStore::new(Pool::Single(pool), Keys::new(server.prefix()), PARTITIONS)
     }
 
     fn conversation(tenant: &str, id: &str) -> ConversationState {

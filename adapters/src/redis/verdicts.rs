@@ -1,7 +1,9 @@
 //! Verdicts of commands sent back to the node whose caller waits (a REST, console or MCP command
 //! that arrived at a node not running its conversation), over Redis pub/sub: one channel per node,
 //! `<prefix>verdicts:<node>`. Pub/sub keeps nothing: a verdict published while its node is away
-//! is lost, and the caller there has timed out (503) anyway.
+//! is lost, and the caller there has timed out (503) anyway. On a Redis Cluster a message
+//! published on any node reaches the subscribers of every node (classic, not sharded, pub/sub),
+//! so the subscription is a plain connection to one seed node, the next one if it fails.
 
 use super::shared::Shared;
 use super::{IO, OP_TIMEOUT, Pool};
@@ -34,12 +36,14 @@ pub struct RedisVerdicts {
 }
 
 impl RedisVerdicts {
-    /// Subscribes to this node's channel (on its own connection, re-made if it breaks) and
-    /// publishes on the shared connections of `pool`.
+    /// Subscribes to this node's channel (on its own connection to `url`, or to the first node
+    /// of a comma-separated Cluster list that answers; re-made if it breaks) and publishes on the
+    /// shared connections of `pool`.
     pub fn start(pool: Pool, url: String, prefix: &str, node: String) -> Self {
         let (tx, rx) = mpsc::channel(BACKLOG);
         let channel = channel(prefix, &node);
-        IO.spawn(subscribe(url, channel, tx));
+        let urls = super::cluster_seeds(&url).into_iter().map(str::to_owned).collect();
+        IO.spawn(subscribe(urls, channel, tx));
         Self { conn: Shared::new(pool), prefix: prefix.to_owned(), node, incoming: Mutex::new(Some(rx)) }
     }
 }
@@ -49,8 +53,8 @@ fn channel(prefix: &str, node: &str) -> String {
 }
 
 /// Receives this node's verdicts until the hub stops listening.
-async fn subscribe(url: String, channel: String, tx: mpsc::Sender<Verdict>) {
-    loop {
+async fn subscribe(urls: Vec<String>, channel: String, tx: mpsc::Sender<Verdict>) {
+    for url in urls.iter().cycle() {
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;

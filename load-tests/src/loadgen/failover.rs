@@ -73,6 +73,7 @@ pub async fn run(args: &FailoverArgs) -> Result<bool> {
         lease_ttl_ms: args.lease_ttl_ms,
         heartbeat_ms: args.heartbeat_ms,
         redis_args: Vec::new(),
+        redis_cluster: false,
     };
     let mut cluster = Cluster::start(spec).await.context("starting two nodes on one redis")?;
     wait_for_shares(&cluster, args.partitions).await?;
@@ -141,7 +142,7 @@ async fn wait_for_shares(cluster: &Cluster, partitions: u32) -> Result<()> {
 /// The partitions whose lease `node` holds, read from Redis with `redis-cli`.
 fn partitions_of(cluster: &Cluster, node: &str, partitions: u32) -> Result<Vec<u32>> {
     let mut cmd = Command::new("redis-cli");
-    cmd.args(["-u", cluster.redis.url(), "MGET"]);
+    cmd.args(["-u", &cluster.redis.url(), "MGET"]);
     for p in 0..partitions {
         cmd.arg(format!("{}{{{p}}}:lease", cluster.redis.prefix()));
     }
