@@ -11,15 +11,20 @@
 //! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
 //! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
+//! | `sb:{t:<tenant>}:tl:quota:…` | string | a tool quota counter (expires with its window) |
+//! | `sb:{t:<tenant>}:tl:idem:…` | string | a tool call's idempotency record (`p` pending, `d` + result; expires) |
+//! | `sb:{t:<tenant>}:audit` | list | the tenant's tool-call audit trail, capped, oldest first |
 //!
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
 //! - `bus`: partition streams and consumer groups (`Bus`).
 //! - `dedup`: the ingress dedup gate (`Dedup`).
+//! - `ledger`: the tools' quotas, idempotency records and audit, shared by all nodes (`ToolLedger`).
 
 mod bus;
 mod dedup;
 mod index;
 mod lease;
+mod ledger;
 mod shared;
 mod store;
 mod verdicts;
@@ -28,6 +33,7 @@ pub use bus::{RedisBus, StreamSettings};
 pub use deadpool_redis::Pool as RedisPool;
 pub use dedup::RedisDedup;
 pub use lease::{LeaseSettings, RedisPlacement};
+pub use ledger::RedisLedger;
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
 
@@ -179,6 +185,16 @@ impl Keys {
     /// A tenant's index key `name` (all of a tenant's indexes share one slot).
     pub fn index(&self, tenant: &str, name: &str) -> String {
         format!("{}{{t:{tenant}}}:ix:{name}", self.prefix)
+    }
+
+    /// A tool ledger key (quota counter or idempotency record) of `tenant`.
+    pub fn ledger(&self, tenant: &str, key: &str) -> String {
+        format!("{}{{t:{tenant}}}:tl:{key}", self.prefix)
+    }
+
+    /// A tenant's tool-call audit trail.
+    pub fn audit(&self, tenant: &str) -> String {
+        format!("{}{{t:{tenant}}}:audit", self.prefix)
     }
 
     /// The lease of partition `p`: `<node>:<epoch>` of its owner, expiring unless renewed.
