@@ -220,7 +220,6 @@ async fn a_redis_crash_loses_no_acknowledged_message_and_the_hub_recovers_by_its
         "the crash fell in the middle of the run ({acknowledged_before} acknowledged before it)"
     );
     assert!(seen.unexpected.is_empty(), "answers a provider should never get: {:?}", &seen.unexpected[..1]);
-    assert_eq!(gave_up, 0, "a poster gave up: the hub did not recover");
     assert!(seen.unavailable > 0, "webhooks during the outage were refused with 503");
     assert_eq!(seen.without_retry_after, 0, "every 503 says when to retry");
 
@@ -276,6 +275,7 @@ async fn a_redis_crash_loses_no_acknowledged_message_and_the_hub_recovers_by_its
         twice.len(),
         &twice[..twice.len().min(10)]
     );
+    assert_eq!(gave_up, 0, "a poster gave up: the hub did not recover");
     assert!(disordered.is_empty(), "{} conversations out of order, e.g. {:?}", disordered.len(), &disordered[..1]);
 
     // `/readyz` failed while Redis was down and came back by itself.
