@@ -1,8 +1,9 @@
 //! Redis itself crashes mid-run (SIGKILL) and comes back on the same port and directory with its
 //! append-only file (`appendfsync always`): a hub on it keeps the promise made to providers.
-//! Every message the hub acknowledged (answered 200) is answered exactly once, in its
-//! conversation's order; while Redis is down `/readyz` fails and webhooks get 503 with
-//! `Retry-After` (the poster retries, as WhatsApp does), and the hub recovers by itself.
+//! Every message the hub acknowledged (answered 200) is answered, in its conversation's order,
+//! once (twice only where the hub counted a resend after a take-over, see below); while Redis
+//! is down `/readyz` fails and webhooks get 503 with `Retry-After` (the poster retries, as
+//! WhatsApp does), and the hub recovers by itself.
 //!
 //! It starts its own redis-server whatever the backend of the run, so `scripts/test.sh` skips
 //! it (`--skip redis_aof::`) in the pass that repeats the suite on Redis.
@@ -22,9 +23,10 @@ const MESSAGES: usize = 8;
 const GAP: Duration = Duration::from_millis(400);
 /// How long Redis stays dead.
 const DOWN_FOR: Duration = Duration::from_millis(1500);
-/// A provider keeps retrying far longer than the outage; a claim left pending by the crash
-/// blocks its id for the dedup gate's pending TTL (30 s), so wait beyond it.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+/// A provider keeps retrying far longer than the outage (WhatsApp: days). A claim left pending by
+/// a failed publish blocks its id for the dedup gate's pending TTL (30 s), and on a busy machine
+/// a slow Redis just after its restart can fail a retry again: allow for a few of those.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
 fn phone(c: usize) -> String {
     format!("5511950{c:06}")
@@ -271,9 +273,16 @@ async fn a_redis_crash_loses_no_acknowledged_message_and_the_hub_recovers_by_its
         lost.len(),
         &lost[..lost.len().min(10)]
     );
+    // The one duplicate allowed: a reply the hub sent again after a take-over (its lease expired
+    // while Redis was down or slow and was won back) because no result of the first copy was
+    // recorded; the Graph API takes no idempotency key, and sending twice beats losing a reply.
+    // Each such resend is counted: no more extra copies than resends, and none sent thrice.
+    let resent = cluster.metrics(0).await.unwrap().get("switchboard_outbound_resent_total").copied().unwrap_or(0.0);
+    let extra: usize = twice.iter().map(|(_, n)| n - 1).sum();
+    println!("answered twice: {} (messages sent again after a take-over: {resent})", twice.len());
     assert!(
-        twice.is_empty(),
-        "{} messages answered more than once, e.g. {:?}",
+        extra as f64 <= resent && twice.iter().all(|(_, n)| *n == 2),
+        "{} messages answered more than once beyond the {resent} counted resends, e.g. {:?}",
         twice.len(),
         &twice[..twice.len().min(10)]
     );
