@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_actors::hub::{Hub, HubSettings};
 use switchboard_actors::ports::Clock;
-use switchboard_adapters::memory::MemoryLedger;
 use switchboard_adapters::tools::{Directory, Tools};
 
 /// What every handler shares.
@@ -67,7 +66,7 @@ pub async fn start(
     wiring.warnings.extend(caller_warnings);
     let (agents, agent_warnings) = build_agents(settings, env);
     wiring.warnings.extend(agent_warnings);
-    let (backend, probe) = crate::backend::build(settings, clock).await?;
+    let crate::backend::Built { backend, probe, ledger } = crate::backend::build(settings, clock).await?;
     let dedup = backend.dedup.clone();
     let hub_settings = HubSettings {
         workers: settings.server.actor_workers.max(1),
@@ -82,7 +81,7 @@ pub async fn start(
         .collect();
     let dedup_ttl = hub_settings.dedup_ttl;
     let hub = Hub::start(backend, wiring.tenants, hub_settings);
-    let tools = Arc::new(Tools::new(hub.clone(), Arc::new(MemoryLedger::default())));
+    let tools = Arc::new(Tools::new(hub.clone(), ledger));
     let callers = Arc::new(callers);
     let console = ConsoleFeeds::new(hub.clone(), crate::backend::across_nodes(settings, &probe)).await;
     let state = web::Data::new(AppState {

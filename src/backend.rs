@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
-use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryStore};
+use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryLedger, MemoryStore};
 use switchboard_adapters::redis::{
-    DeadLetters, Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisPlacement, RedisPool, RedisPresence,
-    RedisSettings, RedisStore, RedisVerdicts, StreamSettings, connect, ping,
+    DeadLetters, Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisLedger, RedisPlacement, RedisPool,
+    RedisPresence, RedisSettings, RedisStore, RedisVerdicts, StreamSettings, connect, ping,
 };
+use switchboard_adapters::tools::ledger::ToolLedger;
 
 /// How long a claimed but not yet published provider id blocks a concurrent duplicate.
 const PENDING_CLAIM: Duration = Duration::from_secs(30);
@@ -83,8 +84,19 @@ impl Probe {
     }
 }
 
+/// The configured backend: the hub's ports, its probe, and the tools' ledger (on the same
+/// backend, so that quotas and idempotency hold across every node that shares it).
+pub struct Built {
+    /// The hub's ports.
+    pub backend: Backend,
+    /// Reachability and graceful exit.
+    pub probe: Probe,
+    /// Tool quotas, idempotency records and audit.
+    pub ledger: Arc<dyn ToolLedger>,
+}
+
 /// Builds the configured backend.
-pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<(Backend, Probe)> {
+pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Built> {
     let b = &settings.backend;
     if b.kind != "redis" {
         let backend = Backend {
@@ -95,7 +107,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             placement: Arc::new(AllPartitions::new(b.partitions)),
             verdicts: Arc::new(LocalVerdicts),
         };
-        return Ok((backend, Probe::Memory));
+        return Ok(Built { backend, probe: Probe::Memory, ledger: Arc::new(MemoryLedger::default()) });
     }
     let r = &b.redis;
     let redis = RedisSettings {
@@ -123,6 +135,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let placement = RedisPlacement::start(pool.clone(), keys.clone(), r.node_id.clone(), b.partitions, leases);
     let tokens = placement.clone();
     let store = RedisStore::new(pool.clone(), keys.clone(), b.partitions).fenced(Arc::new(move |p| tokens.token(p)));
+    let ledger = Arc::new(RedisLedger::new(pool.clone(), keys.clone()));
     let backend = Backend {
         bus: Arc::new(bus),
         dedup: Arc::new(RedisDedup::new(pool.clone(), keys, PENDING_CLAIM)),
@@ -131,7 +144,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         placement: placement.clone(),
         verdicts: Arc::new(RedisVerdicts::start(pool.clone(), r.url.clone(), &r.prefix, r.node_id.clone())),
     };
-    Ok((backend, Probe::Redis(pool, placement, gauges)))
+    Ok(Built { backend, probe: Probe::Redis(pool, placement, gauges), ledger })
 }
 
 /// Entries kept in a tenant's shared console stream (Redis): a live feed that each node reads as

@@ -123,7 +123,8 @@ impl PartitionRunner {
         tracing::info!(partition = p, conversations = drained, turns_ms, took_ms, "partition handed over");
     }
 
-    /// Consumes while owned; `true` when the hub shuts down, `false` when ownership went.
+    /// Consumes while owned at `epoch`; `true` when the hub shuts down, `false` when ownership
+    /// went (or came back at another epoch).
     async fn consume(
         &self,
         owned: &mut watch::Receiver<crate::ports::Ownership>,
@@ -135,7 +136,11 @@ impl PartitionRunner {
         loop {
             let deliveries = tokio::select! {
                 _ = shutdown.changed() => return true,
-                _ = async { owned.wait_for(|o| !o.owns(p)).await.is_ok() } => return false,
+                // Ownership at this epoch ended, even if the lease was lost and won back (a new
+                // epoch) while a batch was in hand and the loss itself went unseen: the
+                // conversations' state may be stale and those a refused write left owing work
+                // must be woken by a new take-over.
+                _ = async { owned.wait_for(|o| o.0.get(&p) != Some(&epoch)).await.is_ok() } => return false,
                 next = self.bus.next_batch(p, batch) => match next {
                     Ok(d) => d,
                     Err(BusError::Closed) => return true,

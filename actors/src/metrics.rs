@@ -46,6 +46,9 @@ counters! {
     outbound_sent,
     /// Messages given up on.
     outbound_failed,
+    /// Messages sent again by a conversation taken over with no result recorded for them (the
+    /// first copy may have reached the provider: each one is a possible duplicate).
+    outbound_resent,
     /// Send attempts retried (throttling or transient errors).
     outbound_retries,
     /// Replies refused because WhatsApp's 24-hour window was closed.

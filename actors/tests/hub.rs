@@ -244,3 +244,61 @@ async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_whe
     assert!(seq().await > first, "the partition runs again");
     assert!(hub.metrics().counters().into_iter().any(|(name, n)| name == "rehydrations" && n >= 1));
 }
+
+/// The lease was lost and won back while the consumer was busy: the partition's ownership moves
+/// from one epoch to the next without the hub ever seeing it unowned. The hub must still treat it
+/// as a new take-over (hand over, rehydrate, wake conversations owing work): a write refused in
+/// between left work that only a take-over wakes, and another node may have written meanwhile.
+#[actix::test]
+async fn a_partition_won_back_at_a_new_epoch_is_taken_over_again() {
+    let (tx, rx) = mpsc::channel(16);
+    let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
+    let store = Arc::new(MapStore::default());
+    let placement = Arc::new(HandPlacement {
+        tx: tokio::sync::watch::channel(Ownership([(0, 1)].into())).0,
+        released: Mutex::default(),
+    });
+    let backend = Backend {
+        bus,
+        dedup: Arc::new(SetDedup::default()),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        placement: placement.clone(),
+        verdicts: Arc::new(LocalVerdicts),
+    };
+    let tenant =
+        TenantSetup { policy: TenantPolicy::example("t", Route::Queue("sales".into())), llm: None, channels: vec![] };
+    let hub = Hub::start(backend, vec![tenant], HubSettings::default());
+    let id = ConversationId::new("t:whatsapp.main:5511900000002");
+    let seq = || async { store.load(&id).await.unwrap().map_or(0, |s| s.seq) };
+    hub.ingest(whatsapp_text(1), Some("H1".into())).await.unwrap();
+    for _ in 0..250 {
+        if seq().await > 0 && hub.live_conversations().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = seq().await;
+    assert!(first > 0, "the owner ran the message");
+
+    placement.tx.send_replace(Ownership([(0, 2)].into()));
+    for _ in 0..250 {
+        if !placement.released.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(placement.released.lock().unwrap().as_slice(), [0], "the run at epoch 1 ended");
+    hub.ingest(whatsapp_text(2), Some("H2".into())).await.unwrap();
+    for _ in 0..250 {
+        if seq().await > first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seq().await > first, "the partition runs at epoch 2");
+    assert!(
+        hub.metrics().counters().into_iter().any(|(name, n)| name == "rehydrations" && n >= 1),
+        "the conversation was reloaded from the store, not trusted from memory"
+    );
+}

@@ -64,6 +64,14 @@ impl SharedRedis {
         }
     }
 
+    /// The one `redis-server` (to kill and restart it, say); `None` for a Cluster.
+    pub fn single_mut(&mut self) -> Option<&mut RedisServer> {
+        match self {
+            Self::Single(server) => Some(server),
+            Self::Cluster(_) => None,
+        }
+    }
+
     /// Whether it is a Redis Cluster (the hub's `backend.redis.cluster`).
     pub fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))

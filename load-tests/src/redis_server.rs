@@ -1,6 +1,8 @@
 //! A throwaway `redis-server` for tests and benchmarks: started on a free loopback port with its
 //! own directory, killed (and its directory removed) on drop. `SWITCHBOARD_TEST_REDIS_URL` points
 //! tests at an existing server instead; they then isolate themselves with a fresh key prefix.
+//! A server of its own can be killed (SIGKILL, as a crash) and started again on the same port
+//! and directory, so a test sees what survives in its append-only file.
 
 use anyhow::{Context, Result, bail};
 use std::net::TcpListener;
@@ -15,6 +17,9 @@ pub const REDIS_URL_ENV: &str = "SWITCHBOARD_TEST_REDIS_URL";
 pub struct RedisServer {
     child: Option<Child>,
     dir: Option<PathBuf>,
+    /// Port and extra arguments of a server of its own, to start it again after a kill.
+    port: u16,
+    args: Vec<String>,
     url: String,
     /// Unique per instance: keys of tests sharing one server never meet.
     prefix: String,
@@ -33,30 +38,71 @@ impl RedisServer {
         if args.is_empty()
             && let Ok(url) = std::env::var(REDIS_URL_ENV)
         {
-            return Ok(Self { child: None, dir: None, url, prefix });
+            return Ok(Self { child: None, dir: None, port: 0, args: Vec::new(), url, prefix });
         }
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("switchboard-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
+        let mut server = Self {
+            child: None,
+            dir: Some(dir),
+            port,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            url: format!("redis://127.0.0.1:{port}"),
+            prefix,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Starts the process on this server's port and directory and waits until it answers.
+    fn spawn(&mut self) -> Result<()> {
+        let dir = self.dir.clone().context("a shared server cannot be started")?;
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--dir", &dir.to_string_lossy()])
-            .args(args)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting redis-server (install it: apt-get install redis-server)")?;
-        let server = Self { child: Some(child), dir: Some(dir), url: format!("redis://127.0.0.1:{port}"), prefix };
-        server.wait_ready(port)?;
-        Ok(server)
+        self.child = Some(child);
+        self.wait_ready()
     }
 
-    fn wait_ready(&self, port: u16) -> Result<()> {
+    /// SIGKILL, as a crash: nothing is flushed beyond what the server's own settings (e.g.
+    /// `--appendfsync always`) already wrote. The directory stays for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (after [`kill`](Self::kill)),
+    /// with the same arguments, so it loads what it persisted there.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// Waits until the server answers `PING` (a server loading its append-only file accepts
+    /// connections but answers `-LOADING` until it is done).
+    fn wait_ready(&self) -> Result<()> {
+        use std::io::{Read, Write};
+        let port = self.port;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(());
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut answer = [0u8; 5];
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut answer).is_ok()
+                    && &answer == b"+PONG"
+                {
+                    return Ok(());
+                }
             }
             #[expect(clippy::disallowed_methods, reason = "synchronous test set-up, not an actor or handler")]
             std::thread::sleep(Duration::from_millis(10));

@@ -16,6 +16,7 @@ mod lifecycle;
 mod mcp_http;
 mod mcp_interop;
 mod ordering;
+mod redis_aof;
 mod redis_backend;
 mod rest;
 mod rest_openapi;

@@ -319,3 +319,62 @@ async fn console_of(app: &TestApp) -> crate::ws_client::Ws {
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
     ws
 }
+
+/// The tools' quota and idempotency records live in Redis: two nodes count against one daily
+/// quota, and a repeat of a call reaching the other node gets the first call's result.
+#[actix_web::test]
+async fn two_nodes_share_a_tool_quota_and_idempotent_results() {
+    use switchboard_actors::ports::Clock as _;
+    use switchboard_adapters::tools::ToolError;
+    let redis = RedisServer::start().expect("redis-server");
+    let starter = [
+        ("TENANTS__DEMO__BOTS__ASSISTANT__PLAN", "starter"),
+        ("TENANTS__DEMO__BOTS__ASSISTANT__BURST_PER_SECOND", "100000"),
+        ("TENANTS__DEMO__BOTS__ASSISTANT__BURST", "100000"),
+    ];
+    let a = spawn_app(&[on_redis(&redis, "node-a"), starter.to_vec()].concat()).await;
+    let b = spawn_app(&[on_redis(&redis, "node-b"), starter.to_vec()].concat()).await;
+    // One day on both nodes' clocks, even if the test starts at midnight.
+    let (now_a, now_b) = (a.clock.now_ms(), b.clock.now_ms());
+    a.clock.advance(Duration::from_millis(now_b.saturating_sub(now_a)));
+    b.clock.advance(Duration::from_millis(now_a.saturating_sub(now_b)));
+    let shared = eventually(Duration::from_secs(15), || async {
+        let (on_a, on_b) = (a.state.probe.partitions_owned()?, b.state.probe.partitions_owned()?);
+        (on_a > 0 && on_b > 0 && on_a + on_b == 64).then_some(())
+    })
+    .await;
+    assert!(shared.is_some(), "the two nodes share the partitions");
+    let bot = |app: &TestApp| app.state.callers.bot(BOT_TOKEN).expect("demo bot configured");
+    let (bot_a, bot_b) = (bot(&a), bot(&b));
+
+    // An idempotent call on node a, repeated on node b: one note, the first result.
+    assert_eq!(a.wa_text(MARIA, "wamid.L1", "Quero comprar").await.status(), 200);
+    let id = a.wa_conversation(MARIA);
+    eventually(Duration::from_secs(10), || async { a.state_of(&id).await.filter(|s| s.ticket == 1) })
+        .await
+        .expect("conversation opened");
+    let note = serde_json::json!({ "conversation_id": id.as_str(), "text": "cliente VIP", "idempotency_key": "n-1" });
+    let first = a.state.tools.call(&bot_a, "add_note", note.clone(), "t").await.expect("the note on node a");
+    assert!(!first.is_error, "{}", first.text);
+    let again = b.state.tools.call(&bot_b, "add_note", note, "t").await.expect("the repeat on node b");
+    assert_eq!(again, first, "the repeat on the other node answers with the first result");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.state_of(&id).await.unwrap().notes.len(), 1, "the repeat added no second note");
+
+    // The starter plan allows 200 calls a day: the note and 199 more, spread over both nodes.
+    for n in 0..199 {
+        let (app, caller) = if n % 2 == 0 { (&a, &bot_a) } else { (&b, &bot_b) };
+        let out = app.state.tools.call(caller, "queue_stats", serde_json::json!({}), "t").await;
+        assert!(out.is_ok(), "call {} of 200 is within the quota: {out:?}", n + 2);
+    }
+    for (node, app, caller) in [("a", &a, &bot_a), ("b", &b, &bot_b)] {
+        let over = app.state.tools.call(caller, "queue_stats", serde_json::json!({}), "t").await;
+        let Err(ToolError::QuotaExceeded(q)) = over else {
+            panic!("node {node}: the call over the shared quota is refused, got {over:?}");
+        };
+        assert_eq!((q.limit, q.allowed), ("daily", 200), "node {node}");
+    }
+    // Both nodes read one audit trail.
+    let trail = b.state.tools.audit_trail("demo", 1000).await.unwrap();
+    assert_eq!(trail.iter().filter(|r| r.result == "ok").count(), 200, "every call that ran, from either node");
+}

@@ -248,6 +248,7 @@ impl ConversationActor {
                     continue;
                 }
                 tracing::warn!(conversation = %act.state.id, local_id, "sending again a message a previous owner never reported on");
+                HubMetrics::inc(&act.rt.metrics.outbound_resent);
                 let message = OutboundMessage {
                     tenant: act.state.tenant.clone(),
                     to: to.clone(),

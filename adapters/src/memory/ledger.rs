@@ -7,12 +7,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::tools::ledger::{AuditRecord, LedgerError, Recall, StoredResult, ToolLedger};
+use crate::tools::ledger::{AUDIT_CAP, AuditRecord, LedgerError, Recall, StoredResult, ToolLedger};
 
 /// How long a pending idempotency claim blocks its key if its holder vanished.
 const PENDING_TTL: Duration = Duration::from_secs(30);
-/// Audit records kept per tenant.
-pub const AUDIT_CAP: usize = 10_000;
 
 enum Slot {
     Count(u64),

@@ -16,6 +16,9 @@
 //! | `sb:{t:<tenant>}:feed` | stream | the tenant's console feed, shared by every node (capped; see `feed`) |
 //! | `sb:{t:<tenant>}:presence` | hash | the tenant's online agents per queue, every node's (see `presence`) |
 //! | `sb:nodes` | sorted set | live nodes by last heartbeat |
+//! | `sb:{t:<tenant>}:tl:quota:…` | string | a tool quota counter (expires with its window) |
+//! | `sb:{t:<tenant>}:tl:idem:…` | string | a tool call's idempotency record (`p` pending, `d` + result; expires) |
+//! | `sb:{t:<tenant>}:audit` | list | the tenant's tool-call audit trail, capped, oldest first |
 //!
 //! On a Redis Cluster every script and every command touches keys of one slot only: the
 //! append script (journal, snapshot, lease, owed set) runs in `{p}`, the index script in
@@ -28,6 +31,7 @@
 //! - `bus`: partition streams and consumer groups (`Bus`).
 //! - `dlq`: dead letters: what counts as a failed delivery, listing and replaying them.
 //! - `dedup`: the ingress dedup gate (`Dedup`).
+//! - `ledger`: the tools' quotas, idempotency records and audit, shared by all nodes (`ToolLedger`).
 
 mod bus;
 #[cfg(test)]
@@ -38,6 +42,7 @@ mod dlq;
 mod feed;
 mod index;
 mod lease;
+mod ledger;
 mod presence;
 mod shared;
 mod store;
@@ -49,6 +54,7 @@ pub use dedup::RedisDedup;
 pub use dlq::{DeadLetter, DeadLetterError, DeadLetters, Replayed};
 pub use feed::{Followed, RedisFeedLog};
 pub use lease::{LeaseSettings, RedisPlacement};
+pub use ledger::RedisLedger;
 pub use presence::{Present, RedisPresence};
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
@@ -268,6 +274,16 @@ impl Keys {
     /// A tenant's online agents per queue, as every node's consoles set them (see `presence`).
     pub fn presence(&self, tenant: &str) -> String {
         format!("{}{{t:{tenant}}}:presence", self.prefix)
+    }
+
+    /// A tool ledger key (quota counter or idempotency record) of `tenant`.
+    pub fn ledger(&self, tenant: &str, key: &str) -> String {
+        format!("{}{{t:{tenant}}}:tl:{key}", self.prefix)
+    }
+
+    /// A tenant's tool-call audit trail.
+    pub fn audit(&self, tenant: &str) -> String {
+        format!("{}{{t:{tenant}}}:audit", self.prefix)
     }
 
     /// The lease of partition `p`: `<node>:<epoch>` of its owner, expiring unless renewed.

@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// Audit records kept per tenant (the oldest go first).
+pub const AUDIT_CAP: usize = 10_000;
+
 /// The backend is unreachable.
 #[derive(Debug, thiserror::Error)]
 #[error("tool ledger unavailable: {0}")]
@@ -49,7 +52,8 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
-/// Counters, idempotent results and audit, per tenant.
+/// Counters, idempotent results and audit, per tenant. Keys are `<kind>:<tenant>:…`: a backend
+/// may place a tenant's keys together by that second segment.
 #[async_trait]
 pub trait ToolLedger: Send + Sync + 'static {
     /// Adds one to `key` and returns the new count; the counter expires after `ttl`.
