@@ -137,20 +137,10 @@ fn preview(payload: &str) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` of a time in ms since the epoch (civil-from-days, proleptic Gregorian).
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch: the RFC 3339 form, easier to read
+/// in a terminal.
 fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    switchboard_adapters::tools::rfc3339(ms).replace('T', " ").replace('Z', "")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! delivery (a crash does, an outage does not), the partition flowing on, replay, and `Full`.
 
 use super::*;
-use crate::redis::{RedisBus, RedisSettings, StreamSettings, connect};
+use crate::redis::{RedisBus, StreamSettings, test_pool};
 use std::time::Duration;
 use switchboard_actors::domain::{AgentId, ConversationId, TenantId};
 use switchboard_actors::event::{Envelope, Input};
@@ -15,14 +15,7 @@ const P: u32 = 1;
 
 async fn start() -> (RedisServer, Pool) {
     let server = RedisServer::start().unwrap();
-    let settings = RedisSettings {
-        url: server.url().into(),
-        cluster: false,
-        prefix: server.prefix().into(),
-        partitions: 4,
-        pool_size: 4,
-    };
-    let pool = connect(&settings, SOON).await.expect("redis is up");
+    let pool = test_pool(&server).await;
     (server, pool)
 }
 

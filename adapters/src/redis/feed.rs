@@ -144,18 +144,11 @@ async fn newest(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::{RedisSettings, connect};
+    use crate::redis::test_pool;
     use switchboard_load_tests::redis_server::RedisServer;
 
     async fn log(server: &RedisServer) -> RedisFeedLog {
-        let settings = RedisSettings {
-            url: server.url().into(),
-            cluster: false,
-            prefix: server.prefix().into(),
-            partitions: 1,
-            pool_size: 4,
-        };
-        let pool = connect(&settings, Duration::from_secs(2)).await.unwrap();
+        let pool = test_pool(server).await;
         RedisFeedLog::new(pool, Keys::new(server.prefix()), 100)
     }
 

@@ -188,18 +188,11 @@ impl ToolLedger for RedisLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::{RedisSettings, connect};
+    use crate::redis::test_pool;
     use switchboard_load_tests::redis_server::RedisServer;
 
     async fn ledger(server: &RedisServer) -> (RedisLedger, Pool) {
-        let settings = RedisSettings {
-            url: server.url().to_owned(),
-            cluster: false,
-            prefix: server.prefix().to_owned(),
-            partitions: 4,
-            pool_size: 4,
-        };
-        let pool = connect(&settings, Duration::from_secs(5)).await.expect("redis is up");
+        let pool = test_pool(server).await;
         (RedisLedger::new(pool.clone(), Keys::new(server.prefix())), pool)
     }
 

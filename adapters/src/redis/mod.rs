@@ -307,6 +307,19 @@ impl Keys {
     }
 }
 
+/// A pool on a throwaway test server (single-node mode, four connections).
+#[cfg(test)]
+pub(crate) async fn test_pool(server: &switchboard_load_tests::redis_server::RedisServer) -> Pool {
+    let settings = RedisSettings {
+        url: server.url().into(),
+        cluster: false,
+        prefix: server.prefix().into(),
+        partitions: 4,
+        pool_size: 4,
+    };
+    connect(&settings, Duration::from_secs(5)).await.expect("the test redis-server answers")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,7 +93,7 @@ impl RedisPresence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::{RedisSettings, connect};
+    use crate::redis::test_pool;
     use std::time::Duration;
     use switchboard_load_tests::redis_server::RedisServer;
 
@@ -102,14 +102,7 @@ mod tests {
     }
 
     async fn presence_on(server: &RedisServer) -> RedisPresence {
-        let settings = RedisSettings {
-            url: server.url().into(),
-            cluster: false,
-            prefix: server.prefix().into(),
-            partitions: 1,
-            pool_size: 4,
-        };
-        let pool = connect(&settings, Duration::from_secs(2)).await.expect("redis");
+        let pool = test_pool(server).await;
         RedisPresence::new(pool, Keys::new(server.prefix()))
     }
 

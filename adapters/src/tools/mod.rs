@@ -14,7 +14,7 @@ mod run;
 
 pub use call::Call;
 pub use identity::{Caller, Directory, Plan};
-pub use quota::QuotaExceeded;
+pub use quota::{QuotaExceeded, rfc3339};
 
 use crate::tools::ledger::{AuditRecord, Recall, StoredResult, ToolLedger};
 use serde::{Deserialize, Serialize};
