@@ -182,8 +182,8 @@ fn whatsapp_text(n: u32) -> Envelope<Input> {
     Envelope::new(TenantId::new("t"), ConversationId::new("t:whatsapp.main:5511900000002"), "trace-h", 0, message)
 }
 
-#[actix::test]
-async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_when_given_back() {
+/// A hub whose placement the test moves by hand, owning partition 0 at epoch 1, with its store.
+fn hub_on_partition_0() -> (Hub, Arc<MapStore>, Arc<HandPlacement>) {
     let (tx, rx) = mpsc::channel(16);
     let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
     let store = Arc::new(MapStore::default());
@@ -201,7 +201,12 @@ async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_whe
     };
     let tenant =
         TenantSetup { policy: TenantPolicy::example("t", Route::Queue("sales".into())), llm: None, channels: vec![] };
-    let hub = Hub::start(backend, vec![tenant], HubSettings::default());
+    (Hub::start(backend, vec![tenant], HubSettings::default()), store, placement)
+}
+
+#[actix::test]
+async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_when_given_back() {
+    let (hub, store, placement) = hub_on_partition_0();
     let id = ConversationId::new("t:whatsapp.main:5511900000002");
     let seq = || async { store.load(&id).await.unwrap().map_or(0, |s| s.seq) };
     let settle = |what: &'static str, ok: Box<dyn Fn() -> bool>| async move {
@@ -251,24 +256,7 @@ async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_whe
 /// between left work that only a take-over wakes, and another node may have written meanwhile.
 #[actix::test]
 async fn a_partition_won_back_at_a_new_epoch_is_taken_over_again() {
-    let (tx, rx) = mpsc::channel(16);
-    let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
-    let store = Arc::new(MapStore::default());
-    let placement = Arc::new(HandPlacement {
-        tx: tokio::sync::watch::channel(Ownership([(0, 1)].into())).0,
-        released: Mutex::default(),
-    });
-    let backend = Backend {
-        bus,
-        dedup: Arc::new(SetDedup::default()),
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        placement: placement.clone(),
-        verdicts: Arc::new(LocalVerdicts),
-    };
-    let tenant =
-        TenantSetup { policy: TenantPolicy::example("t", Route::Queue("sales".into())), llm: None, channels: vec![] };
-    let hub = Hub::start(backend, vec![tenant], HubSettings::default());
+    let (hub, store, placement) = hub_on_partition_0();
     let id = ConversationId::new("t:whatsapp.main:5511900000002");
     let seq = || async { store.load(&id).await.unwrap().map_or(0, |s| s.seq) };
     hub.ingest(whatsapp_text(1), Some("H1".into())).await.unwrap();

@@ -185,14 +185,7 @@ async fn a_command_at_a_node_that_does_not_run_the_conversation_gets_its_verdict
 #[actix_web::test]
 async fn a_console_on_any_node_sees_the_conversations_every_node_runs_in_one_order() {
     let redis = RedisServer::start().expect("redis-server");
-    let a = spawn_app(&on_redis(&redis, "node-a")).await;
-    let b = spawn_app(&on_redis(&redis, "node-b")).await;
-    let shared = eventually(Duration::from_secs(15), || async {
-        let (on_a, on_b) = (a.state.probe.partitions_owned()?, b.state.probe.partitions_owned()?);
-        (on_a > 0 && on_b > 0 && on_a + on_b == 64).then_some(())
-    })
-    .await;
-    assert!(shared.is_some(), "the two nodes share the partitions");
+    let (a, b) = two_nodes(&redis, None).await;
     let mut on_a = console_of(&a).await;
     let mut on_b = console_of(&b).await;
 

@@ -531,7 +531,7 @@ impl Bus for RedisBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::{RedisSettings, connect};
+    use crate::redis::test_pool;
     use std::sync::Arc;
     use switchboard_actors::domain::{AgentId, ConversationId, TenantId};
     use switchboard_load_tests::redis_server::RedisServer;
@@ -542,14 +542,7 @@ mod tests {
     /// A throwaway server and a pool on it.
     async fn start() -> (RedisServer, Pool) {
         let server = RedisServer::start().unwrap();
-        let settings = RedisSettings {
-            url: server.url().into(),
-            cluster: false,
-            prefix: server.prefix().into(),
-            partitions: 4,
-            pool_size: 4,
-        };
-        let pool = connect(&settings, SOON).await.expect("redis is up");
+        let pool = test_pool(&server).await;
         (server, pool)
     }
 
