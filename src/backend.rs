@@ -5,9 +5,11 @@ use crate::config::Settings;
 use crate::console::AcrossNodes;
 use crate::console::presence::SharedPresence;
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use switchboard_actors::domain::TenantId;
 use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryLedger, MemoryStore};
@@ -134,7 +136,13 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         LeaseSettings { ttl: Duration::from_millis(r.lease_ttl_ms), heartbeat: Duration::from_millis(r.heartbeat_ms) };
     let placement = RedisPlacement::start(pool.clone(), keys.clone(), r.node_id.clone(), b.partitions, leases);
     let tokens = placement.clone();
-    let store = RedisStore::new(pool.clone(), keys.clone(), b.partitions).fenced(Arc::new(move |p| tokens.token(p)));
+    let windows: BTreeMap<TenantId, usize> =
+        settings.tenants.iter().map(|(name, t)| (TenantId::new(name.as_str()), t.history_window)).collect();
+    // A tenant not in the config has no conversations running here; its default is as good as any.
+    let default_window = crate::config::default_history();
+    let store = RedisStore::new(pool.clone(), keys.clone(), b.partitions)
+        .fenced(Arc::new(move |p| tokens.token(p)))
+        .snapshots(r.snapshot_every, Arc::new(move |t| windows.get(t).copied().unwrap_or(default_window)));
     let ledger = Arc::new(RedisLedger::new(pool.clone(), keys.clone()));
     let backend = Backend {
         bus: Arc::new(bus),

@@ -111,6 +111,9 @@ pub struct RedisConfig {
     pub dlq_after: u64,
     /// Entries a partition stream may hold; at the bound webhooks answer 503 + Retry-After.
     pub stream_max_len: u64,
+    /// Journal events between two snapshots of a conversation: loading replays at most this
+    /// many events on the last snapshot, and each step writes only its events, not the state.
+    pub snapshot_every: u64,
 }
 
 impl Default for RedisConfig {
@@ -126,6 +129,7 @@ impl Default for RedisConfig {
             heartbeat_ms: 500,
             dlq_after: 5,
             stream_max_len: 100_000,
+            snapshot_every: 16,
         }
     }
 }
@@ -259,7 +263,7 @@ fn default_burst() -> u32 {
     20
 }
 
-fn default_history() -> usize {
+pub(crate) fn default_history() -> usize {
     20
 }
 fn default_idle() -> u64 {

@@ -140,6 +140,9 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
             if r.stream_max_len == 0 {
                 errors.push("backend.redis.stream_max_len: must be greater than 0".into());
             }
+            if r.snapshot_every == 0 {
+                errors.push("backend.redis.snapshot_every: must be greater than 0".into());
+            }
             if r.node_id.is_empty() || !r.node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 errors.push(format!("backend.redis.node_id: letters, digits, - _ and ., got {:?}", r.node_id));
             }

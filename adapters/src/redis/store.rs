@@ -3,9 +3,16 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `Keys::snapshot(p, id)` | string | the latest `ConversationState`, JSON |
+//! | `Keys::snapshot(p, id)` | string | a recent `ConversationState`, JSON (at most `snapshot_every - 1` events behind) |
 //! | `Keys::journal(p, id)` | list | every event (`Envelope<Event>`, JSON), oldest first: sequence `n` is index `n - 1` |
 //! | `Keys::index(tenant, …)` | sorted sets, hash | the tenant's indexes |
+//!
+//! A step appends its events to the journal; the whole state is written only when the step
+//! crosses a multiple of `snapshot_every` (and on a conversation's first step). Reading a
+//! conversation (load, listings) takes the snapshot and the journal's last `snapshot_every`
+//! entries in one script and applies those the snapshot has not seen, exactly as the actor did.
+//! Writing the state on every step made the snapshot (1–4 KB) most of what Redis received, and of
+//! what its AOF had to rewrite.
 //!
 //! Memory per conversation: its snapshot (about 1–4 KB of JSON, bounded by the history,
 //! outbound and notes windows) plus every journal entry (about 300 B for a status change,
@@ -25,8 +32,14 @@ use switchboard_actors::ports::{ConversationStore, StoreError};
 use switchboard_actors::query::{ConversationPage, ConversationQuery};
 use switchboard_actors::state::ConversationState;
 
-/// Snapshots fetched per pipeline while listing: bounds one reply's size.
+/// Conversations read per pipeline while listing: bounds one reply's size.
 const FETCH_CHUNK: usize = 256;
+
+/// Journal events between two snapshots of a store built with [`RedisStore::new`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 16;
+
+/// History window of a store built with [`RedisStore::new`] (the config's default).
+const DEFAULT_WINDOW: usize = 20;
 
 /// Snapshots, journals and indexes on Redis.
 pub struct RedisStore {
@@ -34,7 +47,13 @@ pub struct RedisStore {
     keys: Keys,
     partitions: u32,
     fence: Option<Fence>,
+    snapshot_every: u64,
+    windows: Windows,
 }
+
+/// A tenant's history window: replaying the journal on a snapshot must apply events with the
+/// window the conversation's actor used.
+pub type Windows = Arc<dyn Fn(&TenantId) -> usize + Send + Sync>;
 
 /// This node's lease token (`<node>:<epoch>`) for a partition, `None` when it holds no lease.
 pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
@@ -43,8 +62,8 @@ pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 /// slot, but only for the lease holder: a node that lost its lease (a long pause, a partition
 /// cut) must not write with its stale token. The partition's set of conversations owing work
 /// changes in the same step, so it never disagrees with the snapshot. KEYS: journal, snapshot,
-/// lease, owed set. ARGV: the writer's token ("" when unfenced), the snapshot, "1" if it owes
-/// work, the owed-set member, then the events.
+/// lease, owed set. ARGV: the writer's token ("" when unfenced), the snapshot ("" when this step
+/// writes none), "1" if it owes work, the owed-set member, then the events.
 const APPEND: &str = r"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return redis.error_reply('FENCED stale lease token')
@@ -52,7 +71,9 @@ end
 for i = 5, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
-redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
 if ARGV[3] == '1' then
   redis.call('SADD', KEYS[4], ARGV[4])
 else
@@ -68,11 +89,42 @@ fn owed_member(state: &ConversationState) -> String {
 
 static APPEND_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(APPEND));
 
+/// A conversation as stored: its snapshot, the journal's length and its last ARGV[1] entries, in
+/// one reply (an empty one when there is no snapshot). KEYS: snapshot, journal.
+static READ: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local snapshot = redis.call('GET', KEYS[1])
+if not snapshot then return {} end
+return {snapshot, redis.call('LLEN', KEYS[2]), redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)}
+",
+    )
+});
+
+/// What a read found, before the events the snapshot has not seen are applied.
+enum Read {
+    Missing,
+    /// The snapshot, and the journal entries after it (JSON), oldest first.
+    Found(ConversationState, Vec<Vec<u8>>),
+    /// The journal's tail did not reach back to the snapshot (it was written with a larger
+    /// `snapshot_every`): the entries after it must be read on their own.
+    Behind(ConversationState),
+}
+
 impl RedisStore {
     /// A store on `pool`, its conversations spread over `partitions` (as the bus's), writing
     /// without a lease check (one node alone, tests).
     pub fn new(pool: Pool, keys: Keys, partitions: u32) -> Self {
-        Self { conn: Shared::new(pool), keys, partitions, fence: None }
+        let windows: Windows = Arc::new(|_| DEFAULT_WINDOW);
+        Self { conn: Shared::new(pool), keys, partitions, fence: None, snapshot_every: DEFAULT_SNAPSHOT_EVERY, windows }
+    }
+
+    /// Writes a snapshot every `every` journal events (at least 1) and replays the events after
+    /// it with the tenants' history windows.
+    pub fn snapshots(mut self, every: u64, windows: Windows) -> Self {
+        self.snapshot_every = every.max(1);
+        self.windows = windows;
+        self
     }
 
     /// Writes only under this node's lease of the conversation's partition.
@@ -88,6 +140,75 @@ impl RedisStore {
     fn snapshot_key(&self, id: &str) -> String {
         self.keys.snapshot(partition_of(id, self.partitions), id)
     }
+
+    /// Whether a step that took the conversation to `state.seq` with `events` writes the
+    /// snapshot: on its first step, when it crosses a multiple of `snapshot_every`, and when
+    /// asked to store the state alone (no events). So the snapshot is never `snapshot_every`
+    /// events behind.
+    fn snapshot_due(&self, state: &ConversationState, events: usize) -> bool {
+        let before = state.seq.saturating_sub(events as u64);
+        events == 0 || before == 0 || before / self.snapshot_every != state.seq / self.snapshot_every
+    }
+
+    fn read_call(&self, id: &str) -> redis::ScriptInvocation<'static> {
+        let p = partition_of(id, self.partitions);
+        let mut call = READ.prepare_invoke();
+        call.key(self.keys.snapshot(p, id)).key(self.keys.journal(p, id)).arg(self.snapshot_every);
+        call
+    }
+
+    /// Splits a `READ` reply into the snapshot and the journal entries it has not seen.
+    fn parse_read(&self, id: &str, reply: Vec<redis::Value>) -> Result<Read, StoreError> {
+        let key = self.snapshot_key(id);
+        let odd = |e: redis::RedisError| unavailable(&format!("read of {key}"), e);
+        let mut parts = reply.into_iter();
+        let (Some(snapshot), Some(len), Some(tail)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(Read::Missing);
+        };
+        let snapshot: Vec<u8> = redis::from_redis_value(&snapshot).map_err(odd)?;
+        let len: u64 = redis::from_redis_value(&len).map_err(odd)?;
+        let mut tail: Vec<Vec<u8>> = redis::from_redis_value(&tail).map_err(odd)?;
+        let state = parse_snapshot(&key, &snapshot)?;
+        // The tail holds sequences `len - tail.len() + 1 ..= len`.
+        let first = len + 1 - tail.len() as u64;
+        if first > state.seq + 1 {
+            return Ok(Read::Behind(state));
+        }
+        let seen = usize::try_from((state.seq + 1 - first).min(tail.len() as u64)).unwrap_or(tail.len());
+        tail.drain(..seen);
+        Ok(Read::Found(state, tail))
+    }
+
+    /// The snapshot with `entries` (the journal events after it, JSON) applied.
+    fn caught_up(&self, mut state: ConversationState, entries: &[Vec<u8>]) -> Result<ConversationState, StoreError> {
+        let window = (self.windows)(&state.tenant);
+        for json in entries {
+            let event: Envelope<Event> = serde_json::from_slice(json)
+                .map_err(|e| unavailable(&format!("journal of {} is unreadable", state.id), e))?;
+            state.apply(&event.body, event.occurred_at, window);
+        }
+        Ok(state)
+    }
+
+    /// A conversation as it stands: the snapshot and the journal after it.
+    async fn finish(&self, id: &str, read: Read) -> Result<Option<ConversationState>, StoreError> {
+        match read {
+            Read::Missing => Ok(None),
+            Read::Found(state, tail) => self.caught_up(state, &tail).map(Some),
+            Read::Behind(state) => {
+                let key = self.keys.journal(partition_of(id, self.partitions), id);
+                let from = isize::try_from(state.seq).unwrap_or(isize::MAX);
+                let tail: Vec<Vec<u8>> = redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(from)
+                    .arg(-1)
+                    .query_async(&mut self.conn().await?)
+                    .await
+                    .map_err(|e| unavailable("read journal", e))?;
+                self.caught_up(state, &tail).map(Some)
+            }
+        }
+    }
 }
 
 fn unavailable(what: &str, e: impl Display) -> StoreError {
@@ -102,17 +223,17 @@ fn parse_snapshot(key: &str, json: &[u8]) -> Result<ConversationState, StoreErro
 #[async_trait]
 impl ConversationStore for RedisStore {
     async fn load(&self, id: &ConversationId) -> Result<Option<Arc<ConversationState>>, StoreError> {
-        let key = self.snapshot_key(id.as_str());
-        let json: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut self.conn().await?)
+        let reply: Vec<redis::Value> = self
+            .read_call(id.as_str())
+            .invoke_async(&mut self.conn().await?)
             .await
             .map_err(|e| unavailable("load snapshot", e))?;
-        json.map(|json| parse_snapshot(&key, &json).map(Arc::new)).transpose()
+        let read = self.parse_read(id.as_str(), reply)?;
+        Ok(self.finish(id.as_str(), read).await?.map(Arc::new))
     }
 
     /// Two steps. First, in one script on the partition's slot, the lease check (with a fence),
-    /// the journal entries and the snapshot: they must never disagree, and all keys carry the
+    /// the journal entries and, when due, the snapshot: they must never disagree, and all keys carry the
     /// partition's hash tag. That is the commit point. Then the tenant's indexes, in one script on the tenant's slot: a MULTI
     /// cannot span two slots on Redis Cluster. If the second step fails (Redis went away in
     /// between), the append still succeeds, since its events are durable and an error would make
@@ -123,7 +244,11 @@ impl ConversationStore for RedisStore {
     async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
         let id = state.id.as_str();
         let p = partition_of(id, self.partitions);
-        let snapshot = serde_json::to_vec(&**state).map_err(|e| unavailable("encode snapshot", e))?;
+        let snapshot = if self.snapshot_due(state, events.len()) {
+            serde_json::to_vec(&**state).map_err(|e| unavailable("encode snapshot", e))?
+        } else {
+            Vec::new()
+        };
         let entries = events
             .iter()
             .map(serde_json::to_vec)
@@ -173,11 +298,12 @@ impl ConversationStore for RedisStore {
             .collect()
     }
 
-    /// Reads the smallest index that covers the query, then every snapshot it names (pipelined
-    /// GETs; on Redis Cluster the snapshots are in many slots, where neither an MGET nor a
-    /// pipeline may span them: concurrent GETs, which the cluster connection pipelines per node),
-    /// and filters and pages them like the memory store. Cost: one GET per member of that index, so an unfiltered
-    /// listing of a big tenant reads all of its snapshots.
+    /// Reads the smallest index that covers the query, then every conversation it names
+    /// (snapshot and journal tail, pipelined; on Redis Cluster the conversations are in many
+    /// slots, where a pipeline may not span them: concurrent reads, which the cluster connection
+    /// pipelines per node), and filters and pages them like the memory store. Cost: one read per
+    /// member of that index, so an unfiltered listing of a big tenant reads all of its
+    /// conversations.
     async fn list(&self, query: &ConversationQuery) -> Result<ConversationPage, StoreError> {
         let mut conn = self.conn().await?;
         let ids: Vec<String> = redis::cmd("ZREVRANGE")
@@ -189,27 +315,26 @@ impl ConversationStore for RedisStore {
             .map_err(|e| unavailable("read index", e))?;
         let mut found = Vec::new();
         for chunk in ids.chunks(FETCH_CHUNK) {
-            let keys: Vec<String> = chunk.iter().map(|id| self.snapshot_key(id)).collect();
-            let snapshots: Vec<Option<Vec<u8>>> = if self.conn.is_cluster() {
-                let gets = keys.iter().map(|key| async move {
-                    redis::cmd("GET")
-                        .arg(key)
-                        .query_async(&mut self.conn().await?)
+            let replies: Vec<Vec<redis::Value>> = if self.conn.is_cluster() {
+                let reads = chunk.iter().map(|id| async move {
+                    self.read_call(id)
+                        .invoke_async(&mut self.conn().await?)
                         .await
                         .map_err(|e| unavailable("read snapshot", e))
                 });
-                futures_util::future::try_join_all(gets).await?
+                futures_util::future::try_join_all(reads).await?
             } else {
                 let mut fetch = redis::pipe();
-                for key in &keys {
-                    fetch.get(key);
+                fetch.load_script(&READ).ignore();
+                for id in chunk {
+                    fetch.invoke_script(&self.read_call(id));
                 }
                 fetch.query_async(&mut conn).await.map_err(|e| unavailable("read snapshots", e))?
             };
             // A snapshot missing for an indexed id (deleted by hand, say) is not an error: skip it.
-            for (key, json) in keys.iter().zip(snapshots) {
-                let Some(json) = json else { continue };
-                let state = parse_snapshot(key, &json)?;
+            for (id, reply) in chunk.iter().zip(replies) {
+                let read = self.parse_read(id, reply)?;
+                let Some(state) = self.finish(id, read).await? else { continue };
                 if query.matches(&state) {
                     found.push(Arc::new(state));
                 }
@@ -300,6 +425,71 @@ mod tests {
             assert_eq!(times(reader.journal(&id, 3).await.unwrap()), [200, 200], "the tail from sequence 3");
             assert_eq!(times(reader.journal(&id, 5).await.unwrap()), Vec::<u64>::new(), "nothing after the last");
         }
+    }
+
+    fn bot_reply(n: u64) -> Event {
+        Event::OutboundQueued { local_id: n, author: Author::Bot, content: text(&format!("resposta {n}")) }
+    }
+
+    /// The seq of the snapshot as stored, without the journal applied.
+    async fn stored_seq(store: &RedisStore, id: &ConversationId) -> u64 {
+        let json: Vec<u8> = redis::cmd("GET")
+            .arg(store.snapshot_key(id.as_str()))
+            .query_async(&mut store.conn().await.unwrap())
+            .await
+            .unwrap();
+        parse_snapshot("snapshot", &json).unwrap().seq
+    }
+
+    #[tokio::test]
+    async fn between_snapshots_a_conversation_reads_back_as_its_actor_left_it() {
+        let server = RedisServer::start().unwrap();
+        // A window of 3 makes replay without the tenant's window visibly wrong (history of 4+).
+        let store = store_on(&server).await.snapshots(4, Arc::new(|_| 3));
+        let mut state = conversation("demo", "demo:whatsapp.main:5511900000010");
+        let id = state.id.clone();
+        let mut snapshot_seqs = Vec::new();
+        for n in 1..=7 {
+            let events = if n == 4 { vec![bot_reply(n), queued("vendas")] } else { vec![bot_reply(n)] };
+            let at = n * 100;
+            let envelopes: Vec<_> = events
+                .into_iter()
+                .map(|event| {
+                    state.apply(&event, at, 3);
+                    Envelope::new(state.tenant.clone(), state.id.clone(), "trace", at, event)
+                })
+                .collect();
+            store.append(&Arc::new(state.clone()), &envelopes).await.unwrap();
+            assert_eq!(*store.load(&id).await.unwrap().unwrap(), state, "after step {n} (seq {})", state.seq);
+            snapshot_seqs.push(stored_seq(&store, &id).await);
+        }
+        // Written on the first step, and on the steps that reached seq 4 and crossed 8.
+        assert_eq!(snapshot_seqs, [1, 1, 1, 5, 5, 5, 8]);
+        let mut query = ConversationQuery::tenant(TenantId::new("demo"));
+        query.status = Some("queued".into());
+        let page = store.list(&query).await.unwrap();
+        assert_eq!(
+            page.items.iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
+            [state.clone()],
+            "listed as it stands"
+        );
+
+        // Written with a longer interval than the reader's: the reader reads the journal after
+        // the snapshot on its own.
+        let short = store_on(&server).await.snapshots(2, Arc::new(|_| 3));
+        let event = bot_reply(8);
+        state.apply(&event, 900, 3);
+        let envelope = Envelope::new(state.tenant.clone(), state.id.clone(), "trace", 900, event);
+        store.append(&Arc::new(state.clone()), &[envelope]).await.unwrap();
+        let mut more = Vec::new();
+        for n in 9..=10 {
+            let event = bot_reply(n);
+            state.apply(&event, n * 100, 3);
+            more.push(Envelope::new(state.tenant.clone(), state.id.clone(), "trace", n * 100, event));
+        }
+        store.append(&Arc::new(state.clone()), &more).await.unwrap();
+        assert_eq!(stored_seq(&store, &id).await, 8, "three events behind");
+        assert_eq!(*short.load(&id).await.unwrap().unwrap(), state);
     }
 
     #[tokio::test]
