@@ -9,13 +9,15 @@ use crate::routes::api::render::summary;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use switchboard_actors::domain::TenantId;
 use switchboard_actors::feed::FeedBatch;
 use switchboard_actors::hub::Hub;
 use switchboard_actors::state::Status;
 use switchboard_adapters::redis::RedisFeedLog;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 use uuid::Uuid;
 
 /// Events of one tenant a reconnecting console can catch up on.
@@ -77,16 +79,106 @@ pub struct TenantFeed {
     /// With several nodes: where this node's frames go to reach every node's consoles (this
     /// node's included: the ring is filled from the shared stream only).
     relay: Option<mpsc::Sender<Wire>>,
+    /// With several nodes: whether a console anywhere watches, so that the relay runs.
+    watch: Watch,
+}
+
+/// Whether a console of the tenant is open at any node. The relay costs every persisted step a
+/// frame on the shared stream, so it runs only while someone watches, and a little longer.
+#[derive(Default)]
+pub(super) struct Watch {
+    /// A console was open here or elsewhere until this instant (ms on `CLOCK`) at least.
+    until: AtomicU64,
+    /// Rings the relay when a console asks for it.
+    wake: Notify,
+    /// This node's relay is on and its start marker came back through the shared stream: what
+    /// a console snapshots from now on, it sees every change after.
+    live: AtomicBool,
+    became_live: Notify,
+}
+
+/// How long the relay keeps running after the last console anywhere closed: consoles that
+/// reconnect (a page reload) find it running, without the resync a start costs.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// How long a console waits for the relay to start before it takes its snapshot anyway (Redis
+/// slow or away: the relay's gap marker makes it resync later).
+const START_WAIT: Duration = Duration::from_secs(2);
+
+static CLOCK: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    u64::try_from(CLOCK.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl TenantFeed {
     fn new(relay: Option<mpsc::Sender<Wire>>) -> Self {
-        Self { ring: Mutex::new(VecDeque::new()), tx: broadcast::channel(SESSION_BACKLOG).0, relay }
+        Self {
+            ring: Mutex::new(VecDeque::new()),
+            tx: broadcast::channel(SESSION_BACKLOG).0,
+            relay,
+            watch: Watch::default(),
+        }
     }
 
     /// A feed whose ephemeral frames go through the shared stream (see `relay`).
     pub(super) fn new_shared(relay: mpsc::Sender<Wire>) -> Self {
         Self::new(Some(relay))
+    }
+
+    /// Console sessions open at this node.
+    pub(super) fn sessions_here(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Whether a console watches here, or did elsewhere lately (then the relay must run).
+    pub(super) fn watched(&self) -> bool {
+        if self.sessions_here() {
+            self.watch.until.fetch_max(now_ms() + LINGER.as_millis() as u64, Ordering::Relaxed);
+            return true;
+        }
+        now_ms() < self.watch.until.load(Ordering::Relaxed)
+    }
+
+    /// A console is open, here or elsewhere: the relay runs for at least [`LINGER`] more.
+    pub(super) fn mark_watched(&self) {
+        self.watch.until.fetch_max(now_ms() + LINGER.as_millis() as u64, Ordering::Relaxed);
+        self.watch.wake.notify_one();
+    }
+
+    /// Waits for a reason to check `watched` again (a console asked, or a while passed).
+    pub(super) async fn woken(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.watch.wake.notified()).await;
+    }
+
+    pub(super) fn set_live(&self, live: bool) {
+        self.watch.live.store(live, Ordering::SeqCst);
+        if live {
+            self.watch.became_live.notify_waiters();
+        }
+    }
+
+    /// Before a console takes its snapshot: with several nodes, starts this node's relay if it
+    /// was off and waits until its start marker came back (at most [`START_WAIT`]), so that no
+    /// change this node persists after the snapshot misses the console. Other nodes start their
+    /// relays when they see the marker; each start makes consoles resync once, which covers
+    /// what those nodes persisted while their relays were off.
+    pub async fn ready(&self) {
+        if self.relay.is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            let became_live = self.watch.became_live.notified();
+            if self.watch.live.load(Ordering::SeqCst) {
+                return;
+            }
+            self.mark_watched();
+            if tokio::time::timeout_at(deadline, became_live).await.is_err() {
+                tracing::warn!("console relay did not start in time; the console will resync when it does");
+                return;
+            }
+        }
     }
 
     /// Joins the feed. Done under the ring's lock, so that no event falls between the replay
@@ -203,12 +295,13 @@ impl ConsoleFeeds {
         let mut presence = None;
         if let Some(AcrossNodes { feed, presence: shared }) = shared {
             for tenant in hub.tenants() {
-                let Ok(batches) = hub.subscribe(tenant) else { continue };
-                tenants.insert(tenant.clone(), relay::start(tenant, batches, feed.clone()).await);
+                let (hub, name) = (hub.clone(), tenant.clone());
+                let subscribe = move || hub.subscribe(&name).ok();
+                tenants.insert(tenant.clone(), relay::start(tenant, subscribe, feed.clone()).await);
             }
             presence = Some(shared);
         }
-        let presence = Presence::new(hub.clone(), presence);
+        let presence = Presence::new(hub.clone(), presence, tenants.clone());
         Self { presence, hub, tenants: Mutex::new(tenants), agents: Mutex::default() }
     }
 

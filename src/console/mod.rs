@@ -96,6 +96,7 @@ async fn send_snapshot(console: &Console, session: &mut Session, last_id: Option
 async fn serve(console: Console, since: Option<Uuid>, mut session: Session, stream: actix_ws::MessageStream) {
     let mut stream = ws::frames(stream, MAX_FRAME);
     let who = console.who.clone();
+    console.feed.ready().await;
     let attached = console.feed.attach(since);
     console.app.console.session_opened(&who.tenant, who.id.as_str());
     let mut rx = attached.rx;

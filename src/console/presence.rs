@@ -17,6 +17,8 @@ use switchboard_actors::domain::{AgentId, TenantId};
 use switchboard_actors::hub::Hub;
 use switchboard_adapters::redis::{Present, RedisPresence};
 
+use super::feed::TenantFeed;
+
 /// How often a node publishes its agents and reads the others'.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -35,9 +37,15 @@ pub struct SharedPresence {
     pub node: String,
 }
 
+/// The presence entry a node writes while consoles of the tenant are open there, so that every
+/// node keeps relaying to them (see `relay`): queue "" (no queue has an empty name), agent the node.
+const WATCHING: &str = "";
+
 /// Agents' presence, this node's and (Redis) every node's.
 pub struct Presence {
     hub: Hub,
+    /// The tenants' console feeds (Redis): whose consoles watch, here and elsewhere.
+    feeds: HashMap<TenantId, Arc<TenantFeed>>,
     /// Online through this node's consoles.
     mine: Mutex<HashMap<TenantId, Online>>,
     /// Online at other nodes, as last told to this node's queues.
@@ -47,8 +55,8 @@ pub struct Presence {
 impl Presence {
     /// Presence for `hub`'s queues; with `shared`, also every other node's (a task syncs it for
     /// as long as the process runs).
-    pub fn new(hub: Hub, shared: Option<SharedPresence>) -> Arc<Self> {
-        let presence = Arc::new(Self { hub, mine: Mutex::default(), told: Mutex::default() });
+    pub fn new(hub: Hub, shared: Option<SharedPresence>, feeds: HashMap<TenantId, Arc<TenantFeed>>) -> Arc<Self> {
+        let presence = Arc::new(Self { hub, feeds, mine: Mutex::default(), told: Mutex::default() });
         if let Some(shared) = shared {
             tokio::spawn(sync_forever(presence.clone(), shared));
         }
@@ -80,7 +88,7 @@ impl Presence {
     async fn sync(&self, shared: &SharedPresence) {
         for tenant in self.hub.tenants() {
             let mine: Online = lock(&self.mine).get(tenant).cloned().unwrap_or_default();
-            let published: Vec<Present> = mine
+            let mut published: Vec<Present> = mine
                 .iter()
                 .map(|((queue, agent), capacity)| Present {
                     queue: queue.clone(),
@@ -88,6 +96,10 @@ impl Presence {
                     capacity: *capacity,
                 })
                 .collect();
+            let feed = self.feeds.get(tenant);
+            if feed.is_some_and(|f| f.sessions_here()) {
+                published.push(Present { queue: WATCHING.into(), agent: shared.node.clone(), capacity: 0 });
+            }
             let others = match shared.store.sync(tenant.as_str(), &shared.node, &published, TTL_MS).await {
                 Ok(others) => others,
                 // Redis away: keep what the queues know (nobody is signed off by an outage).
@@ -96,6 +108,10 @@ impl Presence {
                     continue;
                 }
             };
+            let (watching, others): (Vec<_>, Vec<_>) = others.into_iter().partition(|p| p.queue == WATCHING);
+            if let Some(feed) = feed.filter(|_| !watching.is_empty()) {
+                feed.mark_watched();
+            }
             let now: Online = others
                 .into_iter()
                 .filter(|p| !mine.contains_key(&(p.queue.clone(), p.agent.clone())))

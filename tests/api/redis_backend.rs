@@ -114,18 +114,27 @@ fn the_hub_refuses_to_start_when_redis_is_unreachable() {
 
 /// A customer whose conversation runs on `node` (by the partition leases in Redis).
 async fn customer_of(app: &TestApp, redis: &RedisServer, node: &str) -> String {
+    customers_of(app, redis, node, 1).await.remove(0)
+}
+
+/// `count` customers whose conversations run on `node`.
+async fn customers_of(app: &TestApp, redis: &RedisServer, node: &str, count: usize) -> Vec<String> {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = switchboard_adapters::redis::Keys::new(redis.prefix());
+    let mut found = Vec::new();
     for n in 0..1000 {
         let phone = format!("55119777{n:05}");
         let p = switchboard_actors::partition::partition_of(app.wa_conversation(&phone).as_str(), 64);
         let owner: Option<String> = redis::cmd("GET").arg(keys.lease(p)).query_async(&mut conn).await.unwrap();
         if owner.is_some_and(|o| o.starts_with(&format!("{node}:"))) {
-            return phone;
+            found.push(phone);
+            if found.len() == count {
+                return found;
+            }
         }
     }
-    panic!("no conversation runs on {node}");
+    panic!("fewer than {count} conversations run on {node}");
 }
 
 #[actix_web::test]
@@ -222,6 +231,52 @@ async fn a_console_on_any_node_sees_the_conversations_every_node_runs_in_one_ord
     let common = ev_a.len().min(ev_b.len());
     assert!(common >= 2, "{ev_a:?} / {ev_b:?}");
     assert_eq!(ev_a[..common], ev_b[..common], "both nodes' consoles see the same events in the same order");
+}
+
+/// Nodes relay console frames only while a console of the tenant is open somewhere: with none
+/// open, the conversations' steps put nothing on the tenant's shared stream. The first console,
+/// at one node, still sees what the other node runs, as a pushed event or (when that node's
+/// relay started after the step) in the fresh snapshot its start causes.
+#[actix_web::test]
+async fn frames_are_relayed_only_while_a_console_watches_and_a_first_console_misses_nothing() {
+    let redis = RedisServer::start().expect("redis-server");
+    let (a, b) = two_nodes(&redis, None).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let feed_key = switchboard_adapters::redis::Keys::new(redis.prefix()).feed("demo");
+    let of_a = customers_of(&a, &redis, "node-a", 2).await;
+    let (ran_by_a, later, ran_by_b) = (&of_a[0], &of_a[1], customer_of(&a, &redis, "node-b").await);
+    assert_eq!(b.wa_text(ran_by_a, "wamid.W1", "Quero comprar").await.status(), 200);
+    assert_eq!(a.wa_text(&ran_by_b, "wamid.W2", "Quero trocar").await.status(), 200);
+    let answered = eventually(Duration::from_secs(10), || async {
+        (a.graph.sent().len() + b.graph.sent().len() >= 2).then_some(())
+    })
+    .await;
+    assert!(answered.is_some(), "both customers got the triage menu");
+    let relayed: u64 = redis::cmd("XLEN").arg(&feed_key).query_async(&mut conn).await.unwrap();
+    assert_eq!(relayed, 0, "no console open: nothing relayed");
+
+    // A console opens at node b only; node a runs the next conversation.
+    let mut on_b = console_of(&b).await;
+    let id = a.wa_conversation(later);
+    assert_eq!(b.wa_text(later, "wamid.W3", "Oi").await.status(), 200);
+    let shows = |frame: &serde_json::Value| match frame["type"].as_str() {
+        Some("event") => frame["conversation"]["id"] == id.as_str(),
+        Some("snapshot") => {
+            frame["conversations"].as_array().is_some_and(|all| all.iter().any(|c| c["id"] == id.as_str()))
+        }
+        _ => false,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !seen.iter().any(shows) {
+        assert!(std::time::Instant::now() < deadline, "the console never learnt of the new conversation: {seen:#?}");
+        if let Some(frame) = on_b.try_next(Duration::from_millis(200)).await {
+            seen.push(frame);
+        }
+    }
+    let relayed: u64 = redis::cmd("XLEN").arg(&feed_key).query_async(&mut conn).await.unwrap();
+    assert!(relayed > 0, "with a console open, the nodes relay");
 }
 
 /// Two nodes on one Redis, each running its fair half of the partitions (`fixture` over the

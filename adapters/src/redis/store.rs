@@ -428,7 +428,7 @@ mod tests {
     }
 
     fn bot_reply(n: u64) -> Event {
-        Event::OutboundQueued { local_id: n, author: Author::Bot, content: text(&format!("resposta {n}")) }
+        Event::OutboundQueued { local_id: n, author: Author::Bot, content: text(format!("resposta {n}")) }
     }
 
     /// The seq of the snapshot as stored, without the journal applied.
