@@ -272,9 +272,21 @@ impl Hub {
         &self.0.clock
     }
 
-    /// Ingress: dedup gate, then onto the bus. `Ok` means durable: the webhook may answer 2xx.
+    /// Ingress: dedup gate, then onto the bus (one step where the bus can do both). `Ok` means
+    /// durable: the webhook may answer 2xx.
     pub async fn ingest(&self, envelope: Envelope<Input>, dedup_key: Option<String>) -> Result<Ingested, IngestError> {
         let inner = &self.0;
+        let partition = partition_of(envelope.conversation_id.as_str(), inner.bus.partitions());
+        if let Some(key) = &dedup_key
+            && let Some(once) = inner.bus.publish_unique(partition, &envelope, key, inner.settings.dedup_ttl).await
+        {
+            return match once {
+                Ok(Claim::New) => Ok(Ingested::Accepted),
+                Ok(Claim::Done) => Ok(Ingested::Duplicate),
+                Ok(Claim::Pending) | Err(BusError::Full { .. }) => Err(IngestError::Busy),
+                Err(e) => Err(IngestError::Unavailable(e.to_string())),
+            };
+        }
         if let Some(key) = &dedup_key {
             let claim = inner.dedup.claim(key).await.map_err(|e| IngestError::Unavailable(e.to_string()))?;
             match claim {
@@ -285,7 +297,6 @@ impl Hub {
                 Claim::Pending => return Err(IngestError::Busy),
             }
         }
-        let partition = partition_of(envelope.conversation_id.as_str(), inner.bus.partitions());
         let result = inner.bus.publish(partition, envelope, false).await;
         if let Err(e) = result {
             // Not on the bus: the provider's retry must pass the gate again.

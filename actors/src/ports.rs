@@ -43,6 +43,20 @@ pub trait Bus: Send + Sync + 'static {
     fn partitions(&self) -> u32;
     /// Appends to a partition; returns once durable. `wait` = wait for room instead of `Full`.
     async fn publish(&self, partition: u32, envelope: Envelope<Input>, wait: bool) -> Result<(), BusError>;
+    /// Ingress in one atomic step where the backend can (Redis: one script on the partition's
+    /// slot): unless `key` was published within `ttl`, appends the event and remembers `key` for
+    /// `ttl`. `Claim::New`: appended now; `Done`: a repeat, nothing appended; `Pending`: another
+    /// writer is at it (only where an older two-step gate still runs). `None`: not supported,
+    /// the hub claims the key at its dedup gate, publishes and confirms, in three steps.
+    async fn publish_unique(
+        &self,
+        _partition: u32,
+        _envelope: &Envelope<Input>,
+        _key: &str,
+        _ttl: Duration,
+    ) -> Option<Result<Claim, BusError>> {
+        None
+    }
     /// Waits for the next events of a partition this node owns (at most `max`).
     async fn next_batch(&self, partition: u32, max: usize) -> Result<Vec<Delivery>, BusError>;
     /// Acknowledges handled deliveries.

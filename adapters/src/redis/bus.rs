@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use switchboard_actors::event::{Envelope, Input};
-use switchboard_actors::ports::{Bus, BusError, Delivery};
+use switchboard_actors::ports::{Bus, BusError, Claim, Delivery};
 use tokio::sync::Mutex;
 
 use super::connection::Pool;
@@ -34,8 +34,11 @@ local min = pending[2] or ARGV[1]
 return redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
 ";
 
-/// Appends to a stream below its bound (KEYS: stream; ARGV: bound, group, payload); returns the
-/// new id, or nil when the stream is full. At the bound it first trims what the group has
+/// Appends to a stream below its bound (KEYS: stream, and optionally an ingress mark; ARGV:
+/// bound, group, payload, and the mark's TTL in ms); returns the new id, or nil when the stream
+/// is full. With a mark, a webhook's dedup gate and its append are one step: `DUP` (nothing
+/// appended) when the mark says the provider's message is already on the bus, `PENDING` when an
+/// older two-step gate is at it, else the append and the mark together. At the bound it first trims what the group has
 /// acknowledged (everything older than the oldest pending entry or, when nothing is pending, up
 /// to the last delivered one): the periodic trim runs only every `trim_every` acks, and a stream
 /// full of acknowledged entries must not refuse forever. Undelivered and pending entries are
@@ -43,6 +46,11 @@ return redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
 static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+if KEYS[2] then
+  local mark = redis.call('GET', KEYS[2])
+  if mark == 'd' then return 'DUP' end
+  if mark then return 'PENDING' end
+end
 local bound = tonumber(ARGV[1])
 if redis.call('XLEN', KEYS[1]) >= bound then
   local last
@@ -63,7 +71,9 @@ if redis.call('XLEN', KEYS[1]) >= bound then
   end
   if redis.call('XLEN', KEYS[1]) >= bound then return false end
 end
-return redis.call('XADD', KEYS[1], '*', 'e', ARGV[3])
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[3])
+if KEYS[2] then redis.call('SET', KEYS[2], 'd', 'PX', ARGV[4]) end
+return id
 ",
     )
 });
@@ -93,6 +103,11 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self { block: Duration::from_secs(2), max_batch: 256, trim_every: 512, dlq_after: 5, max_len: 100_000 }
     }
+}
+
+/// `PX` wants whole milliseconds, at least one.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Wait before delivering again what the consumer could not handle.
@@ -141,6 +156,7 @@ struct Partition {
 /// The bus on Redis Streams.
 pub struct RedisBus {
     pool: Pool,
+    keys: Keys,
     /// Non-blocking commands (publish, ack, trim, claim).
     shared: Shared,
     consumer: String,
@@ -171,7 +187,7 @@ impl RedisBus {
             })
             .collect();
         let dead_lettered = Arc::default();
-        Self { shared: Shared::new(pool.clone()), pool, consumer, settings, partitions, dead_lettered }
+        Self { shared: Shared::new(pool.clone()), pool, keys, consumer, settings, partitions, dead_lettered }
     }
 
     /// Entries this node has moved to dead-letter streams so far.
@@ -349,6 +365,37 @@ impl Bus for RedisBus {
 
     /// Returns once Redis has the entry (as durable as its AOF setting). At the stream's bound:
     /// `Full`, or with `wait` a retry until there is room (see [`WAIT_FOR_ROOM`]).
+    /// The dedup mark lives in the partition's slot (`Keys::ingress`), so one script checks it,
+    /// appends and marks: one round trip per webhook instead of three.
+    async fn publish_unique(
+        &self,
+        partition: u32,
+        envelope: &Envelope<Input>,
+        key: &str,
+        ttl: Duration,
+    ) -> Option<Result<Claim, BusError>> {
+        let once = async {
+            let stream = &self.partition(partition)?.key;
+            let json = serde_json::to_string(envelope).map_err(|e| BusError::Unavailable(e.to_string()))?;
+            let mut append = PUBLISH.key(stream);
+            append.key(self.keys.ingress(partition, key));
+            append.arg(self.settings.max_len).arg(GROUP).arg(&json).arg(millis(ttl));
+            let added = bounded(async {
+                let mut conn = self.shared.get().await?;
+                append.invoke_async::<Option<String>>(&mut conn).await.map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(BusError::Unavailable)?;
+            match added.as_deref() {
+                None => Err(BusError::Full { partition }),
+                Some("DUP") => Ok(Claim::Done),
+                Some("PENDING") => Ok(Claim::Pending),
+                Some(_) => Ok(Claim::New),
+            }
+        };
+        Some(once.await)
+    }
+
     async fn publish(&self, partition: u32, envelope: Envelope<Input>, wait: bool) -> Result<(), BusError> {
         let key = &self.partition(partition)?.key;
         let json = serde_json::to_string(&envelope).map_err(|e| BusError::Unavailable(e.to_string()))?;
@@ -583,6 +630,38 @@ mod tests {
         let (odd, _) = take(&bus, 1, 100).await;
         assert_eq!(even, (0..200).step_by(2).collect::<Vec<_>>(), "100 in order, none of partition 1");
         assert_eq!(odd, (1..200).step_by(2).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_provider_message_is_appended_once_and_its_mark_expires() {
+        let (server, pool) = start().await;
+        let settings = StreamSettings { max_len: 3, ..StreamSettings::default() };
+        let bus = node(&pool, &server, settings);
+        let ttl = Duration::from_millis(300);
+        let once = |n: u64, key: &'static str| {
+            let bus = &bus;
+            async move { bus.publish_unique(1, &env(n), key, ttl).await.expect("supported") }
+        };
+        let (a, b) = tokio::join!(once(1, "wamid.A"), once(2, "wamid.A"));
+        let mut claims = [a.unwrap(), b.unwrap()];
+        claims.sort_by_key(|c| *c != Claim::New);
+        assert_eq!(claims, [Claim::New, Claim::Done], "two concurrent copies: one appended");
+        assert_eq!(xlen(&pool, &server, 1).await, 1);
+        assert_eq!(once(3, "wamid.B").await.unwrap(), Claim::New, "another message passes");
+        bus.publish(1, env(4), false).await.unwrap();
+        assert!(matches!(once(5, "wamid.C").await, Err(BusError::Full { partition: 1 })), "at the bound");
+        assert_eq!(once(6, "wamid.A").await.unwrap(), Claim::Done, "a repeat is answered even when full");
+        let (_, ids) = take(&bus, 1, 3).await;
+        bus.ack(1, &ids).await.unwrap();
+        assert_eq!(
+            once(7, "wamid.C").await.unwrap(),
+            Claim::New,
+            "refused at the bound, so not marked: the retry passes"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(once(8, "wamid.A").await.unwrap(), Claim::New, "after the TTL the id is forgotten");
+        let (seen, _) = take(&bus, 1, 2).await;
+        assert_eq!(seen, [7, 8]);
     }
 
     #[tokio::test]

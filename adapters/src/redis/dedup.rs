@@ -1,5 +1,7 @@
-//! The ingress dedup gate on Redis: one string per provider message id, `p` while its event is
-//! being published, `d` once it is on the bus; both expire by themselves.
+//! The two-step dedup gate on Redis (claim, then confirm or forget): one string per key, `p`
+//! while its event is being published, `d` once it is on the bus; both expire by themselves.
+//! Staff commands' client keys use it; provider messages use the one-step ingress script of the
+//! bus instead (`RedisBus::publish_unique`), whose marks cost the same.
 //!
 //! Memory: a remembered id costs about 210 bytes. `MEMORY USAGE` reports 152 bytes for the
 //! realistic mark `sb:dd:demo:wamid.HBgNNTUx…AA==` (an 89-byte key, value `d`, with a TTL;

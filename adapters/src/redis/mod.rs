@@ -11,7 +11,8 @@
 //! | `sb:{p}:s:<conversation>` | string | the conversation's snapshot (JSON) |
 //! | `sb:{p}:j:<conversation>` | list | its journal, one JSON envelope per entry, oldest first |
 //! | `sb:{p}:lease`, `sb:{p}:epoch`, `sb:{p}:owed` | string, counter, set | the partition's lease, its fencing epoch, its conversations owing work |
-//! | `sb:dd:<key>` | string | dedup mark of a provider message id (`p` pending, `d` done; expires) |
+//! | `sb:{p}:dd:<key>` | string | dedup mark of a provider message bound for partition `p` (`d`; expires) |
+//! | `sb:dd:<key>` | string | dedup mark of a staff command's client key (`p` pending, `d` done; expires) |
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
 //! | `sb:{t:<tenant>}:feed` | stream | the tenant's console feed, shared by every node (capped; see `feed`) |
 //! | `sb:{t:<tenant>}:presence` | hash | the tenant's online agents per queue, every node's (see `presence`) |
@@ -23,8 +24,8 @@
 //! On a Redis Cluster every script and every command touches keys of one slot only: the
 //! append script (journal, snapshot, lease, owed set) runs in `{p}`, the index script in
 //! `{t:<tenant>}` as a second step (see `RedisStore::append`), the lease scripts in `{p}` or on
-//! `nodes` alone, the dedup gate on its one key. The dedup marks carry no tag on purpose: no
-//! script pairs them with other keys, and spread over all slots they weigh on no single node.
+//! `nodes` alone, the ingress script (dedup mark and append) in `{p}`, the staff commands' dedup
+//! gate on its one key.
 //!
 //! - `connection`: one server or a Cluster behind one `Pool` (`backend.redis.cluster`).
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
@@ -256,9 +257,15 @@ impl Keys {
         format!("{}{{{p}}}:j:{conversation}", self.prefix)
     }
 
-    /// A dedup mark.
+    /// A dedup mark of the two-step gate (`RedisDedup`: staff commands' client keys).
     pub fn dedup(&self, key: &str) -> String {
         format!("{}dd:{key}", self.prefix)
+    }
+
+    /// The dedup mark of a provider message bound for partition `p`: in the partition's slot, so
+    /// that one script checks it, appends the event and marks it (`RedisBus::publish_unique`).
+    pub fn ingress(&self, p: u32, key: &str) -> String {
+        format!("{}{{{p}}}:dd:{key}", self.prefix)
     }
 
     /// A tenant's index key `name` (all of a tenant's indexes share one slot).
