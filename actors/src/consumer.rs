@@ -3,13 +3,13 @@
 //! restoration from the store when a node starts.
 
 use crate::agents::queue::{ForgetPartitions, QueueAgent, Restore};
-use crate::conversation::{CommandError, Outcome};
+use crate::conversation::{CommandError, Handled, Outcome};
 use crate::domain::TenantId;
 use crate::event::{Envelope, Input};
 use crate::outbox::{BusyIn, Outbox};
 use crate::partition::partition_of;
 use crate::ports::Clock;
-use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement, Verdicts};
+use crate::ports::{Bus, BusError, ConversationStore, Delivery, Placement, Receipt, Verdicts};
 use crate::query::{ConversationQuery, MAX_PAGE};
 use crate::registry::{ConversationRegistry, Deliver, DrainAll, REGISTRY_MAILBOX};
 use crate::state::Status;
@@ -172,7 +172,8 @@ impl PartitionRunner {
             let (kind, conversation, event_id) =
                 (d.envelope.body.type_name(), d.envelope.conversation_id.clone(), d.envelope.event_id);
             let reply_to = d.envelope.reply_to.clone();
-            let request = registry.send(Deliver(d.envelope));
+            let receipt = Some(Receipt { partition, id: d.id.clone() });
+            let request = registry.send(Deliver { envelope: d.envelope, receipt });
             // A conversation that does not answer holds its whole partition: say so.
             let watched = async move {
                 tokio::pin!(request);
@@ -195,12 +196,18 @@ impl PartitionRunner {
         let results = join_all(requests).await;
         let mut retry = Vec::new();
         let mut remote = Vec::new();
-        for ((id, event_id, reply_to), result) in keys.into_iter().zip(results) {
-            let result = result.unwrap_or_else(|e| Err(CommandError::Unavailable(e.to_string())));
+        // Acknowledged by the conversation's own write, in the same step as its journal.
+        let mut acked = Vec::new();
+        for ((id, event_id, reply_to), handled) in keys.into_iter().zip(results) {
+            let (result, acked_by_write) = match handled {
+                Ok(Handled { result, acked }) => (result, acked),
+                Err(e) => (Err(CommandError::Unavailable(e.to_string())), false),
+            };
             let waiter = replies.lock().ok().and_then(|mut r| r.remove(&event_id));
             // A caller on another node waits for this one (its node is not ours).
             let elsewhere = reply_to.filter(|_| waiter.is_none());
             match &result {
+                _ if acked_by_write => acked.push(id),
                 // Not handled (store down, actor stopped) and nobody told: the bus delivers it
                 // again. A waiting caller is told it failed instead, and that is final: its
                 // command must not take effect after it was answered "try again".
@@ -230,6 +237,9 @@ impl PartitionRunner {
         }
         if let Err(e) = bus.ack(partition, &ids).await {
             tracing::warn!(partition, error = %e, "ack failed");
+        }
+        if let Err(e) = bus.acked_elsewhere(partition, &acked).await {
+            tracing::warn!(partition, error = %e, "trimming behind acknowledged entries failed");
         }
     }
 }

@@ -36,6 +36,15 @@ pub struct Delivery {
     pub envelope: Envelope<Input>,
 }
 
+/// The bus entry an input came from, for the write that completes its handling to acknowledge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The entry's partition.
+    pub partition: u32,
+    /// [`Delivery::id`].
+    pub id: String,
+}
+
 /// Partitioned event bus: per-partition order, one consumer per partition.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
@@ -61,6 +70,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn next_batch(&self, partition: u32, max: usize) -> Result<Vec<Delivery>, BusError>;
     /// Acknowledges handled deliveries.
     async fn ack(&self, partition: u32, ids: &[String]) -> Result<(), BusError>;
+    /// Deliveries a conversation's write already acknowledged in its own atomic step
+    /// ([`ConversationStore::append_and_ack`]): counted like acks (a stream is trimmed behind
+    /// them) without a round trip. Default: nothing to count.
+    async fn acked_elsewhere(&self, _partition: u32, _ids: &[String]) -> Result<(), BusError> {
+        Ok(())
+    }
     /// Deliveries the consumer could not handle now (the store was down): a durable bus delivers
     /// them again, before newer ones, on a later `next_batch`, and does not count this as a
     /// failed delivery (an outage must not send events to a dead-letter stream). The in-memory bus cannot (its
@@ -203,6 +218,18 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Appends journal events and replaces the snapshot, atomically. The snapshot is shared
     /// (`Arc`): an in-process store keeps it without copying, and the actor copies on its next write.
     async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError>;
+    /// [`append`](Self::append), and in the same atomic step the acknowledgement of the bus
+    /// entry whose handling this write completes, where store and bus share one backend (Redis:
+    /// the `XACK` in the journal script, on the partition's slot). `true` when acknowledged; the
+    /// default only appends and says `false`, and the caller acknowledges on the bus.
+    async fn append_and_ack(
+        &self,
+        state: &Arc<ConversationState>,
+        events: &[Envelope<Event>],
+        _receipt: &Receipt,
+    ) -> Result<bool, StoreError> {
+        self.append(state, events).await.map(|()| false)
+    }
     /// The journal of a conversation, from sequence `from` (1-based).
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;
     /// One page of a tenant's conversations that match `query` (see [`ConversationQuery::matches`]).

@@ -2,11 +2,11 @@
 //! from the store), routes inputs to them, and stops idle ones only when nothing is in flight.
 
 use crate::conversation::{
-    CheckIdle, CommandError, ConversationActor, Drain, IdleReport, Inspect, Passivate, Process, ProcessResult,
-    TenantRuntime,
+    CheckIdle, CommandError, ConversationActor, Drain, Handled, IdleReport, Inspect, Passivate, Process, TenantRuntime,
 };
 use crate::domain::{ConversationId, TenantId};
 use crate::event::{Envelope, Input};
+use crate::ports::Receipt;
 use crate::state::ConversationState;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -77,22 +77,30 @@ impl Actor for ConversationRegistry {
 
 /// Hand an input to its conversation (spawning or rehydrating it).
 #[derive(Message, Debug)]
-#[rtype(result = "ProcessResult")]
-pub struct Deliver(pub Envelope<Input>);
+#[rtype(result = "Handled")]
+pub struct Deliver {
+    /// The input.
+    pub envelope: Envelope<Input>,
+    /// Its bus entry (see [`Process::receipt`]).
+    pub receipt: Option<Receipt>,
+}
 
 impl Handler<Deliver> for ConversationRegistry {
-    type Result = ResponseFuture<ProcessResult>;
+    type Result = ResponseFuture<Handled>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
-        let env = msg.0;
-        let Some(live) = self.get_or_spawn(&env.conversation_id, &env.tenant_id, ctx) else {
-            return Box::pin(async { Err(CommandError::UnknownTenant) });
+        let Deliver { envelope, receipt } = msg;
+        let Some(live) = self.get_or_spawn(&envelope.conversation_id, &envelope.tenant_id, ctx) else {
+            return Box::pin(async { Handled { result: Err(CommandError::UnknownTenant), acked: false } });
         };
         live.delivered += 1;
         live.last_delivery = Instant::now();
-        let request = live.addr.send(Process(env));
+        let request = live.addr.send(Process { envelope, receipt });
         Box::pin(async move {
-            request.await.unwrap_or_else(|e| Err(CommandError::Unavailable(format!("conversation stopped: {e}"))))
+            request.await.unwrap_or_else(|e| Handled {
+                result: Err(CommandError::Unavailable(format!("conversation stopped: {e}"))),
+                acked: false,
+            })
         })
     }
 }

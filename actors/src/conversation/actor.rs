@@ -1,13 +1,15 @@
 //! The actor shell: lifecycle (rehydrate, passivate), the journal/flush cycle and effects.
 
-use super::{CheckIdle, CommandError, Drain, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime};
+use super::{
+    CheckIdle, CommandError, Drain, Handled, IdleReport, Inspect, Passivate, Process, ProcessResult, TenantRuntime,
+};
 use crate::dispatcher::LeaveQueue;
 use crate::domain::{Author, ConversationId, OutboundContent, TenantId};
 use crate::event::{Envelope, Event, Input, SendOutcome};
 use crate::feed::FeedBatch;
 use crate::metrics::HubMetrics;
 use crate::outbox::SendOutbound;
-use crate::ports::OutboundMessage;
+use crate::ports::{OutboundMessage, Receipt};
 use crate::state::{ConversationState, Status};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -143,23 +145,38 @@ impl ConversationActor {
     /// Makes recorded events durable, then runs their effects. On a store failure the actor
     /// stops: its in-memory state ran ahead of the store, and the next delivery rehydrates.
     pub(super) fn flush(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
+        Box::pin(self.flush_acking(None).map(|flushed, _, _| flushed.map(drop)))
+    }
+
+    /// [`flush`](Self::flush), acknowledging `receipt` with the write where the store can;
+    /// `Ok(true)` when it did. Nothing to write: nothing acknowledged.
+    pub(super) fn flush_acking(
+        &mut self,
+        receipt: Option<Receipt>,
+    ) -> ResponseActFuture<Self, Result<bool, CommandError>> {
         if self.unsaved.is_empty() {
             self.run_effects();
-            return Box::pin(fut::ready(Ok(())));
+            return Box::pin(fut::ready(Ok(false)));
         }
         let events = std::mem::take(&mut self.unsaved);
         let snapshot = self.state.clone();
         let store = self.rt.store.clone();
-        let write = async move { store.append(&snapshot, &events).await.map(|()| events) };
+        let write = async move {
+            let acked = match &receipt {
+                Some(receipt) => store.append_and_ack(&snapshot, &events, receipt).await?,
+                None => store.append(&snapshot, &events).await.map(|()| false)?,
+            };
+            Ok::<_, crate::ports::StoreError>((events, acked))
+        };
         Box::pin(write.into_actor(self).map(|res, act, ctx| match res {
-            Ok(events) => {
+            Ok((events, acked)) => {
                 let before = act.status_before.take();
                 if let Some(before) = before.filter(|_| act.rt.feed.is_live()) {
                     act.rt.feed.publish(FeedBatch { events, before: *before, state: act.state.clone() });
                 }
                 act.run_effects();
                 act.maybe_start_ai_turn(ctx);
-                Ok(())
+                Ok(acked)
             }
             Err(e) => {
                 tracing::error!(conversation = %act.state.id, error = %e, "journal write failed; stopping");
@@ -323,13 +340,13 @@ impl Actor for ConversationActor {
 }
 
 impl Handler<Process> for ConversationActor {
-    type Result = AtomicResponse<Self, ProcessResult>;
+    type Result = AtomicResponse<Self, Handled>;
 
     fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
         self.processed += 1;
         self.last_activity = Instant::now();
         HubMetrics::inc(&self.rt.metrics.events_consumed);
-        let env = msg.0;
+        let Process { envelope: env, receipt } = msg;
         self.trace_id = env.trace_id.clone();
         tracing::debug!(conversation = %env.conversation_id, trace_id = %env.trace_id, kind = env.body.type_name(), "conversation.input");
         let step: ResponseActFuture<Self, ProcessResult> = match env.body {
@@ -360,10 +377,13 @@ impl Handler<Process> for ConversationActor {
                 Box::pin(fut::ready(Ok(super::Outcome::Applied)))
             }
         };
-        AtomicResponse::new(Box::pin(step.then(|result, act, _| {
-            act.flush().map(move |flushed, _, _| match flushed {
-                Ok(()) => result,
-                Err(e) => Err(e),
+        // The write that completes the input acknowledges its bus entry in the same step.
+        AtomicResponse::new(Box::pin(step.then(move |result, act, _| {
+            // An input that could not be handled now is delivered again: not acknowledged.
+            let receipt = receipt.filter(|_| !matches!(result, Err(CommandError::Unavailable(_))));
+            act.flush_acking(receipt).map(move |flushed, _, _| match flushed {
+                Ok(acked) => Handled { result, acked },
+                Err(e) => Handled { result: Err(e), acked: false },
             })
         })))
     }

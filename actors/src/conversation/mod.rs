@@ -15,7 +15,7 @@ use crate::event::{Envelope, Input};
 use crate::feed::EventFeed;
 use crate::metrics::HubMetrics;
 use crate::outbox::SendOutbound;
-use crate::ports::{Clock, ConversationStore};
+use crate::ports::{Clock, ConversationStore, Receipt};
 use crate::state::ConversationState;
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
@@ -93,8 +93,22 @@ pub type ProcessResult = Result<Outcome, CommandError>;
 
 /// Handle one input (from the registry).
 #[derive(Message, Debug)]
-#[rtype(result = "ProcessResult")]
-pub struct Process(pub Envelope<Input>);
+#[rtype(result = "Handled")]
+pub struct Process {
+    /// The input.
+    pub envelope: Envelope<Input>,
+    /// Its bus entry, acknowledged by the write that completes its handling where the store can.
+    pub receipt: Option<Receipt>,
+}
+
+/// What became of an input.
+#[derive(Debug)]
+pub struct Handled {
+    /// The conversation's verdict.
+    pub result: ProcessResult,
+    /// The write that completed it also acknowledged its bus entry.
+    pub acked: bool,
+}
 
 /// The registry decided this idle actor stops (its state is in the store).
 #[derive(Message, Debug)]

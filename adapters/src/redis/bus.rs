@@ -22,7 +22,7 @@ use super::shared::Shared;
 use super::{Keys, OP_TIMEOUT, bounded, within};
 
 /// The consumer group every node reads through.
-const GROUP: &str = "hub";
+pub(super) const GROUP: &str = "hub";
 /// Trims everything older than the oldest entry still pending in group ARGV[2] or, when nothing
 /// is pending, older than the last acknowledged one (ARGV[1]). One script, so no entry can
 /// become pending between the look and the cut. Exact (`=`) trimming: `~` only drops whole
@@ -197,6 +197,29 @@ impl RedisBus {
 
     fn partition(&self, p: u32) -> Result<&Partition, BusError> {
         self.partitions.get(p as usize).ok_or(BusError::Closed)
+    }
+
+    /// Counts acknowledged entries, and trims the stream behind them every `trim_every`.
+    async fn count_acks(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
+        let part = self.partition(partition)?;
+        let due = {
+            let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
+            acks.since_trim += ids.len() as u64;
+            acks.newest = ids.iter().map(|id| parse_id(id)).chain(acks.newest).max();
+            if acks.since_trim < self.settings.trim_every.max(1) {
+                None
+            } else {
+                acks.since_trim = 0;
+                acks.newest
+            }
+        };
+        if let Some((ms, seq)) = due {
+            let trim =
+                redis::cmd("EVAL").arg(TRIM).arg(1).arg(&part.key).arg(format!("{ms}-{seq}")).arg(GROUP).to_owned();
+            let trimmed: u64 = self.pooled(&trim).await?;
+            tracing::debug!(partition, trimmed, "bus stream trimmed");
+        }
+        Ok(())
     }
 
     /// One `XREADGROUP` round: pending entries while replaying, else new ones (blocking).
@@ -484,24 +507,11 @@ impl Bus for RedisBus {
             }
             return Err(e);
         }
-        let due = {
-            let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
-            acks.since_trim += ids.len() as u64;
-            acks.newest = ids.iter().map(|id| parse_id(id)).chain(acks.newest).max();
-            if acks.since_trim < self.settings.trim_every.max(1) {
-                None
-            } else {
-                acks.since_trim = 0;
-                acks.newest
-            }
-        };
-        if let Some((ms, seq)) = due {
-            let trim =
-                redis::cmd("EVAL").arg(TRIM).arg(1).arg(&part.key).arg(format!("{ms}-{seq}")).arg(GROUP).to_owned();
-            let trimmed: u64 = self.pooled(&trim).await?;
-            tracing::debug!(partition, trimmed, "bus stream trimmed");
-        }
-        Ok(())
+        self.count_acks(partition, ids).await
+    }
+
+    async fn acked_elsewhere(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
+        self.count_acks(partition, ids).await
     }
 
     /// Claims (XAUTOCLAIM, any idle time: the lease says the previous owner is gone or fenced)

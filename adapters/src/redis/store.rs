@@ -28,7 +28,7 @@ use std::sync::Arc;
 use switchboard_actors::domain::{ConversationId, TenantId};
 use switchboard_actors::event::{Envelope, Event};
 use switchboard_actors::partition::partition_of;
-use switchboard_actors::ports::{ConversationStore, StoreError};
+use switchboard_actors::ports::{ConversationStore, Receipt, StoreError};
 use switchboard_actors::query::{ConversationPage, ConversationQuery};
 use switchboard_actors::state::ConversationState;
 
@@ -61,14 +61,21 @@ pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 /// Appends a conversation's events and replaces its snapshot, in one step on the partition's
 /// slot, but only for the lease holder: a node that lost its lease (a long pause, a partition
 /// cut) must not write with its stale token. The partition's set of conversations owing work
-/// changes in the same step, so it never disagrees with the snapshot. KEYS: journal, snapshot,
-/// lease, owed set. ARGV: the writer's token ("" when unfenced), the snapshot ("" when this step
-/// writes none), "1" if it owes work, the owed-set member, then the events.
+/// changes in the same step, so it never disagrees with the snapshot, and so are the bus
+/// entries whose handling the step completes acknowledged (a fenced writer acknowledges nothing).
+/// KEYS: journal, snapshot, lease, owed set, the partition's bus stream. ARGV: the writer's
+/// token ("" when unfenced), the snapshot ("" when this step writes none), "1" if it owes work,
+/// the owed-set member, the bus's consumer group, the number of entries to acknowledge, their
+/// ids, then the events.
 const APPEND: &str = r"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return redis.error_reply('FENCED stale lease token')
 end
-for i = 5, #ARGV do
+local acks = tonumber(ARGV[6])
+if acks > 0 then
+  redis.call('XACK', KEYS[5], ARGV[5], unpack(ARGV, 7, 6 + acks))
+end
+for i = 7 + acks, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
 if ARGV[2] ~= '' then
@@ -190,6 +197,55 @@ impl RedisStore {
         Ok(state)
     }
 
+    /// See `append`; with `ack`, the bus entry acknowledged in the same script.
+    async fn write(
+        &self,
+        state: &Arc<ConversationState>,
+        events: &[Envelope<Event>],
+        ack: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = state.id.as_str();
+        let p = partition_of(id, self.partitions);
+        let snapshot = if self.snapshot_due(state, events.len()) {
+            serde_json::to_vec(&**state).map_err(|e| unavailable("encode snapshot", e))?
+        } else {
+            Vec::new()
+        };
+        let entries = events
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unavailable("encode journal event", e))?;
+        let token = match &self.fence {
+            None => String::new(),
+            Some(fence) => fence(p).ok_or(StoreError::Fenced)?,
+        };
+        let mut step = APPEND_SCRIPT.prepare_invoke();
+        step.key(self.keys.journal(p, id)).key(self.keys.snapshot(p, id)).key(self.keys.lease(p));
+        step.key(self.keys.owed(p)).key(self.keys.stream(p));
+        step.arg(token).arg(snapshot).arg(if state.owes_work() { "1" } else { "0" }).arg(owed_member(state));
+        step.arg(super::bus::GROUP).arg(usize::from(ack.is_some()));
+        if let Some(ack) = ack {
+            step.arg(ack);
+        }
+        for entry in entries {
+            step.arg(entry);
+        }
+        let mut conn = self.conn().await?;
+        match step.invoke_async::<i64>(&mut conn).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("FENCED") => {
+                tracing::warn!(conversation = id, partition = p, "write refused: this node no longer holds the lease");
+                return Err(StoreError::Fenced);
+            }
+            Err(e) => return Err(unavailable("append journal and snapshot", e)),
+        }
+        if let Err(error) = index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
+            tracing::warn!(conversation = id, %error, "conversation index update failed; listings miss its change");
+        }
+        Ok(())
+    }
+
     /// A conversation as it stands: the snapshot and the journal after it.
     async fn finish(&self, id: &str, read: Read) -> Result<Option<ConversationState>, StoreError> {
         match read {
@@ -242,42 +298,20 @@ impl ConversationStore for RedisStore {
     /// on the caller's sequence: the first event ever appended is sequence 1, batches are
     /// consecutive.
     async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
-        let id = state.id.as_str();
-        let p = partition_of(id, self.partitions);
-        let snapshot = if self.snapshot_due(state, events.len()) {
-            serde_json::to_vec(&**state).map_err(|e| unavailable("encode snapshot", e))?
-        } else {
-            Vec::new()
-        };
-        let entries = events
-            .iter()
-            .map(serde_json::to_vec)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| unavailable("encode journal event", e))?;
-        let token = match &self.fence {
-            None => String::new(),
-            Some(fence) => fence(p).ok_or(StoreError::Fenced)?,
-        };
-        let mut step = APPEND_SCRIPT.prepare_invoke();
-        step.key(self.keys.journal(p, id)).key(self.keys.snapshot(p, id)).key(self.keys.lease(p));
-        step.key(self.keys.owed(p));
-        step.arg(token).arg(snapshot).arg(if state.owes_work() { "1" } else { "0" }).arg(owed_member(state));
-        for entry in entries {
-            step.arg(entry);
+        self.write(state, events, None).await
+    }
+
+    async fn append_and_ack(
+        &self,
+        state: &Arc<ConversationState>,
+        events: &[Envelope<Event>],
+        receipt: &Receipt,
+    ) -> Result<bool, StoreError> {
+        // Always the conversation's own partition: its input came from there.
+        if receipt.partition != partition_of(state.id.as_str(), self.partitions) {
+            return self.append(state, events).await.map(|()| false);
         }
-        let mut conn = self.conn().await?;
-        match step.invoke_async::<i64>(&mut conn).await {
-            Ok(_) => {}
-            Err(e) if e.to_string().contains("FENCED") => {
-                tracing::warn!(conversation = id, partition = p, "write refused: this node no longer holds the lease");
-                return Err(StoreError::Fenced);
-            }
-            Err(e) => return Err(unavailable("append journal and snapshot", e)),
-        }
-        if let Err(error) = index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
-            tracing::warn!(conversation = id, %error, "conversation index update failed; listings miss its change");
-        }
-        Ok(())
+        self.write(state, events, Some(&receipt.id)).await.map(|()| true)
     }
 
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError> {
@@ -490,6 +524,77 @@ mod tests {
         store.append(&Arc::new(state.clone()), &more).await.unwrap();
         assert_eq!(stored_seq(&store, &id).await, 8, "three events behind");
         assert_eq!(*short.load(&id).await.unwrap().unwrap(), state);
+    }
+
+    #[tokio::test]
+    async fn the_write_that_completes_an_input_acknowledges_its_bus_entry_and_a_fenced_one_does_not() {
+        let server = RedisServer::start().unwrap();
+        let keys = Keys::new(server.prefix());
+        let token = Arc::new(std::sync::Mutex::new("node-a:1".to_owned()));
+        let held = token.clone();
+        let store = store_on(&server).await.fenced(Arc::new(move |_| Some(held.lock().unwrap().clone())));
+        let mut state = conversation("demo", "demo:whatsapp.main:5511900000020");
+        let p = partition_of(state.id.as_str(), PARTITIONS);
+        let mut conn = store.conn().await.unwrap();
+        redis::cmd("SET").arg(keys.lease(p)).arg("node-a:1").query_async::<()>(&mut conn).await.unwrap();
+        let stream = keys.stream(p);
+        let group = super::super::bus::GROUP;
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let deliver = || {
+            let (stream, store) = (stream.clone(), &store);
+            async move {
+                let mut conn = store.conn().await.unwrap();
+                let id: String =
+                    redis::cmd("XADD").arg(&stream).arg("*").arg("e").arg("{}").query_async(&mut conn).await.unwrap();
+                let _: redis::Value = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(group)
+                    .arg("node-a")
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("STREAMS")
+                    .arg(&stream)
+                    .arg(">")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                id
+            }
+        };
+        let pending = |mut conn: SharedConn| {
+            let stream = stream.clone();
+            async move {
+                let summary: (u64, redis::Value, redis::Value, redis::Value) =
+                    redis::cmd("XPENDING").arg(&stream).arg(group).query_async(&mut conn).await.unwrap();
+                summary.0
+            }
+        };
+
+        let first = deliver().await;
+        assert_eq!(pending(store.conn().await.unwrap()).await, 1);
+        state.apply(&Event::AiStarted, 10, 20);
+        let event = Envelope::new(state.tenant.clone(), state.id.clone(), "trace", 10, Event::AiStarted);
+        let receipt = Receipt { partition: p, id: first };
+        assert!(store.append_and_ack(&Arc::new(state.clone()), &[event], &receipt).await.unwrap());
+        assert_eq!(pending(store.conn().await.unwrap()).await, 0, "journal and acknowledgement in one step");
+
+        let second = deliver().await;
+        *token.lock().unwrap() = "node-a:0".into();
+        state.apply(&Event::TriageStarted, 20, 20);
+        let event = Envelope::new(state.tenant.clone(), state.id.clone(), "trace", 20, Event::TriageStarted);
+        let receipt = Receipt { partition: p, id: second };
+        let refused = store.append_and_ack(&Arc::new(state.clone()), &[event], &receipt).await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        assert_eq!(pending(store.conn().await.unwrap()).await, 1, "a stale writer acknowledges nothing");
+        assert_eq!(store.journal(&state.id, 1).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
