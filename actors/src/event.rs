@@ -341,4 +341,28 @@ impl Event {
                 | Self::Closed { .. }
         )
     }
+
+    /// Whether applying this event may change the conversation's status (so its place in
+    /// listings by status, queue and agent). Listed in full, so that a new event must decide.
+    pub fn may_change_status(&self) -> bool {
+        match self {
+            Self::AiStarted
+            | Self::TriageStarted
+            | Self::HandoffRequested { .. }
+            | Self::Queued { .. }
+            | Self::Assigned { .. }
+            | Self::Transferred { .. }
+            | Self::Closed { .. } => true,
+            // Stays in triage: only the attempt count changes.
+            Self::TriageInvalid
+            | Self::MessageReceived(_)
+            | Self::StatusReceived(_)
+            | Self::Opened { .. }
+            | Self::AiResponse { .. }
+            | Self::OutboundQueued { .. }
+            | Self::OutboundSent { .. }
+            | Self::NoteAdded { .. }
+            | Self::OutboundFailed { .. } => false,
+        }
+    }
 }

@@ -49,6 +49,9 @@ pub struct RedisStore {
     fence: Option<Fence>,
     snapshot_every: u64,
     windows: Windows,
+    /// Conversations whose last index update failed: their next write updates the indexes
+    /// even if their status did not change.
+    unindexed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A tenant's history window: replaying the journal on a snapshot must apply events with the
@@ -123,7 +126,15 @@ impl RedisStore {
     /// without a lease check (one node alone, tests).
     pub fn new(pool: Pool, keys: Keys, partitions: u32) -> Self {
         let windows: Windows = Arc::new(|_| DEFAULT_WINDOW);
-        Self { conn: Shared::new(pool), keys, partitions, fence: None, snapshot_every: DEFAULT_SNAPSHOT_EVERY, windows }
+        Self {
+            conn: Shared::new(pool),
+            keys,
+            partitions,
+            fence: None,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            windows,
+            unindexed: std::sync::Mutex::default(),
+        }
     }
 
     /// Writes a snapshot every `every` journal events (at least 1) and replays the events after
@@ -142,6 +153,10 @@ impl RedisStore {
 
     async fn conn(&self) -> Result<SharedConn, StoreError> {
         self.conn.get().await.map_err(|e| unavailable("redis connection", e))
+    }
+
+    fn lock_unindexed(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.unindexed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn snapshot_key(&self, id: &str) -> String {
@@ -240,8 +255,19 @@ impl RedisStore {
             }
             Err(e) => return Err(unavailable("append journal and snapshot", e)),
         }
-        if let Err(error) = index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
-            tracing::warn!(conversation = id, %error, "conversation index update failed; listings miss its change");
+        // Listings sort by the states they load, so the indexes only need to know membership,
+        // which changes with the status alone (and on the first write).
+        let moved =
+            events.is_empty() || state.seq == events.len() as u64 || events.iter().any(|e| e.body.may_change_status());
+        if !moved && !self.lock_unindexed().contains(id) {
+            return Ok(());
+        }
+        match index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
+            Ok(_) => drop(self.lock_unindexed().remove(id)),
+            Err(error) => {
+                tracing::warn!(conversation = id, %error, "conversation index update failed; retried on its next write");
+                self.lock_unindexed().insert(id.to_owned());
+            }
         }
         Ok(())
     }
@@ -289,14 +315,15 @@ impl ConversationStore for RedisStore {
     }
 
     /// Two steps. First, in one script on the partition's slot, the lease check (with a fence),
-    /// the journal entries and, when due, the snapshot: they must never disagree, and all keys carry the
-    /// partition's hash tag. That is the commit point. Then the tenant's indexes, in one script on the tenant's slot: a MULTI
-    /// cannot span two slots on Redis Cluster. If the second step fails (Redis went away in
-    /// between), the append still succeeds, since its events are durable and an error would make
-    /// the actor drop their effects; the failure is logged, and until the conversation's next
-    /// append it is missing from listings by its new status, queue or agent. The journal relies
-    /// on the caller's sequence: the first event ever appended is sequence 1, batches are
-    /// consecutive.
+    /// the journal entries and, when due, the snapshot: they must never disagree, and all keys
+    /// carry the partition's hash tag. That is the commit point. Then, when the step may have
+    /// changed the status (or is the conversation's first), the tenant's indexes, in one script
+    /// on the tenant's slot: a MULTI cannot span two slots on Redis Cluster. If the second step
+    /// fails (Redis went away in between), the append still succeeds, since its events are
+    /// durable and an error would make the actor drop their effects; the failure is logged, and
+    /// until the conversation's next write (which retries it) it is missing from listings by its
+    /// new status, queue or agent. The journal relies on the caller's sequence: the first event
+    /// ever appended is sequence 1, batches are consecutive.
     async fn append(&self, state: &Arc<ConversationState>, events: &[Envelope<Event>]) -> Result<(), StoreError> {
         self.write(state, events, None).await
     }
@@ -595,6 +622,35 @@ mod tests {
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
         assert_eq!(pending(store.conn().await.unwrap()).await, 1, "a stale writer acknowledges nothing");
         assert_eq!(store.journal(&state.id, 1).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_steps_that_may_move_a_conversation_touch_the_tenants_indexes() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let mut state = conversation("demo", "demo:whatsapp.main:5511900000030");
+        let id = state.id.as_str().to_owned();
+        let indexed_at = || async {
+            let mut conn = store.conn().await.unwrap();
+            let json: String = redis::cmd("HGET")
+                .arg(Keys::new(server.prefix()).index("demo", "where"))
+                .arg(&id)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()["seq"].as_u64().unwrap()
+        };
+        step(&store, &mut state, 10, vec![bot_reply(1)]).await;
+        assert_eq!(indexed_at().await, 1, "the first write indexes the conversation");
+        step(&store, &mut state, 20, vec![bot_reply(2), bot_reply(3)]).await;
+        assert_eq!(indexed_at().await, 1, "replies do not move it");
+        step(&store, &mut state, 30, vec![bot_reply(4), queued("vendas")]).await;
+        assert_eq!(indexed_at().await, 5, "queued: indexed again");
+        let mut query = ConversationQuery::tenant(TenantId::new("demo"));
+        query.queue = Some("vendas".into());
+        let page = store.list(&query).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].updated_at, 30, "listed as it stands, whatever the index's score");
     }
 
     #[tokio::test]
