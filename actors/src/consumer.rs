@@ -232,7 +232,14 @@ impl PartitionRunner {
         for (origin, verdict) in &remote {
             self.verdicts.send(origin, verdict).await;
         }
-        if let Err(e) = bus.nack(partition, &retry).await {
+        // An input that fails while the store answers is at fault itself: counted, so that it
+        // is dead-lettered after a few tries instead of holding up its partition for ever.
+        let given_back = if retry.is_empty() || !self.store.reachable().await {
+            bus.nack(partition, &retry).await
+        } else {
+            bus.reject(partition, &retry).await
+        };
+        if let Err(e) = given_back {
             tracing::warn!(partition, error = %e, "nack failed");
         }
         if let Err(e) = bus.ack(partition, &ids).await {

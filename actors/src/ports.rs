@@ -83,6 +83,13 @@ pub trait Bus: Send + Sync + 'static {
     async fn nack(&self, _partition: u32, _ids: &[String]) -> Result<(), BusError> {
         Ok(())
     }
+    /// Like [`nack`](Self::nack), for deliveries whose handling failed while the store answered:
+    /// the entry's own fault (it cannot be loaded or applied), not an outage's. A durable bus
+    /// counts these as failed deliveries, so such an entry moves to the dead-letter stream after
+    /// a few tries instead of blocking its partition. Default: `nack`.
+    async fn reject(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
+        self.nack(partition, ids).await
+    }
     /// This node has just become the partition's owner: take over what earlier owners were given
     /// and did not acknowledge, so it is delivered (first) to this node. In-memory: nothing to do.
     async fn adopt(&self, _partition: u32) -> Result<(), BusError> {
@@ -229,6 +236,11 @@ pub trait ConversationStore: Send + Sync + 'static {
         _receipt: &Receipt,
     ) -> Result<bool, StoreError> {
         self.append(state, events).await.map(|()| false)
+    }
+    /// Whether the store answers right now: an input that failed while it does failed for its
+    /// own reasons. An in-process store always answers.
+    async fn reachable(&self) -> bool {
+        true
     }
     /// The journal of a conversation, from sequence `from` (1-based).
     async fn journal(&self, id: &ConversationId, from: u64) -> Result<Vec<Envelope<Event>>, StoreError>;

@@ -126,6 +126,43 @@ async fn an_event_that_kept_crashing_its_node_is_listed_and_replayed_with_the_cl
     assert!(empty.success && empty.stdout.contains("no dead letters"), "{}", empty.describe());
 }
 
+/// A message whose conversation cannot be loaded (its snapshot is garbage) fails every time
+/// without any crash while Redis answers: it is counted like a crash and moved aside, and its
+/// partition flows on.
+#[actix_web::test]
+async fn a_message_that_fails_every_time_while_redis_answers_is_moved_aside_and_its_partition_flows_on() {
+    let redis = RedisServer::start().expect("redis-server");
+    let app = hub_on(&redis, &[("BACKEND__REDIS__DLQ_AFTER", "2")]).await;
+    let maria = app.wa_conversation(MARIA);
+    let p = partition_of(maria.as_str(), 64);
+    let keys = Keys::new(redis.prefix());
+    let mut c = conn(&redis).await;
+    let _: () =
+        redis::cmd("SET").arg(keys.snapshot(p, maria.as_str())).arg("{not json").query_async(&mut c).await.unwrap();
+    let neighbour = (0..10_000)
+        .map(|n| format!("55119888{n:05}"))
+        .find(|phone| partition_of(app.wa_conversation(phone).as_str(), 64) == p)
+        .expect("a customer in Maria's partition");
+
+    assert_eq!(app.wa_text(MARIA, "wamid.POISON1", "Oi").await.status(), 200, "accepted: it is on the bus");
+    // Behind it: read only once the failing message is out of the way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.wa_text(&neighbour, "wamid.NEXT1", "Oi").await.status(), 200);
+    let answered = eventually(Duration::from_secs(20), || async {
+        app.graph.sent().iter().any(|r| r.body["to"] == neighbour.as_str()).then_some(())
+    })
+    .await;
+    assert!(answered.is_some(), "the message behind the failing one was answered");
+    assert_eq!(metric(&app, "switchboard_dead_lettered_total").await, Some(1), "moved aside first");
+    let json = dlq(&redis, &["list", "--json"]).await;
+    assert!(json.success, "{}", json.describe());
+    let letters: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let letters = letters.as_array().expect("an array");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0]["payload"].as_str().unwrap().contains("wamid.POISON1"), "{}", letters[0]);
+    assert!(!app.graph.sent().iter().any(|r| r.body["to"] == MARIA), "Maria's message was not handled");
+}
+
 #[actix_web::test]
 async fn the_cli_says_clearly_when_there_is_no_redis_to_ask() {
     for args in [&["dlq", "list"][..], &["dlq", "replay", "1-1"]] {

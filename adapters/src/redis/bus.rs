@@ -583,6 +583,16 @@ impl Bus for RedisBus {
         acks.excuse.extend_from_slice(ids);
         Ok(())
     }
+
+    async fn reject(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(partition, entries = ?ids, "handling failed while Redis answered; counted as failed deliveries");
+        let part = self.partition(partition)?;
+        part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?.redeliver = true;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

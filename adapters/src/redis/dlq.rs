@@ -9,10 +9,11 @@
 //! restarts and takeovers). What does not count: an entry the hub gave back (`nack`: the store
 //! was down or too slow, which is not the entry's fault), and a delivery the hub never saw (a
 //! read whose reply was lost in an outage or cut by a handover): the bus takes those back off
-//! the counter. An entry that does not decode is dead-lettered at once. So no outage, however
-//! long, dead-letters anything; an entry whose handling keeps failing without a crash (its
-//! conversation refused by the store every time) is retried, as the hub cannot tell it from an
-//! outage.
+//! the counter. An entry that does not decode is dead-lettered at once. An entry whose handling
+//! fails without a crash counts too when Redis answers a `PING` right after (`reject`: its
+//! conversation cannot be loaded or written, say), and is given back uncounted when it does not
+//! (an outage). So no outage, however long, dead-letters anything, and a poison message leaves
+//! its partition after `dlq_after` tries either way.
 
 use super::connection::Pool;
 use redis::Script;

@@ -404,6 +404,14 @@ impl ConversationStore for RedisStore {
         Ok(query.page(found))
     }
 
+    async fn reachable(&self) -> bool {
+        let ping = async {
+            let mut conn = self.conn.get().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| e.to_string())
+        };
+        super::bounded(ping).await.is_ok()
+    }
+
     async fn owed(&self, partition: u32) -> Result<Vec<(TenantId, ConversationId)>, StoreError> {
         let members: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.owed(partition))
