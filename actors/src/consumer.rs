@@ -173,7 +173,7 @@ impl PartitionRunner {
                 (d.envelope.body.type_name(), d.envelope.conversation_id.clone(), d.envelope.event_id);
             let reply_to = d.envelope.reply_to.clone();
             let receipt = Some(Receipt { partition, id: d.id.clone() });
-            let request = registry.send(Deliver { envelope: d.envelope, receipt });
+            let request = registry.send(Deliver { envelope: d.envelope, receipt, live_only: false });
             // A conversation that does not answer holds its whole partition: say so.
             let watched = async move {
                 tokio::pin!(request);

@@ -83,13 +83,21 @@ pub struct Deliver {
     pub envelope: Envelope<Input>,
     /// Its bus entry (see [`Process::receipt`]).
     pub receipt: Option<Receipt>,
+    /// Only to a conversation already running here; refused (`Unavailable`) otherwise. For an
+    /// input that does not come from the bus: a conversation not running here may run at
+    /// another node, or this partition may be on its way out.
+    pub live_only: bool,
 }
 
 impl Handler<Deliver> for ConversationRegistry {
     type Result = ResponseFuture<Handled>;
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
-        let Deliver { envelope, receipt } = msg;
+        let Deliver { envelope, receipt, live_only } = msg;
+        if live_only && !self.live.get(&envelope.conversation_id).is_some_and(|l| l.addr.connected()) {
+            let result = Err(CommandError::Unavailable("conversation not running here".into()));
+            return Box::pin(async { Handled { result, acked: false } });
+        }
         let Some(live) = self.get_or_spawn(&envelope.conversation_id, &envelope.tenant_id, ctx) else {
             return Box::pin(async { Handled { result: Err(CommandError::UnknownTenant), acked: false } });
         };

@@ -1,9 +1,13 @@
 //! How actors other than the conversation itself (queues, outboxes) talk to a conversation:
-//! they submit an input to the bus, so it is ordered with everything else the conversation gets.
+//! they submit an input to the bus, so it is ordered with everything else the conversation gets
+//! (a send's result may go straight to its conversation: see `DirectSink`).
 
+use crate::conversation::Handled;
 use crate::event::{Envelope, Input};
 use crate::partition::partition_of;
 use crate::ports::{Bus, BusError};
+use crate::registry::{ConversationRegistry, Deliver};
+use actix::Addr;
 use std::time::Duration;
 
 /// How long an internal event is retried while the bus is unavailable.
@@ -55,6 +59,57 @@ impl InputSink for BusSink {
                         tracing::error!(error = %e, kind, "internal event could not be published");
                         return;
                     }
+                }
+            }
+        })
+    }
+}
+
+/// Send results go straight to their conversation when it is running on this node, and
+/// through the bus otherwise: the conversation journals the result (that write is what makes it
+/// durable either way), and the bus round trip (publish, read, acknowledge) is saved. A result
+/// the conversation did not journal (not running here any more, the partition on its way out,
+/// a refused write) goes through the bus as before, so it reaches whichever node runs the
+/// conversation. Other inputs (queue offers…) always go through the bus.
+pub struct DirectSink {
+    bus: BusSink,
+    /// Per partition, set once the hub has started them.
+    registries: std::sync::OnceLock<Arc<[Addr<ConversationRegistry>]>>,
+}
+
+impl DirectSink {
+    /// A sink that uses the bus until [`DirectSink::run_with`] names the registries.
+    pub fn new(bus: Arc<dyn Bus>) -> Self {
+        Self { bus: BusSink(bus), registries: std::sync::OnceLock::new() }
+    }
+
+    /// The partitions' registries, in partition order.
+    pub fn run_with(&self, registries: Arc<[Addr<ConversationRegistry>]>) {
+        let _ = self.registries.set(registries);
+    }
+}
+
+impl InputSink for DirectSink {
+    fn submit(&self, envelope: Envelope<Input>) {
+        tokio::spawn(self.submit_durable(envelope));
+    }
+
+    fn submit_durable(&self, envelope: Envelope<Input>) -> BoxFuture<'static, ()> {
+        let registry = match (&envelope.body, self.registries.get()) {
+            (Input::OutboundResult { .. }, Some(registries)) if !registries.is_empty() => {
+                let p = partition_of(envelope.conversation_id.as_str(), self.bus.0.partitions()) as usize;
+                registries[p % registries.len()].clone()
+            }
+            _ => return self.bus.submit_durable(envelope),
+        };
+        let bus = BusSink(self.bus.0.clone());
+        Box::pin(async move {
+            let direct = Deliver { envelope: envelope.clone(), receipt: None, live_only: true };
+            match registry.send(direct).await {
+                Ok(Handled { result: Ok(_), .. }) => {}
+                outcome => {
+                    tracing::debug!(conversation = %envelope.conversation_id, ?outcome, "send result goes through the bus");
+                    bus.submit_durable(envelope).await;
                 }
             }
         })

@@ -186,7 +186,7 @@ impl Rig {
 
     pub async fn deliver(&self, input: Input) -> ProcessResult {
         let env = Envelope::new(self.policy.id.clone(), self.conversation(), "trace-1", self.clock.now_ms(), input);
-        self.registry.send(Deliver { envelope: env, receipt: None }).await.unwrap().result
+        self.registry.send(Deliver { envelope: env, receipt: None, live_only: false }).await.unwrap().result
     }
 
     /// The outbox reports every send so far as accepted by the provider.
