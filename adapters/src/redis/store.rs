@@ -450,10 +450,15 @@ mod tests {
 
     /// Applies `events` at time `at` and appends them, as a conversation actor does.
     async fn step(store: &RedisStore, state: &mut ConversationState, at: u64, events: Vec<Event>) {
+        step_in(store, state, at, events, 20).await;
+    }
+
+    /// [`step`] for a tenant whose history window is `window`.
+    async fn step_in(store: &RedisStore, state: &mut ConversationState, at: u64, events: Vec<Event>, window: usize) {
         let envelopes: Vec<_> = events
             .into_iter()
             .map(|event| {
-                state.apply(&event, at, 20);
+                state.apply(&event, at, window);
                 Envelope::new(state.tenant.clone(), state.id.clone(), "trace", at, event)
             })
             .collect();
@@ -520,15 +525,7 @@ mod tests {
         let mut snapshot_seqs = Vec::new();
         for n in 1..=7 {
             let events = if n == 4 { vec![bot_reply(n), queued("vendas")] } else { vec![bot_reply(n)] };
-            let at = n * 100;
-            let envelopes: Vec<_> = events
-                .into_iter()
-                .map(|event| {
-                    state.apply(&event, at, 3);
-                    Envelope::new(state.tenant.clone(), state.id.clone(), "trace", at, event)
-                })
-                .collect();
-            store.append(&Arc::new(state.clone()), &envelopes).await.unwrap();
+            step_in(&store, &mut state, n * 100, events, 3).await;
             assert_eq!(*store.load(&id).await.unwrap().unwrap(), state, "after step {n} (seq {})", state.seq);
             snapshot_seqs.push(stored_seq(&store, &id).await);
         }
@@ -546,17 +543,8 @@ mod tests {
         // Written with a longer interval than the reader's: the reader reads the journal after
         // the snapshot on its own.
         let short = store_on(&server).await.snapshots(2, Arc::new(|_| 3));
-        let event = bot_reply(8);
-        state.apply(&event, 900, 3);
-        let envelope = Envelope::new(state.tenant.clone(), state.id.clone(), "trace", 900, event);
-        store.append(&Arc::new(state.clone()), &[envelope]).await.unwrap();
-        let mut more = Vec::new();
-        for n in 9..=10 {
-            let event = bot_reply(n);
-            state.apply(&event, n * 100, 3);
-            more.push(Envelope::new(state.tenant.clone(), state.id.clone(), "trace", n * 100, event));
-        }
-        store.append(&Arc::new(state.clone()), &more).await.unwrap();
+        step_in(&store, &mut state, 900, vec![bot_reply(8)], 3).await;
+        step_in(&store, &mut state, 1000, vec![bot_reply(9), bot_reply(10)], 3).await;
         assert_eq!(stored_seq(&store, &id).await, 8, "three events behind");
         assert_eq!(*short.load(&id).await.unwrap().unwrap(), state);
     }
