@@ -2,7 +2,7 @@
 //! and is the single entry point for ingress (webhooks) and commands (console, REST, MCP).
 
 use crate::agents::ai::{AiAgent, Summarize};
-use crate::agents::queue::{GetQueueSnapshot, QueueAgent, QueueSnapshot, SetPresence};
+use crate::agents::queue::{GetQueueSnapshot, Loads, LoadsElsewhere, QueueAgent, QueueSnapshot, SetPresence};
 use crate::agents::triage::TriageAgent;
 use crate::consumer::{PartitionRunner, follow_ownership};
 use crate::conversation::{CommandError, ProcessResult, TenantRuntime};
@@ -24,7 +24,7 @@ use crate::state::ConversationState;
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use futures_util::future::join_all;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -361,6 +361,27 @@ impl Hub {
     ) -> Result<(), CommandError> {
         let addr = self.queue(tenant, queue)?;
         addr.send(SetPresence { agent, online, capacity }).await.map_err(|e| CommandError::Unavailable(e.to_string()))
+    }
+
+    /// The names of a tenant's queues.
+    pub fn queue_names(&self, tenant: &TenantId) -> Vec<String> {
+        self.0.tenants.get(tenant).map(|t| t.queues.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The conversations a queue of this node has assigned, per agent.
+    pub async fn queue_loads(&self, tenant: &TenantId, queue: &str) -> Result<Vec<(AgentId, u32)>, CommandError> {
+        self.queue(tenant, queue)?.send(Loads).await.map_err(|e| CommandError::Unavailable(e.to_string()))
+    }
+
+    /// What the other nodes' copies of a queue have assigned, per agent (see [`LoadsElsewhere`]).
+    pub async fn set_loads_elsewhere(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        loads: BTreeMap<AgentId, u32>,
+    ) -> Result<(), CommandError> {
+        let addr = self.queue(tenant, queue)?;
+        addr.send(LoadsElsewhere(loads)).await.map_err(|e| CommandError::Unavailable(e.to_string()))
     }
 
     /// The actor of a queue.

@@ -6,8 +6,10 @@
 //! [`SYNC_EVERY`], tells its own queues who is online at the other nodes. So every node's queues
 //! offer their waiting conversations to every online agent.
 //!
-//! Known limit: each node's queue counts only the conversations it assigned itself against an
-//! agent's capacity, so with several nodes an agent may be offered up to that many per node.
+//! Capacity: each node also publishes how many conversations its copy of each queue assigned to
+//! each agent, and tells its queues what the others assigned, so an agent's capacity counts the
+//! conversations of every node. That count is up to a sync old: two nodes may still both fill
+//! an agent's last free place within the same second.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use std::time::Duration;
 use switchboard_actors::conversation::CommandError;
 use switchboard_actors::domain::{AgentId, TenantId};
 use switchboard_actors::hub::Hub;
-use switchboard_adapters::redis::{Present, RedisPresence};
+use switchboard_adapters::redis::{Load, Present, RedisPresence};
 
 use super::feed::TenantFeed;
 
@@ -130,6 +132,42 @@ impl Presence {
                 }
             }
             lock(&self.told).insert(tenant.clone(), now);
+            self.sync_loads(tenant, shared).await;
+        }
+    }
+
+    /// Publishes what this node's queues assigned per agent and tells them what the other
+    /// nodes' did, so that each counts an agent's conversations at every node against the
+    /// agent's capacity (as of the last sync: within a second, two nodes may still both fill
+    /// the same free place).
+    async fn sync_loads(&self, tenant: &TenantId, shared: &SharedPresence) {
+        let queues = self.hub.queue_names(tenant);
+        let mut mine = Vec::new();
+        for queue in &queues {
+            let Ok(loads) = self.hub.queue_loads(tenant, queue).await else { continue };
+            mine.extend(loads.into_iter().map(|(agent, conversations)| Load {
+                queue: queue.clone(),
+                agent: agent.as_str().to_owned(),
+                conversations,
+            }));
+        }
+        let others = match shared.store.sync_loads(tenant.as_str(), &shared.node, &mine, TTL_MS).await {
+            Ok(others) => others,
+            Err(e) => {
+                tracing::debug!(%tenant, error = %e, "queue loads not synced");
+                return;
+            }
+        };
+        let mut per_queue: HashMap<String, BTreeMap<AgentId, u32>> = HashMap::new();
+        for load in others {
+            let agents = per_queue.entry(load.queue).or_default();
+            *agents.entry(AgentId::new(load.agent)).or_default() += load.conversations;
+        }
+        for queue in &queues {
+            let loads = per_queue.remove(queue).unwrap_or_default();
+            if let Err(e) = self.hub.set_loads_elsewhere(tenant, queue, loads).await {
+                tracing::debug!(%tenant, queue, error = %e, "queue loads from other nodes not applied");
+            }
         }
     }
 

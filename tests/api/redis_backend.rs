@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use std::process::Command;
 use std::time::Duration;
-use switchboard_actors::state::Status;
+use switchboard_actors::state::{ConversationState, Status};
 
 const MARIA: &str = "5511977701001";
 
@@ -293,12 +293,17 @@ async fn two_nodes(redis: &RedisServer, fixture: Option<&str>) -> (TestApp, Test
     (a, b)
 }
 
-/// Ana's console at `app`, available.
+/// Ana's console at `app`, available for three conversations.
 async fn ana_available_at(app: &TestApp) -> crate::ws_client::Ws {
+    ana_available_for(app, 3).await
+}
+
+/// Ana's console at `app`, available for `capacity` conversations.
+async fn ana_available_for(app: &TestApp, capacity: u32) -> crate::ws_client::Ws {
     let mut ana = crate::ws_client::open(&app.url, &format!("/ws/console?token={ANA_TOKEN}")).await.expect("console");
     ana.until("snapshot", |f| f["type"] == "snapshot").await;
-    let (ack, _) =
-        ana.command("on", serde_json::json!({ "type": "set_availability", "available": true, "capacity": 3 })).await;
+    let availability = serde_json::json!({ "type": "set_availability", "available": true, "capacity": capacity });
+    let (ack, _) = ana.command("on", availability).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     ana
 }
@@ -322,6 +327,43 @@ async fn a_queue_offers_its_conversations_to_agents_signed_on_at_another_node() 
         "node a's queue gave the conversation to ana, online at node b: {:?}",
         a.state_of(&id).await
     );
+}
+
+/// An agent's capacity counts the conversations every node's queue gave her: with room for
+/// one, and one from node a's queue, node b's queue keeps its conversation waiting until she
+/// closes the first.
+#[actix_web::test]
+async fn an_agents_capacity_counts_what_every_nodes_queue_gave_her() {
+    let redis = RedisServer::start().expect("redis-server");
+    let (a, b) = two_nodes(&redis, None).await;
+    let mut ana = ana_available_for(&b, 1).await;
+    let is_anas =
+        |s: &ConversationState| matches!(&s.status, Status::Assigned { agent, .. } if agent.as_str() == "ana");
+    let first = customer_of(&a, &redis, "node-a").await;
+    assert_eq!(a.wa_text(&first, "wamid.K1", "Quero comprar").await.status(), 200);
+    let first = a.wa_conversation(&first);
+    let assigned = eventually(Duration::from_secs(10), || async { a.state_of(&first).await.filter(is_anas) }).await;
+    assert!(assigned.is_some(), "node a's queue gave ana the first conversation");
+    // Node a reports its load and node b learns it at their next syncs (every second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let second = customer_of(&b, &redis, "node-b").await;
+    assert_eq!(b.wa_text(&second, "wamid.K2", "Quero comprar").await.status(), 200);
+    let second = b.wa_conversation(&second);
+    let queued = eventually(Duration::from_secs(10), || async {
+        b.state_of(&second).await.filter(|s| matches!(s.status, Status::Queued { .. }))
+    })
+    .await;
+    assert!(queued.is_some(), "the second conversation waits in node b's queue");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let still = b.state_of(&second).await.expect("the second conversation");
+    assert!(matches!(still.status, Status::Queued { .. }), "ana is at capacity at node a: {:?}", still.status);
+
+    let (ack, _) =
+        ana.command("close", serde_json::json!({ "type": "close", "conversation_id": first.as_str() })).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let moved_on = eventually(Duration::from_secs(10), || async { b.state_of(&second).await.filter(is_anas) }).await;
+    assert!(moved_on.is_some(), "with the first closed, node b's queue gives her the second");
 }
 
 #[actix_web::test]

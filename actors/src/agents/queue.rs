@@ -18,11 +18,18 @@ struct AgentSlot {
     online: bool,
     capacity: u32,
     active: HashSet<ConversationId>,
+    /// Conversations other nodes' copies of this queue assigned to the agent, as of their last
+    /// report (several nodes on Redis): they count against the same capacity.
+    elsewhere: u32,
 }
 
 impl AgentSlot {
+    fn load(&self) -> u32 {
+        (self.active.len() as u32).saturating_add(self.elsewhere)
+    }
+
     fn has_room(&self) -> bool {
-        self.online && (self.active.len() as u32) < self.capacity
+        self.online && self.load() < self.capacity
     }
 }
 
@@ -59,7 +66,7 @@ impl QueueAgent {
                 self.rr_cursor = self.rr_cursor.wrapping_add(1);
                 Some(agent)
             }
-            AssignPolicy::LeastBusy => with_room.into_iter().min_by_key(|a| self.agents[*a].active.len()).cloned(),
+            AssignPolicy::LeastBusy => with_room.into_iter().min_by_key(|a| self.agents[*a].load()).cloned(),
         }
     }
 
@@ -160,6 +167,44 @@ impl Handler<SetPresence> for QueueAgent {
         let slot = self.agents.entry(msg.agent).or_default();
         slot.online = msg.online;
         slot.capacity = msg.capacity;
+        self.try_assign();
+    }
+}
+
+/// The conversations this queue has assigned, per agent (agents with none left out): what
+/// other nodes' copies of the queue must count against the agents' capacity.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<(AgentId, u32)>")]
+pub struct Loads;
+
+impl Handler<Loads> for QueueAgent {
+    type Result = Vec<(AgentId, u32)>;
+
+    fn handle(&mut self, _: Loads, _: &mut Context<Self>) -> Self::Result {
+        self.agents
+            .iter()
+            .filter(|(_, s)| !s.active.is_empty())
+            .map(|(a, s)| (a.clone(), s.active.len() as u32))
+            .collect()
+    }
+}
+
+/// What other nodes' copies of this queue have assigned, per agent (an agent left out has
+/// none there): replaces the previous report.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LoadsElsewhere(pub BTreeMap<AgentId, u32>);
+
+impl Handler<LoadsElsewhere> for QueueAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: LoadsElsewhere, _: &mut Context<Self>) {
+        for (agent, slot) in &mut self.agents {
+            slot.elsewhere = msg.0.get(agent).copied().unwrap_or(0);
+        }
+        for (agent, n) in msg.0 {
+            self.agents.entry(agent).or_default().elsewhere = n;
+        }
         self.try_assign();
     }
 }
@@ -379,6 +424,20 @@ mod tests {
         assert_eq!(snap.waiting.len(), 1, "c3 waits: both agents are full");
         q.send(Release(ConversationId::new("c1"))).await.unwrap();
         assert_eq!(assigned(&probe)[2], ("c3".into(), "ana".into()), "freed capacity is used");
+    }
+
+    #[actix::test]
+    async fn what_other_nodes_gave_an_agent_counts_against_her_capacity() {
+        let (q, probe) = queue(AssignPolicy::RoundRobin);
+        q.send(online("ana", 2)).await.unwrap();
+        q.send(LoadsElsewhere([(AgentId::new("ana"), 1)].into())).await.unwrap();
+        for c in ["c1", "c2"] {
+            q.send(Enqueue(ConversationId::new(c))).await.unwrap();
+        }
+        assert_eq!(assigned(&probe), [("c1".to_owned(), "ana".to_owned())], "one place left of two");
+        assert_eq!(q.send(Loads).await.unwrap(), [(AgentId::new("ana"), 1)], "what this node gave her");
+        q.send(LoadsElsewhere(BTreeMap::new())).await.unwrap();
+        assert_eq!(assigned(&probe).len(), 2, "the other node's conversation ended: c2 goes to her");
     }
 
     #[actix::test]

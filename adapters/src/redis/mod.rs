@@ -16,6 +16,7 @@
 //! | `sb:{t:<tenant>}:ix:…` | sorted sets, hash | a tenant's conversation indexes (see `store`) |
 //! | `sb:{t:<tenant>}:feed` | stream | the tenant's console feed, shared by every node (capped; see `feed`) |
 //! | `sb:{t:<tenant>}:presence` | hash | the tenant's online agents per queue, every node's (see `presence`) |
+//! | `sb:{t:<tenant>}:loads` | hash | per node, queue and agent: conversations that node's queue assigned (see `presence`) |
 //! | `sb:nodes` | sorted set | live nodes by last heartbeat |
 //! | `sb:{t:<tenant>}:tl:quota:…` | string | a tool quota counter (expires with its window) |
 //! | `sb:{t:<tenant>}:tl:idem:…` | string | a tool call's idempotency record (`p` pending, `d` + result; expires) |
@@ -56,7 +57,7 @@ pub use dlq::{DeadLetter, DeadLetterError, DeadLetters, Replayed};
 pub use feed::{Followed, RedisFeedLog};
 pub use lease::{LeaseSettings, RedisPlacement};
 pub use ledger::RedisLedger;
-pub use presence::{Present, RedisPresence};
+pub use presence::{Load, Present, RedisPresence};
 pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
 
@@ -281,6 +282,11 @@ impl Keys {
     /// A tenant's online agents per queue, as every node's consoles set them (see `presence`).
     pub fn presence(&self, tenant: &str) -> String {
         format!("{}{{t:{tenant}}}:presence", self.prefix)
+    }
+
+    /// What each node's copy of the tenant's queues has assigned per agent (see `presence`).
+    pub fn loads(&self, tenant: &str) -> String {
+        format!("{}{{t:{tenant}}}:loads", self.prefix)
     }
 
     /// A tool ledger key (quota counter or idempotency record) of `tenant`.

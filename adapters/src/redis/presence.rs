@@ -70,21 +70,63 @@ impl RedisPresence {
     /// Publishes `mine` as `node`'s online agents for `ttl_ms` (replacing what the node wrote
     /// before) and returns the agents other nodes have online, in one atomic step.
     pub async fn sync(&self, tenant: &str, node: &str, mine: &[Present], ttl_ms: u64) -> Result<Vec<Present>, String> {
-        let mut call = self.sync.key(self.keys.presence(tenant));
+        let fields = mine.iter().map(|p| (format!("{}\n{}", p.queue, p.agent), p.capacity)).collect();
+        let others = self.exchange(&self.keys.presence(tenant), node, fields, ttl_ms).await?;
+        Ok(others
+            .into_iter()
+            .filter_map(|(field, capacity)| {
+                let (queue, agent) = field.split_once('\n')?;
+                Some(Present { queue: queue.to_owned(), agent: agent.to_owned(), capacity })
+            })
+            .collect())
+    }
+
+    /// One `SYNC` on hash `key`: `node`'s entries become `mine` (field, number); returns the other
+    /// nodes' live entries.
+    async fn exchange(
+        &self,
+        key: &str,
+        node: &str,
+        mine: Vec<(String, u32)>,
+        ttl_ms: u64,
+    ) -> Result<Vec<(String, u32)>, String> {
+        let mut call = self.sync.key(key);
         call.arg(node).arg(ttl_ms.max(1));
-        for p in mine {
-            call.arg(format!("{}\n{}", p.queue, p.agent)).arg(p.capacity);
+        for (field, n) in mine {
+            call.arg(field).arg(n);
         }
         let mut conn = self.conn.get().await?;
         let flat: Vec<String> =
             super::within(super::OP_TIMEOUT, async { call.invoke_async(&mut conn).await.map_err(|e| e.to_string()) })
                 .await?;
-        Ok(flat
-            .chunks_exact(2)
-            .filter_map(|pair| {
-                let (queue, agent) = pair[0].split_once('\n')?;
-                let capacity = pair[1].parse().ok()?;
-                Some(Present { queue: queue.to_owned(), agent: agent.to_owned(), capacity })
+        Ok(flat.chunks_exact(2).filter_map(|pair| Some((pair[0].clone(), pair[1].parse().ok()?))).collect())
+    }
+}
+
+/// One node's count of conversations its copy of a queue assigned to an agent.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Load {
+    /// Queue name.
+    pub queue: String,
+    /// Agent id.
+    pub agent: String,
+    /// Conversations assigned there.
+    pub conversations: u32,
+}
+
+impl RedisPresence {
+    /// Publishes `mine` as `node`'s queue loads for `ttl_ms` (replacing what it wrote before) and
+    /// returns every other node's, in one atomic step. Same hash semantics as `sync`, in the
+    /// tenant's hash `loads`, one field per node: `<queue>\n<agent>\n<node>`.
+    pub async fn sync_loads(&self, tenant: &str, node: &str, mine: &[Load], ttl_ms: u64) -> Result<Vec<Load>, String> {
+        let fields = mine.iter().map(|l| (format!("{}\n{}\n{node}", l.queue, l.agent), l.conversations)).collect();
+        let others = self.exchange(&self.keys.loads(tenant), node, fields, ttl_ms).await?;
+        Ok(others
+            .into_iter()
+            .filter_map(|(field, conversations)| {
+                let mut parts = field.splitn(3, '\n');
+                let (queue, agent) = (parts.next()?, parts.next()?);
+                Some(Load { queue: queue.to_owned(), agent: agent.to_owned(), conversations })
             })
             .collect())
     }
