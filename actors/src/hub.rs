@@ -19,7 +19,7 @@ use crate::ports::{
 };
 use crate::query::{ConversationPage, ConversationQuery};
 use crate::registry::{ConversationRegistry, InspectConversation, LiveCount};
-use crate::sink::{BusSink, InputSink};
+use crate::sink::{DirectSink, InputSink};
 use crate::state::ConversationState;
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
@@ -153,7 +153,8 @@ impl Hub {
     pub fn start(backend: Backend, tenants: Vec<TenantSetup>, settings: HubSettings) -> Hub {
         let metrics = Arc::new(HubMetrics::default());
         let arbiters: Vec<ArbiterHandle> = (0..settings.workers.max(1)).map(|_| Arbiter::new().handle()).collect();
-        let sink: Arc<dyn InputSink> = Arc::new(BusSink(backend.bus.clone()));
+        let direct = Arc::new(DirectSink::new(backend.bus.clone(), metrics.clone()));
+        let sink: Arc<dyn InputSink> = direct.clone();
         let mut routes = HashMap::new();
         let mut handles = HashMap::new();
         let mut pending_runtimes = Vec::new();
@@ -245,7 +246,8 @@ impl Hub {
                 arbiter.spawn(runner.run(shutdown.subscribe()));
                 registry
             })
-            .collect();
+            .collect::<Vec<_>>();
+        direct.run_with(registries.clone().into());
         Hub(Arc::new(Inner {
             bus: backend.bus,
             dedup: backend.dedup,

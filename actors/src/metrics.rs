@@ -51,6 +51,10 @@ counters! {
     outbound_resent,
     /// Send attempts retried (throttling or transient errors).
     outbound_retries,
+    /// Send results handed straight to their conversation, running on this node.
+    send_results_direct,
+    /// Send results that went through the bus (their conversation was not running here).
+    send_results_via_bus,
     /// Replies refused because WhatsApp's 24-hour window was closed.
     window_refusals,
 }

@@ -4,6 +4,7 @@
 
 use crate::conversation::Handled;
 use crate::event::{Envelope, Input};
+use crate::metrics::HubMetrics;
 use crate::partition::partition_of;
 use crate::ports::{Bus, BusError};
 use crate::registry::{ConversationRegistry, Deliver};
@@ -75,12 +76,13 @@ pub struct DirectSink {
     bus: BusSink,
     /// Per partition, set once the hub has started them.
     registries: std::sync::OnceLock<Arc<[Addr<ConversationRegistry>]>>,
+    metrics: Arc<HubMetrics>,
 }
 
 impl DirectSink {
     /// A sink that uses the bus until [`DirectSink::run_with`] names the registries.
-    pub fn new(bus: Arc<dyn Bus>) -> Self {
-        Self { bus: BusSink(bus), registries: std::sync::OnceLock::new() }
+    pub fn new(bus: Arc<dyn Bus>, metrics: Arc<HubMetrics>) -> Self {
+        Self { bus: BusSink(bus), registries: std::sync::OnceLock::new(), metrics }
     }
 
     /// The partitions' registries, in partition order.
@@ -102,13 +104,14 @@ impl InputSink for DirectSink {
             }
             _ => return self.bus.submit_durable(envelope),
         };
-        let bus = BusSink(self.bus.0.clone());
+        let (bus, metrics) = (BusSink(self.bus.0.clone()), self.metrics.clone());
         Box::pin(async move {
             let direct = Deliver { envelope: envelope.clone(), receipt: None, live_only: true };
             match registry.send(direct).await {
-                Ok(Handled { result: Ok(_), .. }) => {}
+                Ok(Handled { result: Ok(_), .. }) => HubMetrics::inc(&metrics.send_results_direct),
                 outcome => {
                     tracing::debug!(conversation = %envelope.conversation_id, ?outcome, "send result goes through the bus");
+                    HubMetrics::inc(&metrics.send_results_via_bus);
                     bus.submit_durable(envelope).await;
                 }
             }
