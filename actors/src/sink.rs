@@ -32,6 +32,7 @@ pub trait InputSink: Send + Sync + 'static {
 
 /// Submits through the bus, waiting for room (internal events are never shed: they were caused
 /// by work already acknowledged).
+#[derive(Clone)]
 pub struct BusSink(pub Arc<dyn Bus>);
 
 impl InputSink for BusSink {
@@ -104,7 +105,7 @@ impl InputSink for DirectSink {
             }
             _ => return self.bus.submit_durable(envelope),
         };
-        let (bus, metrics) = (BusSink(self.bus.0.clone()), self.metrics.clone());
+        let (bus, metrics) = (self.bus.clone(), self.metrics.clone());
         Box::pin(async move {
             let direct = Deliver { envelope: envelope.clone(), receipt: None, live_only: true };
             match registry.send(direct).await {

@@ -224,11 +224,12 @@ fn check_config_refuses_a_zero_dead_letter_threshold_or_stream_bound() {
         .env("SWITCHBOARD__BACKEND__KIND", "redis")
         .env("SWITCHBOARD__BACKEND__REDIS__DLQ_AFTER", "0")
         .env("SWITCHBOARD__BACKEND__REDIS__STREAM_MAX_LEN", "0")
+        .env("SWITCHBOARD__BACKEND__REDIS__SNAPSHOT_EVERY", "0")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for path in ["backend.redis.dlq_after", "backend.redis.stream_max_len"] {
+    for path in ["backend.redis.dlq_after", "backend.redis.stream_max_len", "backend.redis.snapshot_every"] {
         assert!(err.contains(path), "missing {path} in:\n{err}");
     }
 }

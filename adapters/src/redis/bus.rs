@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use super::connection::Pool;
 use super::dlq::{self, Read};
 use super::shared::Shared;
-use super::{Keys, OP_TIMEOUT, bounded, within};
+use super::{Keys, OP_TIMEOUT, bounded, millis, within};
 
 /// The consumer group every node reads through.
 pub(super) const GROUP: &str = "hub";
@@ -103,11 +103,6 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self { block: Duration::from_secs(2), max_batch: 256, trim_every: 512, dlq_after: 5, max_len: 100_000 }
     }
-}
-
-/// `PX` wants whole milliseconds, at least one.
-fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Wait before delivering again what the consumer could not handle.
@@ -197,6 +192,31 @@ impl RedisBus {
 
     fn partition(&self, p: u32) -> Result<&Partition, BusError> {
         self.partitions.get(p as usize).ok_or(BusError::Closed)
+    }
+
+    /// One `PUBLISH` script: the new entry's id (or `DUP`/`PENDING`), `None` at the bound.
+    async fn run_publish(&self, append: &redis::ScriptInvocation<'_>) -> Result<Option<String>, BusError> {
+        bounded(async {
+            let mut conn = self.shared.get().await?;
+            append.invoke_async::<Option<String>>(&mut conn).await.map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(BusError::Unavailable)
+    }
+
+    /// Entries to deliver again before newer ones; `excused`: their last delivery does not count
+    /// as a failed one (see `dlq`).
+    fn give_back(&self, partition: u32, ids: &[String], excused: bool) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let part = self.partition(partition)?;
+        let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
+        acks.redeliver = true;
+        if excused {
+            acks.excuse.extend_from_slice(ids);
+        }
+        Ok(())
     }
 
     /// Counts acknowledged entries, and trims the stream behind them every `trim_every`.
@@ -403,13 +423,7 @@ impl Bus for RedisBus {
             let mut append = PUBLISH.key(stream);
             append.key(self.keys.ingress(partition, key));
             append.arg(self.settings.max_len).arg(GROUP).arg(&json).arg(millis(ttl));
-            let added = bounded(async {
-                let mut conn = self.shared.get().await?;
-                append.invoke_async::<Option<String>>(&mut conn).await.map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(BusError::Unavailable)?;
-            match added.as_deref() {
+            match self.run_publish(&append).await?.as_deref() {
                 None => Err(BusError::Full { partition }),
                 Some("DUP") => Ok(Claim::Done),
                 Some("PENDING") => Ok(Claim::Pending),
@@ -429,13 +443,7 @@ impl Bus for RedisBus {
             let bound = if wait && past_deadline { u64::MAX } else { self.settings.max_len };
             let mut append = PUBLISH.key(key);
             append.arg(bound).arg(GROUP).arg(&json);
-            let added = bounded(async {
-                let mut conn = self.shared.get().await?;
-                append.invoke_async::<Option<String>>(&mut conn).await.map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(BusError::Unavailable)?;
-            match added {
+            match self.run_publish(&append).await? {
                 Some(_) if bound == u64::MAX => {
                     tracing::warn!(partition, "internal event written past the stream bound after waiting for room");
                     return Ok(());
@@ -572,26 +580,18 @@ impl Bus for RedisBus {
     }
 
     async fn nack(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
-        if ids.is_empty() {
-            return Ok(());
+        if !ids.is_empty() {
+            tracing::debug!(partition, left = ids.len(), "entries left for redelivery");
         }
-        tracing::debug!(partition, left = ids.len(), "entries left for redelivery");
-        let part = self.partition(partition)?;
-        let mut acks = part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?;
-        acks.redeliver = true;
         // Given back because something else was down: their next delivery is no failed one.
-        acks.excuse.extend_from_slice(ids);
-        Ok(())
+        self.give_back(partition, ids, true)
     }
 
     async fn reject(&self, partition: u32, ids: &[String]) -> Result<(), BusError> {
-        if ids.is_empty() {
-            return Ok(());
+        if !ids.is_empty() {
+            tracing::warn!(partition, entries = ?ids, "handling failed while Redis answered; counted as failed deliveries");
         }
-        tracing::warn!(partition, entries = ?ids, "handling failed while Redis answered; counted as failed deliveries");
-        let part = self.partition(partition)?;
-        part.acks.lock().map_err(|_| BusError::Unavailable("ack counter poisoned".into()))?.redeliver = true;
-        Ok(())
+        self.give_back(partition, ids, false)
     }
 }
 

@@ -16,9 +16,9 @@ use redis::Script;
 use std::time::Duration;
 use switchboard_actors::ports::{Claim, Dedup, DedupError};
 
-use super::Keys;
 use super::connection::Pool;
 use super::shared::{Shared, SharedConn};
+use super::{Keys, millis};
 
 /// Deletes a mark only while it is pending, so a late `forget` never erases a confirmed one.
 const FORGET: &str = r"
@@ -45,11 +45,6 @@ impl RedisDedup {
     async fn conn(&self) -> Result<SharedConn, String> {
         self.conn.get().await
     }
-}
-
-/// `PX` wants whole milliseconds, at least one.
-fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Runs one gate operation within [`super::OP_TIMEOUT`].

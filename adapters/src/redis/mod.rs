@@ -221,6 +221,11 @@ pub(crate) async fn within<T>(limit: Duration, op: impl Future<Output = Result<T
     tokio::time::timeout(limit, op).await.unwrap_or_else(|_| Err(format!("redis did not answer within {limit:?}")))
 }
 
+/// `PX` wants whole milliseconds, at least one.
+pub(crate) fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// `op` within [`OP_TIMEOUT`].
 pub(crate) async fn bounded<T>(op: impl Future<Output = Result<T, String>>) -> Result<T, String> {
     within(OP_TIMEOUT, op).await

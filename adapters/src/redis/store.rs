@@ -201,15 +201,13 @@ impl RedisStore {
         Ok(Read::Found(state, tail))
     }
 
-    /// The snapshot with `entries` (the journal events after it, JSON) applied.
-    fn caught_up(&self, mut state: ConversationState, entries: &[Vec<u8>]) -> Result<ConversationState, StoreError> {
+    /// The snapshot with `events` (the journal after it) applied.
+    fn caught_up(&self, mut state: ConversationState, events: &[Envelope<Event>]) -> ConversationState {
         let window = (self.windows)(&state.tenant);
-        for json in entries {
-            let event: Envelope<Event> = serde_json::from_slice(json)
-                .map_err(|e| unavailable(&format!("journal of {} is unreadable", state.id), e))?;
+        for event in events {
             state.apply(&event.body, event.occurred_at, window);
         }
-        Ok(state)
+        state
     }
 
     /// See `append`; with `ack`, the bus entry acknowledged in the same script.
@@ -276,18 +274,14 @@ impl RedisStore {
     async fn finish(&self, id: &str, read: Read) -> Result<Option<ConversationState>, StoreError> {
         match read {
             Read::Missing => Ok(None),
-            Read::Found(state, tail) => self.caught_up(state, &tail).map(Some),
-            Read::Behind(state) => {
+            Read::Found(state, tail) => {
                 let key = self.keys.journal(partition_of(id, self.partitions), id);
-                let from = isize::try_from(state.seq).unwrap_or(isize::MAX);
-                let tail: Vec<Vec<u8>> = redis::cmd("LRANGE")
-                    .arg(&key)
-                    .arg(from)
-                    .arg(-1)
-                    .query_async(&mut self.conn().await?)
-                    .await
-                    .map_err(|e| unavailable("read journal", e))?;
-                self.caught_up(state, &tail).map(Some)
+                let tail = parse_journal(&key, &tail)?;
+                Ok(Some(self.caught_up(state, &tail)))
+            }
+            Read::Behind(state) => {
+                let tail = self.journal(&state.id, state.seq + 1).await?;
+                Ok(Some(self.caught_up(state, &tail)))
             }
         }
     }
@@ -295,6 +289,14 @@ impl RedisStore {
 
 fn unavailable(what: &str, e: impl Display) -> StoreError {
     StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+/// Journal entries' JSON (of the journal `key`); unreadable data is reported, never a panic.
+fn parse_journal(key: &str, entries: &[Vec<u8>]) -> Result<Vec<Envelope<Event>>, StoreError> {
+    entries
+        .iter()
+        .map(|json| serde_json::from_slice(json).map_err(|e| unavailable(&format!("journal {key} is unreadable"), e)))
+        .collect()
 }
 
 /// A snapshot's JSON; unreadable data is reported, never a panic.
@@ -351,12 +353,7 @@ impl ConversationStore for RedisStore {
             .query_async(&mut self.conn().await?)
             .await
             .map_err(|e| unavailable("read journal", e))?;
-        entries
-            .iter()
-            .map(|json| {
-                serde_json::from_slice(json).map_err(|e| unavailable(&format!("journal {key} is unreadable"), e))
-            })
-            .collect()
+        parse_journal(&key, &entries)
     }
 
     /// Reads the smallest index that covers the query, then every conversation it names
