@@ -14,8 +14,8 @@ use switchboard_actors::hub::Backend;
 use switchboard_actors::ports::{AllPartitions, Clock, LocalVerdicts, Placement};
 use switchboard_adapters::memory::{MemoryBus, MemoryDedup, MemoryLedger, MemoryStore};
 use switchboard_adapters::redis::{
-    DeadLetters, Keys, LeaseSettings, RedisBus, RedisDedup, RedisFeedLog, RedisLedger, RedisPlacement, RedisPool,
-    RedisPresence, RedisSettings, RedisStore, RedisVerdicts, StreamSettings, connect, ping,
+    DeadLetters, Keys, LeaseSettings, LeaseStats, RedisBus, RedisDedup, RedisFeedLog, RedisLedger, RedisPlacement,
+    RedisPool, RedisPresence, RedisSettings, RedisStore, RedisVerdicts, StreamSettings, connect, ping,
 };
 use switchboard_adapters::tools::ledger::ToolLedger;
 
@@ -58,6 +58,14 @@ impl Probe {
                 let moved = gauges.moved.load(Ordering::Relaxed);
                 Some((moved, gauges.streams.count().await.ok()))
             }
+        }
+    }
+
+    /// Lease counters of this node (`None` in memory, where there are no leases).
+    pub fn lease_stats(&self) -> Option<LeaseStats> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(_, placement, _) => Some(placement.stats()),
         }
     }
 

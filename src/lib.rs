@@ -17,6 +17,7 @@ pub mod config;
 pub mod console;
 pub mod dlq;
 pub mod http_error;
+pub mod metrics;
 pub mod routes;
 pub mod staff;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use crate::agents::queue::{ForgetPartitions, QueueAgent, Restore};
 use crate::conversation::{CommandError, Handled, Outcome};
 use crate::domain::TenantId;
 use crate::event::{Envelope, Input};
+use crate::metrics::{HubMetrics, InMailbox};
 use crate::outbox::{BusyIn, Outbox};
 use crate::partition::partition_of;
 use crate::ports::Clock;
@@ -44,6 +45,7 @@ pub(crate) struct PartitionRunner {
     pub batch: usize,
     pub placement: Arc<dyn Placement>,
     pub verdicts: Arc<dyn Verdicts>,
+    pub metrics: Arc<HubMetrics>,
 }
 
 impl PartitionRunner {
@@ -90,6 +92,7 @@ impl PartitionRunner {
         for (tenant, id) in owed {
             let env = Envelope::new(tenant, id, String::new(), self.clock.now_ms(), Input::Resume { epoch });
             self.bus.publish(p, env, true).await.map_err(|e| e.to_string())?;
+            self.metrics.series.published(p);
         }
         Ok(())
     }
@@ -174,8 +177,10 @@ impl PartitionRunner {
             let reply_to = d.envelope.reply_to.clone();
             let receipt = Some(Receipt { partition, id: d.id.clone() });
             let request = registry.send(Deliver { envelope: d.envelope, receipt, live_only: false });
+            let in_mailbox = InMailbox::enter(&self.metrics.series);
             // A conversation that does not answer holds its whole partition: say so.
             let watched = async move {
+                let _in_mailbox = in_mailbox;
                 tokio::pin!(request);
                 match tokio::time::timeout(SLOW_INPUT, &mut request).await {
                     Ok(result) => result,
@@ -187,6 +192,7 @@ impl PartitionRunner {
             };
             pending.push((d.id, event_id, reply_to, watched));
         }
+        self.metrics.series.consumed(partition, pending.len() as u64);
         let mut requests = Vec::with_capacity(pending.len());
         let mut keys = Vec::with_capacity(pending.len());
         for (id, event_id, reply_to, request) in pending {

@@ -18,7 +18,7 @@ use crate::ports::{
     Verdict, Verdicts,
 };
 use crate::query::{ConversationPage, ConversationQuery};
-use crate::registry::{ConversationRegistry, InspectConversation, LiveCount};
+use crate::registry::{ConversationRegistry, DrainAll, InspectConversation, LiveCount};
 use crate::sink::{DirectSink, InputSink};
 use crate::state::ConversationState;
 use crate::tenant::TenantPolicy;
@@ -152,6 +152,7 @@ impl Hub {
     /// Starts every actor. Must run inside an actix `System`.
     pub fn start(backend: Backend, tenants: Vec<TenantSetup>, settings: HubSettings) -> Hub {
         let metrics = Arc::new(HubMetrics::default());
+        metrics.series.prepare(backend.bus.partitions());
         let arbiters: Vec<ArbiterHandle> = (0..settings.workers.max(1)).map(|_| Arbiter::new().handle()).collect();
         let direct = Arc::new(DirectSink::new(backend.bus.clone(), metrics.clone()));
         let sink: Arc<dyn InputSink> = direct.clone();
@@ -167,8 +168,10 @@ impl Hub {
                 .queues
                 .iter()
                 .map(|q| {
-                    let (tenant, q2, s, c) = (id.clone(), q.clone(), sink.clone(), backend.clock.clone());
-                    (q.name.clone(), QueueAgent::start_in_arbiter(arbiter, move |_| QueueAgent::new(tenant, q2, s, c)))
+                    let (tenant, q2, s, c, m) =
+                        (id.clone(), q.clone(), sink.clone(), backend.clock.clone(), metrics.clone());
+                    let start = move |_: &mut Context<QueueAgent>| QueueAgent::new(tenant, q2, s, c).measured(m);
+                    (q.name.clone(), QueueAgent::start_in_arbiter(arbiter, start))
                 })
                 .collect();
             let outboxes = setup
@@ -178,7 +181,10 @@ impl Hub {
                 .map(|(j, ch)| {
                     let (s, c, m) = (sink.clone(), backend.clock.clone(), metrics.clone());
                     let arb = &arbiters[(i + j + 1) % arbiters.len()];
-                    let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(ch.outbound, ch.policy, s, c, m));
+                    let breaker = format!("outbound:{id}:{}", ch.channel.name);
+                    let start =
+                        move |_: &mut Context<Outbox>| Outbox::new(ch.outbound, ch.policy, s, c, m).named(breaker);
+                    let addr = Outbox::start_in_arbiter(arb, start);
                     all_outboxes.push(addr.clone());
                     (ch.channel, addr.recipient())
                 })
@@ -242,6 +248,7 @@ impl Hub {
                     replies: replies.clone(),
                     batch: settings.batch,
                     placement: backend.placement.clone(),
+                    metrics: metrics.clone(),
                 };
                 arbiter.spawn(runner.run(shutdown.subscribe()));
                 registry
@@ -283,7 +290,10 @@ impl Hub {
             && let Some(once) = inner.bus.publish_unique(partition, &envelope, key, inner.settings.dedup_ttl).await
         {
             return match once {
-                Ok(Claim::New) => Ok(Ingested::Accepted),
+                Ok(Claim::New) => {
+                    inner.metrics.series.published(partition);
+                    Ok(Ingested::Accepted)
+                }
                 Ok(Claim::Done) => Ok(Ingested::Duplicate),
                 Ok(Claim::Pending) | Err(BusError::Full { .. }) => Err(IngestError::Busy),
                 Err(e) => Err(IngestError::Unavailable(e.to_string())),
@@ -300,6 +310,9 @@ impl Hub {
             }
         }
         let result = inner.bus.publish(partition, envelope, false).await;
+        if result.is_ok() {
+            inner.metrics.series.published(partition);
+        }
         if let Err(e) = result {
             // Not on the bus: the provider's retry must pass the gate again.
             if let Some(key) = &dedup_key {
@@ -343,6 +356,7 @@ impl Hub {
             inner.replies.lock().ok().map(|mut r| r.remove(&event_id));
             return Err(CommandError::Unavailable(e.to_string()));
         }
+        inner.metrics.series.published(partition);
         match tokio::time::timeout(inner.settings.command_timeout, rx).await {
             Ok(Ok(result)) => result,
             _ => {
@@ -472,6 +486,31 @@ impl Hub {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Graceful stop, once ingress has stopped: waits until the events only this process holds
+    /// (memory bus) have been handed to their conversations and handled, then until the model
+    /// turns in flight have finished (their replies go to the outboxes: flush those next).
+    /// `false` when `until` came first.
+    pub async fn drain(&self, until: tokio::time::Instant) -> bool {
+        let inner = &self.0;
+        let mut idle_checks = 0;
+        // Twice idle in a row: a batch just taken off the bus is not in a mailbox yet.
+        while idle_checks < 2 {
+            let held: usize = (0..inner.bus.partitions()).map(|p| inner.bus.held_here(p)).sum();
+            let handling = inner.metrics.series.mailbox_depth.get();
+            idle_checks = if held == 0 && handling <= 0 { idle_checks + 1 } else { 0 };
+            if tokio::time::Instant::now() >= until {
+                tracing::warn!(held, handling, "events still queued at the shutdown deadline");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let turns = join_all(inner.registries.iter().map(|r| r.send(DrainAll { deadline: left })));
+        // The registries stop what is still thinking at the deadline: finishing after it means
+        // some turns were cut short.
+        tokio::time::timeout(left, turns).await.is_ok() && tokio::time::Instant::now() < until
     }
 
     /// Stops the partition consumers (in-flight batches finish).

@@ -1,29 +1,37 @@
-//! Counters the actors keep. The binary renders them at `/metrics`; tests read them directly.
+//! Counters, gauges and histograms the actors keep. The binary renders them at `/metrics`;
+//! tests read them directly.
 
+use crate::breaker::{BreakerState, CircuitBreaker};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// Hub-wide counters, shared by all actors of a node.
         #[derive(Debug, Default)]
         pub struct HubMetrics {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
             /// Conversation actors alive now.
             pub live_conversations: AtomicI64,
+            /// Labelled series and histograms.
+            pub series: Series,
         }
 
         impl HubMetrics {
-            /// `(name, value)` of every counter, for exposition.
-            pub fn counters(&self) -> Vec<(&'static str, u64)> {
-                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            /// `(name, help, value)` of every counter, for exposition (the help is the doc).
+            pub fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), concat!($($doc),*).trim_ascii(), self.$name.load(Ordering::Relaxed)),)*]
             }
         }
     };
 }
 
 counters! {
-    /// Events handed to conversation actors.
-    events_consumed,
+    /// Inputs conversation actors handled (events from the bus, and send results handed to them
+    /// directly).
+    inputs_handled,
     /// Provider messages dropped by a conversation because it had handled them already.
     duplicates_in_conversation,
     /// Conversation actors stopped after being idle.
@@ -63,5 +71,180 @@ impl HubMetrics {
     /// Adds one.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Label set of the labelled series: `(name, value)` pairs in a fixed order.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// A family of histograms sharing [`LATENCY_BUCKETS`].
+pub type LatencyFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Latency buckets, seconds: 1 ms to 30 s (a fast path answers in milliseconds, a model in
+/// hundreds of them, a retried send in seconds).
+pub const LATENCY_BUCKETS: [f64; 15] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The labelled series and histograms (Prometheus types: the binary registers them as they
+/// are). Cloning shares the values.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Customer message accepted at a webhook → the provider accepted the automated reply
+    /// (AI, menu or system text; a human's reply measures the human). Labels: `channel`.
+    pub reply_latency: LatencyFamily,
+    /// How long an agent took to produce its step. Labels: `agent` (`ai`: the model turn
+    /// with its queueing; `queue`: waiting in a queue until a human took the conversation).
+    pub agent_latency: LatencyFamily,
+    /// Events put on the bus by this node. Labels: `partition`.
+    pub events_published: Family<Labels, Counter>,
+    /// Events this node's consumers handed to conversations. Labels: `partition`.
+    pub events_consumed: Family<Labels, Counter>,
+    /// Customer messages in and messages sent out. Labels: `channel`, `direction`.
+    pub messages: Family<Labels, Counter>,
+    /// Work refused or given up because a rate limit was reached. Labels: `scope`
+    /// (`llm`: a tenant's model rate or concurrency; `provider`: the provider throttled a send).
+    pub rate_limited: Family<Labels, Counter>,
+    /// Inputs handed to conversation actors and not yet handled (their mailboxes' depth).
+    pub mailbox_depth: Gauge,
+    breakers: Arc<Mutex<Vec<Watched>>>,
+}
+
+/// A breaker reported by name while its owner lives.
+type Watched = (String, Weak<Mutex<CircuitBreaker>>);
+
+impl Default for Series {
+    fn default() -> Self {
+        Self {
+            reply_latency: Family::new_with_constructor(latency_histogram),
+            agent_latency: Family::new_with_constructor(latency_histogram),
+            events_published: Family::default(),
+            events_consumed: Family::default(),
+            messages: Family::default(),
+            rate_limited: Family::default(),
+            mailbox_depth: Gauge::default(),
+            breakers: Arc::default(),
+        }
+    }
+}
+
+impl Series {
+    /// Creates every series whose labels are known up front at zero, so that dashboards and
+    /// `rate()` see them before the first event (a series that appears later loses its first
+    /// increase).
+    pub fn prepare(&self, partitions: u32) {
+        for p in 0..partitions {
+            let partition = vec![("partition", p.to_string())];
+            drop(self.events_published.get_or_create(&partition));
+            drop(self.events_consumed.get_or_create(&partition));
+        }
+        for channel in ["whatsapp", "telegram", "webchat"] {
+            for direction in ["in", "out"] {
+                let labels = vec![("channel", channel.to_owned()), ("direction", direction.to_owned())];
+                drop(self.messages.get_or_create(&labels));
+            }
+            drop(self.reply_latency.get_or_create(&vec![("channel", channel.to_owned())]));
+        }
+        for agent in ["ai", "queue"] {
+            drop(self.agent_latency.get_or_create(&vec![("agent", agent.to_owned())]));
+        }
+        for scope in ["llm", "provider", "tools"] {
+            drop(self.rate_limited.get_or_create(&vec![("scope", scope.to_owned())]));
+        }
+    }
+
+    /// Counts one event published to `partition`.
+    pub fn published(&self, partition: u32) {
+        self.events_published.get_or_create(&vec![("partition", partition.to_string())]).inc();
+    }
+
+    /// Counts `n` events of `partition` handed to conversations.
+    pub fn consumed(&self, partition: u32, n: u64) {
+        self.events_consumed.get_or_create(&vec![("partition", partition.to_string())]).inc_by(n);
+    }
+
+    /// Counts one message on `channel` (`whatsapp`, `telegram`, `webchat`) in `direction`.
+    pub fn message(&self, channel: &str, direction: &'static str) {
+        self.messages.get_or_create(&vec![("channel", channel.to_owned()), ("direction", direction.to_owned())]).inc();
+    }
+
+    /// Counts one refusal by the rate limit of `scope`.
+    pub fn rate_limit_hit(&self, scope: &'static str) {
+        self.rate_limited.get_or_create(&vec![("scope", scope.to_owned())]).inc();
+    }
+
+    /// Records how long an agent of `kind` took.
+    pub fn agent_took(&self, kind: &'static str, took: Duration) {
+        self.agent_latency.get_or_create(&vec![("agent", kind.to_owned())]).observe(took.as_secs_f64());
+    }
+
+    /// Records a reply's latency on `channel`.
+    pub fn reply_took(&self, channel: &str, took: Duration) {
+        self.reply_latency.get_or_create(&vec![("channel", channel.to_owned())]).observe(took.as_secs_f64());
+    }
+
+    /// Reports `breaker` as `name` at `/metrics` for as long as its owner keeps it.
+    pub fn watch_breaker(&self, name: String, breaker: &Arc<Mutex<CircuitBreaker>>) {
+        if let Ok(mut all) = self.breakers.lock() {
+            all.retain(|(_, b)| b.strong_count() > 0);
+            all.push((name, Arc::downgrade(breaker)));
+        }
+    }
+
+    /// `(name, state)` of every live breaker, sorted by name.
+    pub fn breaker_states(&self) -> Vec<(String, BreakerState)> {
+        let Ok(all) = self.breakers.lock() else { return Vec::new() };
+        let mut states: Vec<_> =
+            all.iter().filter_map(|(name, b)| Some((name.clone(), b.upgrade()?.lock().ok()?.state()))).collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
+    }
+}
+
+/// Counts an input as waiting in a conversation's mailbox until dropped (handled or refused).
+pub struct InMailbox(Gauge);
+
+impl InMailbox {
+    /// Starts counting one input.
+    pub fn enter(series: &Series) -> Self {
+        series.mailbox_depth.inc();
+        Self(series.mailbox_depth.clone())
+    }
+}
+
+impl Drop for InMailbox {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_breaker_is_no_longer_reported() {
+        let series = Series::default();
+        let kept = Arc::new(Mutex::new(CircuitBreaker::new(1, Duration::from_secs(60))));
+        let gone = Arc::new(Mutex::new(CircuitBreaker::new(1, Duration::from_secs(60))));
+        series.watch_breaker("outbound:main".into(), &kept);
+        series.watch_breaker("llm:demo".into(), &gone);
+        kept.lock().unwrap().on_failure();
+        drop(gone);
+        assert_eq!(series.breaker_states(), vec![("outbound:main".to_owned(), BreakerState::Open)]);
+    }
+
+    #[test]
+    fn the_mailbox_gauge_follows_inputs_in_and_out() {
+        let series = Series::default();
+        let first = InMailbox::enter(&series);
+        let second = InMailbox::enter(&series);
+        assert_eq!(series.mailbox_depth.get(), 2);
+        drop(first);
+        drop(second);
+        assert_eq!(series.mailbox_depth.get(), 0);
     }
 }

@@ -108,6 +108,12 @@ impl Outbox {
         }
     }
 
+    /// Reports this outbox's breaker at `/metrics` as `name`.
+    pub fn named(self, name: String) -> Self {
+        self.metrics.series.watch_breaker(name, &self.breaker);
+        self
+    }
+
     fn start_send(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {
         let outbound = self.outbound.clone();
         let limits = self.limits.clone();
@@ -120,6 +126,12 @@ impl Outbox {
             match &outcome {
                 SendOutcome::Sent { provider_message_id } => {
                     HubMetrics::inc(&act.metrics.outbound_sent);
+                    let channel = msg.message.to.channel.kind.as_str();
+                    act.metrics.series.message(channel, "out");
+                    if let Some(since) = msg.answers_since {
+                        let took = Duration::from_millis(act.clock.now_ms().saturating_sub(since));
+                        act.metrics.series.reply_took(channel, took);
+                    }
                     tracing::debug!(conversation = %msg.conversation, trace_id = %msg.trace_id, %provider_message_id, "outbound.message.sent");
                 }
                 SendOutcome::Failed { reason } => {
@@ -191,7 +203,10 @@ async fn deliver(
             Ok(id) => return SendOutcome::Sent { provider_message_id: id },
             Err(SendError::Permanent(reason)) => return SendOutcome::Failed { reason },
             // Throttling is the provider working as designed: wait as told.
-            Err(SendError::RateLimited { retry_after }) => retry_after,
+            Err(SendError::RateLimited { retry_after }) => {
+                metrics.series.rate_limit_hit("provider");
+                retry_after
+            }
             Err(SendError::Transient(reason)) => {
                 if let Ok(mut b) = breaker.lock() {
                     b.on_failure();
@@ -226,6 +241,9 @@ pub struct SendOutbound {
     pub trace_id: String,
     /// What and where.
     pub message: OutboundMessage,
+    /// For an automated reply: when the customer message it answers reached the hub (ms), so
+    /// the send measures the hub's end-to-end latency.
+    pub answers_since: Option<u64>,
 }
 
 /// How many conversations have a send queued or in flight (a graceful stop waits for zero).

@@ -66,6 +66,12 @@ pub trait Bus: Send + Sync + 'static {
     ) -> Option<Result<Claim, BusError>> {
         None
     }
+    /// Events of `partition` queued only in this process (the memory bus): a graceful stop
+    /// waits for them to be handled. `0` where the bus keeps them elsewhere (Redis keeps them
+    /// for the partition's next owner).
+    fn held_here(&self, _partition: u32) -> usize {
+        0
+    }
     /// Waits for the next events of a partition this node owns (at most `max`).
     async fn next_batch(&self, partition: u32, max: usize) -> Result<Vec<Delivery>, BusError>;
     /// Acknowledges handled deliveries.

@@ -33,7 +33,7 @@ pub trait InputSink: Send + Sync + 'static {
 /// Submits through the bus, waiting for room (internal events are never shed: they were caused
 /// by work already acknowledged).
 #[derive(Clone)]
-pub struct BusSink(pub Arc<dyn Bus>);
+pub struct BusSink(pub Arc<dyn Bus>, pub Arc<HubMetrics>);
 
 impl InputSink for BusSink {
     fn submit(&self, envelope: Envelope<Input>) {
@@ -43,7 +43,7 @@ impl InputSink for BusSink {
     /// Retries while the bus is unavailable (Redis restarting), for up to [`RETRY_FOR`]: a lost
     /// send result would leave its message looking unsent, and the conversation waiting for it.
     fn submit_durable(&self, envelope: Envelope<Input>) -> BoxFuture<'static, ()> {
-        let bus = self.0.clone();
+        let (bus, metrics) = (self.0.clone(), self.1.clone());
         let partition = partition_of(envelope.conversation_id.as_str(), bus.partitions());
         Box::pin(async move {
             let kind = envelope.body.type_name();
@@ -51,7 +51,7 @@ impl InputSink for BusSink {
             let mut pause = Duration::from_millis(100);
             loop {
                 match bus.publish(partition, envelope.clone(), true).await {
-                    Ok(()) => return,
+                    Ok(()) => return metrics.series.published(partition),
                     Err(e) if !matches!(e, BusError::Closed) && tokio::time::Instant::now() + pause < give_up => {
                         tracing::warn!(error = %e, kind, "internal event not published yet; retrying");
                         tokio::time::sleep(pause).await;
@@ -83,7 +83,7 @@ pub struct DirectSink {
 impl DirectSink {
     /// A sink that uses the bus until [`DirectSink::run_with`] names the registries.
     pub fn new(bus: Arc<dyn Bus>, metrics: Arc<HubMetrics>) -> Self {
-        Self { bus: BusSink(bus), registries: std::sync::OnceLock::new(), metrics }
+        Self { bus: BusSink(bus, metrics.clone()), registries: std::sync::OnceLock::new(), metrics }
     }
 
     /// The partitions' registries, in partition order.
@@ -171,7 +171,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_send_result_outlives_a_short_bus_outage() {
         let bus = Arc::new(Flaky { down: AtomicU32::new(5), ..Default::default() });
-        BusSink(bus.clone()).submit_durable(result()).await;
+        BusSink(bus.clone(), Arc::default()).submit_durable(result()).await;
         assert_eq!(bus.published.lock().unwrap().len(), 1, "published once the bus was back");
     }
 
@@ -179,7 +179,7 @@ mod tests {
     async fn a_bus_that_stays_down_is_given_up_on_after_a_minute() {
         let bus = Arc::new(Flaky { down: AtomicU32::new(u32::MAX), ..Default::default() });
         let started = tokio::time::Instant::now();
-        BusSink(bus.clone()).submit_durable(result()).await;
+        BusSink(bus.clone(), Arc::default()).submit_durable(result()).await;
         assert!(bus.published.lock().unwrap().is_empty());
         assert!(started.elapsed() <= RETRY_FOR, "bounded: {:?}", started.elapsed());
         assert!(started.elapsed() >= RETRY_FOR - Duration::from_secs(3), "kept trying: {:?}", started.elapsed());

@@ -247,7 +247,7 @@ async fn a_partition_given_up_is_finished_passivated_released_and_runs_again_whe
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(seq().await > first, "the partition runs again");
-    assert!(hub.metrics().counters().into_iter().any(|(name, n)| name == "rehydrations" && n >= 1));
+    assert!(hub.metrics().counters().into_iter().any(|(name, _, n)| name == "rehydrations" && n >= 1));
 }
 
 /// The lease was lost and won back while the consumer was busy: the partition's ownership moves
@@ -286,7 +286,7 @@ async fn a_partition_won_back_at_a_new_epoch_is_taken_over_again() {
     }
     assert!(seq().await > first, "the partition runs at epoch 2");
     assert!(
-        hub.metrics().counters().into_iter().any(|(name, n)| name == "rehydrations" && n >= 1),
+        hub.metrics().counters().into_iter().any(|(name, _, n)| name == "rehydrations" && n >= 1),
         "the conversation was reloaded from the store, not trusted from memory"
     );
 }

@@ -51,6 +51,7 @@ fn send(to: &str, local_id: u64, text: &str) -> SendOutbound {
             key: format!("{to}/{local_id}"),
             callback_query_id: None,
         },
+        answers_since: None,
     }
 }
 

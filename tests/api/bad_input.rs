@@ -17,7 +17,7 @@ async fn assert_nothing_stored(app: &TestApp) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.state_of(&app.wa_conversation(FROM)).await.is_none(), "nothing stored");
     assert!(app.graph.sent().is_empty() && app.telegram.sent().is_empty(), "nothing sent");
-    assert_eq!(app.hub.metrics().events_consumed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(app.hub.metrics().inputs_handled.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[actix_web::test]

@@ -43,7 +43,7 @@ async fn text_gets_an_ai_reply_at_the_graph_api_with_auth_and_shape() {
     assert_eq!(state.outbound[0].state, Some(DeliveryState::Sent));
     // The send's result went straight to the running conversation, not round the bus.
     let counters = app.hub.metrics().counters();
-    let count = |name: &str| counters.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let count = |name: &str| counters.iter().find(|(n, ..)| *n == name).map(|(.., v)| *v);
     assert_eq!((count("send_results_direct"), count("send_results_via_bus")), (Some(1), Some(0)));
 }
 

@@ -9,14 +9,15 @@ use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::Semaphore;
 
 /// The AI agent of one tenant.
 pub struct AiAgent {
     policy: Arc<TenantPolicy>,
     llm: Option<Arc<dyn LlmClient>>,
-    breaker: CircuitBreaker,
+    /// Shared with `/metrics`, which reports its state.
+    breaker: Arc<Mutex<CircuitBreaker>>,
     limiter: Arc<DefaultDirectRateLimiter>,
     in_flight: Arc<Semaphore>,
     metrics: Arc<HubMetrics>,
@@ -26,14 +27,21 @@ impl AiAgent {
     /// An agent using `llm`; `None` (no model configured) always falls back.
     pub fn new(policy: Arc<TenantPolicy>, llm: Option<Arc<dyn LlmClient>>, metrics: Arc<HubMetrics>) -> Self {
         let rate = NonZeroU32::new(policy.ai.rate_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let breaker = Arc::new(Mutex::new(CircuitBreaker::new(policy.ai.breaker_failures, policy.ai.breaker_cooldown)));
+        metrics.series.watch_breaker(format!("llm:{}", policy.id), &breaker);
         Self {
-            breaker: CircuitBreaker::new(policy.ai.breaker_failures, policy.ai.breaker_cooldown),
+            breaker,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
             in_flight: Arc::new(Semaphore::new(policy.ai.max_in_flight.max(1))),
             policy,
             llm,
             metrics,
         }
+    }
+
+    /// The breaker (a panic elsewhere while it was held leaves it usable).
+    fn breaker(&self) -> MutexGuard<'_, CircuitBreaker> {
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn fallback(&self, why: String) -> AiOutcome {
@@ -98,13 +106,14 @@ impl AiAgent {
         let Some(llm) = self.llm.clone() else {
             return Box::pin(fut::ready(Err("no model configured".into())));
         };
-        if !self.breaker.try_acquire() {
+        if !self.breaker().try_acquire() {
             return Box::pin(fut::ready(Err("circuit breaker open".into())));
         }
         HubMetrics::inc(&self.metrics.llm_calls);
         let limiter = self.limiter.clone();
         let in_flight = self.in_flight.clone();
         let timeout = self.policy.ai.timeout;
+        let started = tokio::time::Instant::now();
         // Waiting for the limiter or a free slot counts against the timeout (a tenant over its
         // rate or concurrency gets the fallback rather than an unbounded wait), but it is our own
         // queueing, not the model failing: only the model call itself feeds the breaker.
@@ -121,13 +130,27 @@ impl AiAgent {
                 Err(_) => Err(CallError::TimedOut),
             }
         };
-        Box::pin(call.into_actor(self).map(move |result, act, _| match result {
+        Box::pin(call.into_actor(self).map(move |result, act, _| {
+            act.metrics.series.agent_took("ai", started.elapsed());
+            act.judge(result, timeout)
+        }))
+    }
+
+    /// What a finished call means for the breaker and the counters.
+    fn judge(
+        &mut self,
+        result: Result<LlmResponse, CallError>,
+        timeout: std::time::Duration,
+    ) -> Result<LlmResponse, String> {
+        let act = self;
+        match result {
             Err(CallError::Queued) => {
-                act.breaker.release_trial();
+                act.metrics.series.rate_limit_hit("llm");
+                act.breaker().release_trial();
                 Err(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"))
             }
             Ok(resp) => {
-                act.breaker.on_success();
+                act.breaker().on_success();
                 act.metrics
                     .llm_prompt_tokens
                     .fetch_add(u64::from(resp.prompt_tokens), std::sync::atomic::Ordering::Relaxed);
@@ -137,16 +160,16 @@ impl AiAgent {
                 Ok(resp)
             }
             Err(CallError::Model(e)) => {
-                act.breaker.on_failure();
+                act.breaker().on_failure();
                 HubMetrics::inc(&act.metrics.llm_errors);
                 Err(e.to_string())
             }
             Err(CallError::TimedOut) => {
-                act.breaker.on_failure();
+                act.breaker().on_failure();
                 HubMetrics::inc(&act.metrics.llm_errors);
                 Err(format!("model timed out after {timeout:?}"))
             }
-        }))
+        }
     }
 }
 

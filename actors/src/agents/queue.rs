@@ -5,6 +5,7 @@
 
 use crate::domain::{AgentId, ConversationId, TenantId};
 use crate::event::{Envelope, Input};
+use crate::metrics::HubMetrics;
 use crate::ports::Clock;
 use crate::sink::InputSink;
 use crate::tenant::{AssignPolicy, QueuePolicy};
@@ -42,12 +43,26 @@ pub struct QueueAgent {
     rr_cursor: usize,
     sink: Arc<dyn InputSink>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<HubMetrics>,
 }
 
 impl QueueAgent {
     /// An empty queue.
     pub fn new(tenant: TenantId, policy: QueuePolicy, sink: Arc<dyn InputSink>, clock: Arc<dyn Clock>) -> Self {
-        Self { tenant, policy, waiting: VecDeque::new(), agents: BTreeMap::new(), rr_cursor: 0, sink, clock }
+        let (waiting, agents, metrics) = (VecDeque::new(), BTreeMap::new(), Arc::default());
+        Self { tenant, policy, waiting, agents, rr_cursor: 0, sink, clock, metrics }
+    }
+
+    /// Records waiting times (until a human takes the conversation) in `metrics`.
+    pub fn measured(self, metrics: Arc<HubMetrics>) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Takes a conversation off the waiting list for `agent`; `since` is when it started waiting.
+    fn hand_to(&mut self, conversation: ConversationId, since: u64, agent: AgentId) {
+        let waited = self.clock.now_ms().saturating_sub(since);
+        self.metrics.series.agent_took("queue", std::time::Duration::from_millis(waited));
+        self.assign(conversation, agent);
     }
 
     fn position(&self, id: &ConversationId) -> Option<u32> {
@@ -88,8 +103,8 @@ impl QueueAgent {
     fn try_assign(&mut self) {
         while !self.waiting.is_empty() {
             let Some(agent) = self.pick_agent() else { return };
-            let Some((conversation, _)) = self.waiting.pop_front() else { return };
-            self.assign(conversation, agent);
+            let Some((conversation, since)) = self.waiting.pop_front() else { return };
+            self.hand_to(conversation, since, agent);
         }
     }
 
@@ -238,8 +253,8 @@ impl Handler<Accept> for QueueAgent {
             return Err(AcceptError::NoCapacity);
         }
         let Some(pos) = self.position(&msg.conversation) else { return Err(AcceptError::NotWaiting) };
-        self.waiting.remove(pos as usize - 1);
-        self.assign(msg.conversation, msg.agent);
+        let since = self.waiting.remove(pos as usize - 1).map_or(self.clock.now_ms(), |(_, since)| since);
+        self.hand_to(msg.conversation, since, msg.agent);
         Ok(())
     }
 }

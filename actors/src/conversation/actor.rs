@@ -50,6 +50,9 @@ pub struct ConversationActor {
     pub(super) trace_id: String,
     /// Telegram callback query of the customer's last menu tap, answered with our next send.
     pub(super) pending_callback: Option<String>,
+    /// When the latest customer message reached the hub (its envelope's time, ms): what an
+    /// automated reply is measured from.
+    pub(super) customer_wrote_at: Option<u64>,
     /// Sends held back behind messages inherited unsent from a previous life (see `Held`).
     held: Option<Box<Held>>,
     /// Callers of `Drain` waiting for the model turn to end; dropped when the actor stops.
@@ -84,6 +87,7 @@ impl ConversationActor {
             processed: 0,
             trace_id: String::new(),
             pending_callback: None,
+            customer_wrote_at: None,
             held: None,
             drain_waiters: Vec::new(),
         }
@@ -112,6 +116,8 @@ impl ConversationActor {
         let pending = self.pending_callback.take();
         let callback_query_id = callback_query_id.or(pending);
         let local_id = self.state.next_local_id;
+        // A human's reply measures the human, not the hub: only automated ones are timed.
+        let automated = matches!(author, Author::Bot | Author::System);
         self.record(Event::OutboundQueued { local_id, author, content: content.clone() });
         let Some(_) = self.rt.outboxes.get(&to.channel) else {
             self.record(Event::OutboundFailed { local_id, reason: format!("channel {} is disabled", to.channel.name) });
@@ -124,11 +130,13 @@ impl ConversationActor {
             key: format!("{}/{}", self.state.id, local_id),
             callback_query_id,
         };
+        let answers_since = if automated { self.customer_wrote_at } else { None };
         self.effects.push(Effect::Send(SendOutbound {
             conversation: self.state.id.clone(),
             local_id,
             trace_id: self.trace_id.clone(),
             message,
+            answers_since,
         }));
     }
 
@@ -278,6 +286,7 @@ impl ConversationActor {
                     local_id,
                     trace_id: event.trace_id,
                     message,
+                    answers_since: None,
                 });
             }
             act.release_held(resends);
@@ -345,9 +354,12 @@ impl Handler<Process> for ConversationActor {
     fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
         self.processed += 1;
         self.last_activity = Instant::now();
-        HubMetrics::inc(&self.rt.metrics.events_consumed);
+        HubMetrics::inc(&self.rt.metrics.inputs_handled);
         let Process { envelope: env, receipt } = msg;
         self.trace_id = env.trace_id.clone();
+        if matches!(env.body, Input::MessageReceived(_)) {
+            self.customer_wrote_at = Some(env.occurred_at);
+        }
         tracing::debug!(conversation = %env.conversation_id, trace_id = %env.trace_id, kind = env.body.type_name(), "conversation.input");
         let step: ResponseActFuture<Self, ProcessResult> = match env.body {
             Input::MessageReceived(m) => self.on_customer_message(m),

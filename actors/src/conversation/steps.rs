@@ -26,6 +26,7 @@ impl ConversationActor {
             HubMetrics::inc(&self.rt.metrics.duplicates_in_conversation);
             return done(Ok(Outcome::Duplicate));
         }
+        self.rt.metrics.series.message(msg.reply_to.channel.kind.as_str(), "in");
         let callback = msg.callback_query_id.clone();
         self.pending_callback = callback.clone();
         match self.state.status.clone() {

@@ -54,6 +54,10 @@ impl Bus for MemoryBus {
         })
     }
 
+    fn held_here(&self, partition: u32) -> usize {
+        self.partition(partition).map_or(0, |p| p.tx.max_capacity() - p.tx.capacity())
+    }
+
     async fn next_batch(&self, partition: u32, max: usize) -> Result<Vec<Delivery>, BusError> {
         let mut rx = self.partition(partition)?.rx.lock().await;
         let mut batch = Vec::with_capacity(max.min(64));

@@ -81,6 +81,9 @@ pub struct LeaseStats {
     pub lost: u64,
     /// Leases handed back (deleted by us).
     pub released: u64,
+    /// Leases won of partitions another node (or an earlier life of this one) had run: the
+    /// takeovers of a failover or a rebalance.
+    pub taken_over: u64,
 }
 
 /// Where a held lease stands.
@@ -142,6 +145,7 @@ struct Counters {
     acquired: AtomicU64,
     lost: AtomicU64,
     released: AtomicU64,
+    taken_over: AtomicU64,
 }
 
 /// Partition leases with fencing epochs: the [`Placement`] of a cluster of nodes on Redis.
@@ -188,7 +192,9 @@ impl RedisPlacement {
     pub fn stats(&self) -> LeaseStats {
         let c = &self.shared.counters;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        LeaseStats { acquired: get(&c.acquired), lost: get(&c.lost), released: get(&c.released) }
+        let (acquired, lost, released, taken_over) =
+            (get(&c.acquired), get(&c.lost), get(&c.released), get(&c.taken_over));
+        LeaseStats { acquired, lost, released, taken_over }
     }
 
     /// Graceful handover: gives every partition up, waits (at most `deadline`) until the hub has
@@ -436,6 +442,10 @@ impl Shared {
             invocation.key(self.keys.epoch(p)).arg(&self.node).arg(millis(self.settings.ttl));
             match self.eval::<Option<u64>>(invocation).await {
                 Ok(Some(epoch)) => {
+                    // Epochs count a partition's owners: past the first, someone ran it before.
+                    if epoch > 1 {
+                        self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
+                    }
                     let mut state = self.lock();
                     // Shutdown began meanwhile: the hub never sees it, delete it at once.
                     let phase = if state.stopping { Phase::Released } else { Phase::Active };

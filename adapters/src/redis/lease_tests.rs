@@ -67,7 +67,7 @@ async fn a_node_alone_acquires_every_partition_with_its_fencing_token() {
         assert_eq!(token, format!("a:{epoch}"));
         assert_eq!(lease_of(&server, &pool, p).await, Some(token), "the lease in redis is the token");
     }
-    assert_eq!(a.stats(), LeaseStats { acquired: 8, lost: 0, released: 0 });
+    assert_eq!(a.stats(), LeaseStats { acquired: 8, lost: 0, released: 0, taken_over: 0 }, "first owner of all");
     tokio::time::sleep(FAST.ttl * 2).await;
     assert_eq!(a.owned().borrow().0.len(), 8, "renewed leases outlive their ttl");
 }
@@ -101,7 +101,8 @@ async fn a_joining_node_takes_its_share_only_once_the_first_released_it() {
         assert_eq!(lease_of(&server, &pool, p).await, Some(format!("b:{epoch}")));
     }
     assert_eq!(a.owned().borrow().0, kept.0, "a keeps its half");
-    assert_eq!(a.stats(), LeaseStats { acquired: 8, lost: 0, released: 4 });
+    assert_eq!(a.stats(), LeaseStats { acquired: 8, lost: 0, released: 4, taken_over: 0 });
+    assert_eq!(b.stats().taken_over, 4, "b took over the four partitions a had run");
 }
 
 /// Two nodes with four partitions each.

@@ -55,7 +55,7 @@ pub use connection::{Conn as RedisConn, Pool as RedisPool};
 pub use dedup::RedisDedup;
 pub use dlq::{DeadLetter, DeadLetterError, DeadLetters, Replayed};
 pub use feed::{Followed, RedisFeedLog};
-pub use lease::{LeaseSettings, RedisPlacement};
+pub use lease::{LeaseSettings, LeaseStats, RedisPlacement};
 pub use ledger::RedisLedger;
 pub use presence::{Load, Present, RedisPresence};
 pub use store::RedisStore;

@@ -149,6 +149,9 @@ impl Tools {
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry((label.to_owned(), verdict)).or_default() += 1;
         }
+        if matches!(result, Err(ToolError::QuotaExceeded(_))) {
+            self.hub.metrics().series.rate_limit_hit("tools");
+        }
         let record = AuditRecord {
             at_ms: self.hub.clock().now_ms(),
             tenant: caller.tenant.to_string(),

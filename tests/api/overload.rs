@@ -1,0 +1,67 @@
+//! Backpressure: past the bus's bound a webhook gets 503 with `Retry-After` (the provider
+//! retries) instead of the hub queueing without limit; once the burst passes, every message
+//! that was finally accepted is answered exactly once.
+
+use crate::helpers::*;
+use futures_util::future::join_all;
+use std::time::Duration;
+use switchboard_load_tests::payloads;
+
+#[actix_web::test]
+async fn a_burst_past_the_bound_is_pushed_back_and_then_fully_answered() {
+    if std::env::var("SWITCHBOARD_TEST_BACKEND").is_ok_and(|b| b == "redis") {
+        // The Redis pass covers its own bound (stream max length) in dlq.rs.
+        return;
+    }
+    // One partition holding 4 events: a burst of 200 concurrent webhooks cannot all fit.
+    let app = spawn_app(&[
+        ("TENANTS__DEMO__ENTRY", "ai"),
+        ("BACKEND__PARTITIONS", "1"),
+        ("BACKEND__PARTITION_CAPACITY", "4"),
+        ("TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "100000"),
+    ])
+    .await;
+    let customers: Vec<String> = (0..200).map(|i| format!("55119{:08}", 60_000_000 + i)).collect();
+    let first = |c: &String| {
+        let body = payloads::wa_text(PNID, c, &format!("wamid.OV-{c}"), &format!("oi de {c}"));
+        let app = &app;
+        async move { app.post_wa(&body).await }
+    };
+    let answers = join_all(customers.iter().map(first)).await;
+    let busy: Vec<usize> = (0..answers.len()).filter(|&i| answers[i].status() == 503).collect();
+    assert!(!busy.is_empty(), "the burst went past the bound: some webhooks were pushed back");
+    for i in &busy {
+        assert_eq!(answers[*i].headers()["retry-after"], "1", "503s say when to retry");
+    }
+    for (i, a) in answers.iter().enumerate() {
+        assert!(matches!(a.status().as_u16(), 200 | 503), "customer {i}: {}", a.status());
+    }
+    // The provider's retries: the same payloads again until each is accepted.
+    let mut left = busy;
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut still = Vec::new();
+        for i in left {
+            let c = &customers[i];
+            let body = payloads::wa_text(PNID, c, &format!("wamid.OV-{c}"), &format!("oi de {c}"));
+            if app.post_wa(&body).await.status() != 200 {
+                still.push(i);
+            }
+        }
+        left = still;
+    }
+    assert!(left.is_empty(), "every retried webhook was accepted once the burst passed: {left:?}");
+    app.graph.wait_for_sent(customers.len(), Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for c in &customers {
+        let texts = app.wa_texts_to(c);
+        assert_eq!(texts, vec![format!("echo: oi de {c}")], "{c} answered exactly once");
+    }
+    let health = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the hub is still ready after the burst");
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"switchboard_webhooks_total{channel="whatsapp",outcome="busy"}"#), "{metrics}");
+}
