@@ -11,7 +11,7 @@
 //! - `dispatcher`: entry routing and handoffs.
 //! - `agents`: AI, triage and queue agents.
 //! - `outbox`: per-channel sending with retries, rate limits and a breaker.
-//! - `breaker`, `partition`, `sink`, `metrics`: shared mechanisms.
+//! - `breaker`, `partition`, `sink`, `metrics`, `telemetry`: shared mechanisms.
 //! - `hub`: wiring and the entry points for ingress and commands.
 
 pub mod agents;
@@ -31,4 +31,5 @@ pub mod query;
 pub mod registry;
 pub mod sink;
 pub mod state;
+pub mod telemetry;
 pub mod tenant;

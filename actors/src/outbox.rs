@@ -11,6 +11,7 @@ use crate::metrics::HubMetrics;
 use crate::partition::partition_of;
 use crate::ports::{Clock, Outbound, OutboundMessage, SendError};
 use crate::sink::InputSink;
+use crate::telemetry::{OutboundFailed, OutboundSent, RateLimited};
 use actix::prelude::*;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, VecDeque};
@@ -125,18 +126,19 @@ impl Outbox {
         ctx.spawn(attempt.into_actor(self).then(move |outcome, act, _| {
             match &outcome {
                 SendOutcome::Sent { provider_message_id } => {
-                    HubMetrics::inc(&act.metrics.outbound_sent);
-                    let channel = msg.message.to.channel.kind.as_str();
-                    act.metrics.series.message(channel, "out");
-                    if let Some(since) = msg.answers_since {
-                        let took = Duration::from_millis(act.clock.now_ms().saturating_sub(since));
-                        act.metrics.series.reply_took(channel, took);
+                    let now = act.clock.now_ms();
+                    OutboundSent {
+                        conversation: &msg.conversation,
+                        trace_id: &msg.trace_id,
+                        provider_message_id,
+                        channel: msg.message.to.channel.kind.as_str(),
+                        reply_latency: msg.answers_since.map(|since| Duration::from_millis(now.saturating_sub(since))),
                     }
-                    tracing::debug!(conversation = %msg.conversation, trace_id = %msg.trace_id, %provider_message_id, "outbound.message.sent");
+                    .emit(&act.metrics);
                 }
                 SendOutcome::Failed { reason } => {
-                    HubMetrics::inc(&act.metrics.outbound_failed);
-                    tracing::warn!(conversation = %msg.conversation, trace_id = %msg.trace_id, %reason, "outbound.message.failed");
+                    OutboundFailed { conversation: &msg.conversation, trace_id: &msg.trace_id, reason }
+                        .emit(&act.metrics);
                 }
             }
             let env = Envelope::new(
@@ -204,7 +206,7 @@ async fn deliver(
             Err(SendError::Permanent(reason)) => return SendOutcome::Failed { reason },
             // Throttling is the provider working as designed: wait as told.
             Err(SendError::RateLimited { retry_after }) => {
-                metrics.series.rate_limit_hit("provider");
+                RateLimited { scope: "provider", whose: &msg.to.channel.name }.emit(metrics);
                 retry_after
             }
             Err(SendError::Transient(reason)) => {

@@ -5,6 +5,7 @@
 use crate::breaker::CircuitBreaker;
 use crate::metrics::HubMetrics;
 use crate::ports::{LlmAction, LlmClient, LlmRequest, LlmResponse};
+use crate::telemetry::{ModelCall, RateLimited};
 use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -130,10 +131,7 @@ impl AiAgent {
                 Err(_) => Err(CallError::TimedOut),
             }
         };
-        Box::pin(call.into_actor(self).map(move |result, act, _| {
-            act.metrics.series.agent_took("ai", started.elapsed());
-            act.judge(result, timeout)
-        }))
+        Box::pin(call.into_actor(self).map(move |result, act, _| act.judge(result, timeout, started.elapsed())))
     }
 
     /// What a finished call means for the breaker and the counters.
@@ -141,35 +139,26 @@ impl AiAgent {
         &mut self,
         result: Result<LlmResponse, CallError>,
         timeout: std::time::Duration,
+        took: std::time::Duration,
     ) -> Result<LlmResponse, String> {
-        let act = self;
-        match result {
+        let tenant = self.policy.id.as_str();
+        let failed = match result {
             Err(CallError::Queued) => {
-                act.metrics.series.rate_limit_hit("llm");
-                act.breaker().release_trial();
-                Err(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"))
+                RateLimited { scope: "llm", whose: tenant }.emit(&self.metrics);
+                self.breaker().release_trial();
+                return Err(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"));
             }
-            Ok(resp) => {
-                act.breaker().on_success();
-                act.metrics
-                    .llm_prompt_tokens
-                    .fetch_add(u64::from(resp.prompt_tokens), std::sync::atomic::Ordering::Relaxed);
-                act.metrics
-                    .llm_completion_tokens
-                    .fetch_add(u64::from(resp.completion_tokens), std::sync::atomic::Ordering::Relaxed);
-                Ok(resp)
+            Ok(response) => {
+                self.breaker().on_success();
+                ModelCall::Answered { tenant, response: &response, took }.emit(&self.metrics);
+                return Ok(response);
             }
-            Err(CallError::Model(e)) => {
-                act.breaker().on_failure();
-                HubMetrics::inc(&act.metrics.llm_errors);
-                Err(e.to_string())
-            }
-            Err(CallError::TimedOut) => {
-                act.breaker().on_failure();
-                HubMetrics::inc(&act.metrics.llm_errors);
-                Err(format!("model timed out after {timeout:?}"))
-            }
-        }
+            Err(CallError::Model(e)) => e.to_string(),
+            Err(CallError::TimedOut) => format!("model timed out after {timeout:?}"),
+        };
+        self.breaker().on_failure();
+        ModelCall::Failed { tenant, why: &failed, took }.emit(&self.metrics);
+        Err(failed)
     }
 }
 

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use switchboard_actors::hub::Hub;
+use switchboard_actors::telemetry::RateLimited;
 
 /// How long a finished call is remembered for repeats with the same `idempotency_key`.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -150,7 +151,7 @@ impl Tools {
             *counts.entry((label.to_owned(), verdict)).or_default() += 1;
         }
         if matches!(result, Err(ToolError::QuotaExceeded(_))) {
-            self.hub.metrics().series.rate_limit_hit("tools");
+            RateLimited { scope: "tools", whose: &caller.id }.emit(self.hub.metrics());
         }
         let record = AuditRecord {
             at_ms: self.hub.clock().now_ms(),
