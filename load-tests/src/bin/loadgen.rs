@@ -1,18 +1,32 @@
-//! `loadgen`: load generator for the Switchboard hub. Starts the fake Graph and OpenAI APIs,
-//! spawns the real hub against them on loopback, and runs one scenario:
+//! `loadgen`: load generator for the Switchboard hub. Starts the fake Graph, Telegram and
+//! OpenAI APIs, spawns the real hub against them on loopback (or drives a running deployment
+//! with `--target`), and runs one scenario:
 //!
 //! * `throughput` — latency, throughput, loss, duplicates and order under a given rate;
+//! * `steady` — 10,000 concurrent chats at a steady rate with a slow (300 ms) model;
+//! * `burst` — a baseline rate, N× for a few seconds, the baseline again, per phase;
+//! * `overload` — twice a sustainable rate, then half: 503s, memory, survival, recovery;
+//! * `soak` — a long steady run and the hub's RSS trend;
+//! * `chats` — closed-loop customers: send, wait for the reply, think, send again;
 //! * `idle-rss` — resident memory per idle (and passivated) conversation;
 //! * `mcp-tools` — tool calls per second through `/mcp`;
 //! * `console-fanout` — queue events delivered to many agent consoles;
 //! * `failover` — two nodes on Redis, one killed with SIGKILL mid-run.
+//!
+//! The engine-driven scenarios (throughput to chats, idle-rss) print a progress line every
+//! second and write, next to their JSON, `<stem>-throughput.svg`, `<stem>-latency.svg` and
+//! `<stem>-memory.svg`. `--channel telegram|mixed` sends (some) conversations through Telegram.
+//! `--target URL --fakes-bind HOST:PORT` drives a deployment that is already running instead of
+//! a hub of loadgen's own: it prints the environment to give that deployment (fake URLs,
+//! loadgen's credentials), and charts its memory if its /metrics has
+//! `process_resident_memory_bytes`.
 //!
 //! Exit status: 0 clean run, 1 setup or runtime failure, 3 run completed with anomalies.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard_load_tests::loadgen::{console, failover, idle, mcp, throughput};
+use switchboard_load_tests::loadgen::{burst, chats, console, failover, idle, mcp, overload, soak, steady, throughput};
 
 /// Load generator for the Switchboard hub (exit 0 clean, 1 failure, 3 anomalies).
 #[derive(Parser)]
@@ -29,6 +43,17 @@ struct Cli {
 enum Scenario {
     /// Send M messages over C conversations at rate R (0 = as fast as possible).
     Throughput(throughput::ThroughputArgs),
+    /// Many concurrent chats at a steady rate with a slow model (default 10,000 chats, 2,000
+    /// msg/s, 300 ms model).
+    Steady(steady::SteadyArgs),
+    /// Baseline rate, a burst of N× for some seconds, baseline again; figures per phase.
+    Burst(burst::BurstArgs),
+    /// Twice a sustainable rate, then half of it: 503s, RSS start/peak/end, survival, recovery.
+    Overload(overload::OverloadArgs),
+    /// A long steady run (default 10 minutes) and the hub's RSS trend.
+    Soak(soak::SoakArgs),
+    /// Closed-loop customers: each chat sends, waits for its reply, thinks, sends again.
+    Chats(chats::ChatsArgs),
     /// Measure hub RSS per idle and per passivated conversation.
     IdleRss(idle::IdleArgs),
     /// Tool calls per second through `/mcp`.
@@ -53,6 +78,11 @@ fn main() -> ExitCode {
         let scenario = async {
             match &cli.scenario {
                 Scenario::Throughput(args) => throughput::run(args).await,
+                Scenario::Steady(args) => steady::run(args).await,
+                Scenario::Burst(args) => burst::run(args).await,
+                Scenario::Overload(args) => overload::run(args).await,
+                Scenario::Soak(args) => soak::run(args).await,
+                Scenario::Chats(args) => chats::run(args).await,
                 Scenario::IdleRss(args) => idle::run(args).await,
                 Scenario::McpTools(args) => mcp::run(args).await,
                 Scenario::ConsoleFanout(args) => console::run(args).await,

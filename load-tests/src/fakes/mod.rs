@@ -97,6 +97,11 @@ fn parse_multipart(content_type: &str, bytes: &[u8]) -> Option<serde_json::Value
     Some(serde_json::Value::Object(fields))
 }
 
+/// A free port on loopback: where every fake listens unless told otherwise.
+pub(crate) fn loopback_any() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
 /// Current Unix time in seconds (what Telegram `date` and OpenAI `created` carry).
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -221,12 +226,13 @@ pub(crate) struct RunningServer {
 }
 
 impl RunningServer {
-    /// Binds `127.0.0.1:0` and serves the routes added by `configure` with `workers` workers.
-    pub(crate) async fn start<C>(name: &str, workers: usize, configure: C) -> std::io::Result<Self>
+    /// Binds `bind` (`127.0.0.1:0` for a free loopback port) and serves the routes added by
+    /// `configure` with `workers` workers.
+    pub(crate) async fn start<C>(name: &str, bind: SocketAddr, workers: usize, configure: C) -> std::io::Result<Self>
     where
         C: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new().name(format!("fake-{name}")).spawn(move || {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::{Value, json};
 
-use super::{RecordedRequest, Recorder, RunningServer, parse_body, unix_now};
+use std::net::SocketAddr;
+
+use super::{RecordedRequest, Recorder, RunningServer, loopback_any, parse_body, unix_now};
 
 /// How the fake answers completions.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,6 +267,11 @@ impl FakeOpenAi {
 
     /// Starts the fake with `workers` actix workers.
     pub async fn start_with_workers(workers: usize) -> std::io::Result<FakeOpenAi> {
+        Self::start_at(loopback_any(), workers).await
+    }
+
+    /// Starts the fake on `bind` (a fixed address a deployment can be pointed at).
+    pub async fn start_at(bind: SocketAddr, workers: usize) -> std::io::Result<FakeOpenAi> {
         let state = Arc::new(OaiState {
             recorder: Recorder::new(),
             mode: Mutex::new(Mode::default()),
@@ -273,7 +280,7 @@ impl FakeOpenAi {
             max_in_flight: AtomicUsize::new(0),
         });
         let shared = state.clone();
-        let server = RunningServer::start("openai", workers, move |cfg| {
+        let server = RunningServer::start("openai", bind, workers, move |cfg| {
             cfg.app_data(web::Data::from(shared.clone()))
                 .route("/v1/chat/completions", web::post().to(completions))
                 .default_service(web::to(unknown));

@@ -7,13 +7,16 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::{Value, json};
 
-use super::{RecordedRequest, Recorder, RunningServer, parse_body, unix_now};
+use std::net::SocketAddr;
+
+use super::whatsapp::OnSend;
+use super::{RecordedRequest, Recorder, RunningServer, loopback_any, parse_body, unix_now};
 
 /// User id of the fake bot (`from.id` of every message it sends).
 pub const BOT_ID: i64 = 777000;
@@ -40,6 +43,8 @@ struct TgState {
     recorder: Recorder,
     failures: Mutex<VecDeque<TgFailure>>,
     message_id: AtomicI64,
+    /// Sees every successful `sendMessage` (chat id as text, body), for the load generator.
+    on_send: RwLock<Option<OnSend>>,
 }
 
 fn bad_request(description: &str) -> Answer {
@@ -125,6 +130,13 @@ async fn call(
     let (token, method) = path.into_inner();
     let body = parse_body(&req, &bytes);
     let (status, resp, retry_after) = state.answer(&token, &method, &body);
+    if status == 200 && method.eq_ignore_ascii_case("sendMessage") {
+        let hook = state.on_send.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(hook) = hook {
+            let chat = body.get("chat_id").map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned));
+            hook(chat.as_deref().unwrap_or(""), &body);
+        }
+    }
     state.recorder.record_with(|| RecordedRequest::from_http(&req, body, status));
     let mut builder = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
     builder.content_type("application/json");
@@ -164,14 +176,20 @@ impl FakeTelegram {
 
     /// Starts the fake with `workers` actix workers.
     pub async fn start_with_workers(token: &str, workers: usize) -> std::io::Result<FakeTelegram> {
+        Self::start_at(loopback_any(), token, workers).await
+    }
+
+    /// Starts the fake on `bind` (a fixed address a deployment can be pointed at).
+    pub async fn start_at(bind: SocketAddr, token: &str, workers: usize) -> std::io::Result<FakeTelegram> {
         let state = Arc::new(TgState {
             token: token.to_owned(),
             recorder: Recorder::new(),
             failures: Mutex::new(VecDeque::new()),
             message_id: AtomicI64::new(0),
+            on_send: RwLock::new(None),
         });
         let shared = state.clone();
-        let server = RunningServer::start("telegram", workers, move |cfg| {
+        let server = RunningServer::start("telegram", bind, workers, move |cfg| {
             cfg.app_data(web::Data::from(shared.clone()))
                 .route("/bot{token}/{method}", web::route().to(call))
                 .default_service(web::to(unknown));
@@ -198,6 +216,17 @@ impl FakeTelegram {
     fn push_failures(&self, n: usize, failure: TgFailure) {
         let mut queue = self.state.failures.lock().unwrap_or_else(|p| p.into_inner());
         queue.extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// Installs (or removes) the hook called on every successful `sendMessage` with the chat id
+    /// (as text) and the body.
+    pub fn set_on_send(&self, hook: Option<OnSend>) {
+        *self.state.on_send.write().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// Stores requests (`true`, default) or only counts them (load runs).
+    pub fn set_recording(&self, on: bool) {
+        self.state.recorder.set_enabled(on);
     }
 
     /// Successful `sendMessage` calls.

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-use super::{RecordedRequest, Recorder, RunningServer, parse_body};
+use std::net::SocketAddr;
+
+use super::{RecordedRequest, Recorder, RunningServer, loopback_any, parse_body};
 
 /// Process-wide counter so wamids stay unique across several fakes in one test binary.
 static WAMID_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -168,6 +170,11 @@ impl FakeGraph {
 
     /// Starts the fake with `workers` actix workers (more for load runs).
     pub async fn start_with_workers(access_token: &str, workers: usize) -> std::io::Result<FakeGraph> {
+        Self::start_at(loopback_any(), access_token, workers).await
+    }
+
+    /// Starts the fake on `bind` (a fixed address a deployment can be pointed at).
+    pub async fn start_at(bind: SocketAddr, access_token: &str, workers: usize) -> std::io::Result<FakeGraph> {
         let state = Arc::new(GraphState {
             bearer: format!("Bearer {access_token}"),
             recorder: Recorder::new(),
@@ -177,7 +184,7 @@ impl FakeGraph {
             on_send: RwLock::new(None),
         });
         let shared = state.clone();
-        let server = RunningServer::start("graph", workers, move |cfg| {
+        let server = RunningServer::start("graph", bind, workers, move |cfg| {
             cfg.app_data(web::Data::from(shared.clone()))
                 .route("/{version}/{phone_number_id}/messages", web::post().to(messages))
                 .default_service(web::to(unknown));

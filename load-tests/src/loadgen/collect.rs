@@ -1,4 +1,4 @@
-//! Correlates the replies the fake Graph receives with the messages sent.
+//! Correlates the replies the fake Graph and the fake Bot API receive with the messages sent.
 //!
 //! Message `i` carries the unique text `<prefix><i>`; the echo AI answers a turn with
 //! `echo: ` + the texts of the messages it saw, one per line. So every reply line names exactly
@@ -12,16 +12,15 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::customer_number;
 use super::engine::Shared;
+use super::timeline::NONE;
+use super::wire::ChannelMix;
 use crate::fakes::whatsapp::OnSend;
 
-/// Not yet replied (in `replied_at`) / no message seen yet (in `last_in_conv`).
-const NONE: u64 = u64::MAX;
 /// Examples of odd replies kept for the report.
 const MAX_SAMPLES: usize = 5;
 
-/// One accepted send as the fake Graph saw it.
+/// One accepted send as the fake Graph or Bot API saw it.
 pub(crate) struct ReplySeen {
     at: Instant,
     to: String,
@@ -30,9 +29,18 @@ pub(crate) struct ReplySeen {
 
 /// The hook to install on the fake Graph: it only timestamps and forwards, because it runs on
 /// the fake's worker thread and must not slow the fake down.
-pub(crate) fn hook(tx: mpsc::UnboundedSender<ReplySeen>) -> OnSend {
+pub(crate) fn wa_hook(tx: mpsc::UnboundedSender<ReplySeen>) -> OnSend {
+    hook(tx, "/text/body")
+}
+
+/// The same for the fake Bot API (`sendMessage` carries the text at the top level).
+pub(crate) fn tg_hook(tx: mpsc::UnboundedSender<ReplySeen>) -> OnSend {
+    hook(tx, "/text")
+}
+
+fn hook(tx: mpsc::UnboundedSender<ReplySeen>, text_at: &'static str) -> OnSend {
     Arc::new(move |to: &str, body: &Value| {
-        let text = body.pointer("/text/body").and_then(Value::as_str).map(str::to_owned);
+        let text = body.pointer(text_at).and_then(Value::as_str).map(str::to_owned);
         let _ = tx.send(ReplySeen { at: Instant::now(), to: to.to_owned(), text });
     })
 }
@@ -43,6 +51,7 @@ pub(crate) struct Collector {
     prefix: char,
     conversations: usize,
     number_base: u64,
+    channel: ChannelMix,
     /// Per message: when its first reply line arrived, ns since `Shared::t0`.
     pub(crate) replied_at: Vec<u64>,
     /// Per conversation: highest message index answered so far.
@@ -72,13 +81,20 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub(crate) fn new(sh: Arc<Shared>, prefix: char, conversations: usize, number_base: u64) -> Self {
+    pub(crate) fn new(
+        sh: Arc<Shared>,
+        prefix: char,
+        conversations: usize,
+        number_base: u64,
+        channel: ChannelMix,
+    ) -> Self {
         let messages = sh.intended_ns.len();
         Collector {
             sh,
             prefix,
             conversations,
             number_base,
+            channel,
             replied_at: vec![NONE; messages],
             last_in_conv: vec![NONE; conversations],
             e2e: Histogram::new(3).expect("3 significant figures are valid"),
@@ -142,7 +158,7 @@ impl Collector {
         };
         self.lines += 1;
         let conv = i % self.conversations;
-        if to != customer_number(self.number_base + conv as u64) {
+        if to != self.channel.address(self.number_base, conv) {
             self.misrouted += 1;
             self.sample(format!("{line} sent to {to}"));
         }

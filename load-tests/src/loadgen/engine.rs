@@ -1,14 +1,19 @@
-//! The sender: signed WhatsApp webhooks, round-robin over conversations, in open-model rate mode
-//! (message `i` is due at `t0 + i/R`, latencies count from then, so a slow hub cannot hide its
-//! queueing by slowing the sender) or closed-loop (`rate == 0`, K messages in flight, each
-//! until its reply arrives or, with `close_on_reply` off, until its webhook is acknowledged).
+//! The sender: webhooks (signed WhatsApp or Telegram, see [`super::wire`]) round-robin over
+//! conversations, paced one of three ways ([`Pace`]): open model (message `i` is due at a
+//! fixed time after t0 by its schedule, latencies count from then, so a slow hub cannot hide
+//! its queueing by slowing the sender), closed loop (K messages in flight, each until its reply
+//! arrives or, with `close_on_reply` off, until its webhook is acknowledged), or chats (each
+//! conversation waits for its reply and a think time before its next message).
 //!
 //! A conversation's messages go through a lane: message `i + C` is posted only after message `i`
 //! was acknowledged (or given up on), as a provider delivers one user's messages. Without lanes
 //! two concurrent posts for one user could be accepted in either order, and the order check
 //! would blame the hub for the sender's race.
+//!
+//! While it runs, [`super::progress`] prints a status line and samples the hub's RSS every
+//! second; every message's timestamps end up in the outcome's [`Trace`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,11 +21,13 @@ use anyhow::{Result, bail};
 use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::collect::{Collector, hook, nanos};
-use super::customer_number;
-pub use super::outcome::{LoadOutcome, LoadSpec};
-use super::rig::{APP_SECRET, PHONE_NUMBER_ID, Rig};
-use crate::payloads::{wa_sign, wa_text};
+use super::collect::{Collector, nanos, tg_hook, wa_hook};
+pub use super::outcome::{LoadOutcome, LoadSpec, Pace};
+use super::progress;
+use super::rig::Rig;
+use super::schedule::{Schedule, Think};
+use super::timeline::{NONE, Trace};
+use super::wire::{Post, Wire};
 
 /// Attempts per message (503s and transport errors) before giving up.
 const MAX_ATTEMPTS: u32 = 30;
@@ -41,9 +48,12 @@ pub(crate) struct AckHists {
 /// State shared by the dispatcher, the request tasks, the collector and the progress line.
 pub(crate) struct Shared {
     pub(crate) t0: Instant,
-    /// Per message: intended start, ns since `t0`.
+    /// Per message: intended start, ns since `t0` ([`NONE`] until known).
     pub(crate) intended_ns: Vec<AtomicU64>,
-    pub(crate) acked: Vec<AtomicBool>,
+    /// Per message: first attempt, ns since `t0`.
+    pub(crate) sent_ns: Vec<AtomicU64>,
+    /// Per message: webhook answered 200, ns since `t0`.
+    pub(crate) acked_ns: Vec<AtomicU64>,
     pub(crate) sent: AtomicU64,
     pub(crate) acked_count: AtomicU64,
     pub(crate) replied: AtomicU64,
@@ -54,9 +64,57 @@ pub(crate) struct Shared {
     pub(crate) first_send_ns: AtomicU64,
     pub(crate) last_ack_ns: AtomicU64,
     pub(crate) hists: Mutex<AckHists>,
+    /// 503 answers per second since `t0`.
+    pub(crate) busy_per_sec: Mutex<Vec<u64>>,
+    /// Hub RSS samples (seconds since `t0`, bytes), taken by the progress task.
+    pub(crate) rss: Mutex<Vec<(f64, u64)>>,
     pub(crate) error_samples: Mutex<Vec<String>>,
-    /// Per message, in reply-closed loops: woken by the collector at the first reply line.
+    /// Per message, in reply-closed loops and chats: woken by the collector at the first reply
+    /// line.
     pub(crate) reply_waiters: Vec<Mutex<Option<oneshot::Sender<()>>>>,
+}
+
+impl Shared {
+    fn new(m: usize, wait_reply: bool) -> Result<Shared> {
+        let stamps = || (0..m).map(|_| AtomicU64::new(NONE)).collect();
+        Ok(Shared {
+            t0: Instant::now() + Duration::from_millis(20),
+            intended_ns: stamps(),
+            sent_ns: stamps(),
+            acked_ns: stamps(),
+            sent: AtomicU64::new(0),
+            acked_count: AtomicU64::new(0),
+            replied: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+            http_errors: AtomicU64::new(0),
+            transport_errors: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_send_ns: AtomicU64::new(u64::MAX),
+            last_ack_ns: AtomicU64::new(0),
+            hists: Mutex::new(AckHists {
+                ack: Histogram::new(3)?,
+                service: Histogram::new(3)?,
+                lag: Histogram::new(3)?,
+            }),
+            busy_per_sec: Mutex::new(Vec::new()),
+            rss: Mutex::new(Vec::new()),
+            error_samples: Mutex::new(Vec::new()),
+            reply_waiters: if wait_reply { (0..m).map(|_| Mutex::new(None)).collect() } else { Vec::new() },
+        })
+    }
+
+    /// Arms message `i`'s reply waiter (before it is posted, so the reply cannot be missed).
+    fn reply_waiter(&self, i: usize) -> Option<oneshot::Receiver<()>> {
+        self.reply_waiters.get(i).map(|slot| {
+            let (tx, rx) = oneshot::channel();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            rx
+        })
+    }
+
+    fn ns_since_t0(&self, at: Instant) -> u64 {
+        nanos(at.saturating_duration_since(self.t0))
+    }
 }
 
 /// Sends `spec` into the rig's hub and waits for the replies (or the drain timeout).
@@ -66,76 +124,103 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
     if spec.number_base + c as u64 > 100_000_000 {
         bail!("too many conversations for 8-digit numbers");
     }
-    let k = spec.concurrency.max(1);
+    let k = match spec.pace {
+        Pace::Chats { .. } => c.min(1024),
+        _ => spec.concurrency.max(1),
+    };
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(k)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
         .build()?;
-    let url: Arc<str> = format!("{}/webhooks/whatsapp", rig.hub.base_url()).into();
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let sh = Arc::new(Shared {
-        t0: Instant::now() + Duration::from_millis(20),
-        intended_ns: (0..m).map(|_| AtomicU64::new(0)).collect(),
-        acked: (0..m).map(|_| AtomicBool::new(false)).collect(),
-        sent: AtomicU64::new(0),
-        acked_count: AtomicU64::new(0),
-        replied: AtomicU64::new(0),
-        busy: AtomicU64::new(0),
-        http_errors: AtomicU64::new(0),
-        transport_errors: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        first_send_ns: AtomicU64::new(u64::MAX),
-        last_ack_ns: AtomicU64::new(0),
-        hists: Mutex::new(AckHists { ack: Histogram::new(3)?, service: Histogram::new(3)?, lag: Histogram::new(3)? }),
-        error_samples: Mutex::new(Vec::new()),
-        reply_waiters: if spec.wait_reply() { (0..m).map(|_| Mutex::new(None)).collect() } else { Vec::new() },
-    });
+    let wire = Arc::new(Wire::new(rig.hub.base_url(), spec.channel, spec.number_base, spec.prefix, m));
+    let sh = Arc::new(Shared::new(m, spec.wait_reply())?);
 
     let (tx, rx) = mpsc::unbounded_channel();
-    rig.graph.set_on_send(Some(hook(tx)));
-    let collector = Collector::new(sh.clone(), spec.prefix, c, spec.number_base);
+    rig.graph.set_on_send(Some(wa_hook(tx.clone())));
+    rig.telegram.set_on_send(Some(tg_hook(tx)));
+    let collector = Collector::new(sh.clone(), spec.prefix, c, spec.number_base, spec.channel);
     let collector = tokio::spawn(collector.run(rx));
-    let progress = tokio::spawn(progress(sh.clone(), spec.label, m));
+    let total = if matches!(spec.pace, Pace::Chats { .. }) { None } else { Some(m) };
+    let probe = rig.hub.mem_probe();
+    let progress = tokio::spawn(progress::run(sh.clone(), spec.label, total, probe.clone()));
 
+    let ctx = Ctx { sh: sh.clone(), client, wire, drain: spec.drain_timeout, conversations: c };
+    match &spec.pace {
+        Pace::Open(schedule) => dispatch(rig, &ctx, m, k, Some(schedule)).await?,
+        Pace::Closed { .. } => dispatch(rig, &ctx, m, k, None).await?,
+        Pace::Chats { think, until } => chats(rig, &ctx, m, *think, *until).await?,
+    }
+
+    let last_ack = sh.t0 + Duration::from_nanos(sh.last_ack_ns.load(Ordering::Relaxed));
+    let deadline = last_ack + spec.drain_timeout;
+    while sh.replied.load(Ordering::Relaxed) < sh.acked_count.load(Ordering::Relaxed) && Instant::now() < deadline {
+        rig.hub.ensure_running()?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(spec.settle).await;
+    // Removing the hooks drops the last senders, which ends the collector.
+    rig.graph.set_on_send(None);
+    rig.telegram.set_on_send(None);
+    progress.abort();
+    progress::finish();
+    // The last partial second gets its sample too (the memory chart then reaches the end).
+    if let Some(bytes) = probe.rss_bytes().await {
+        sh.rss.lock().unwrap_or_else(|p| p.into_inner()).push((sh.t0.elapsed().as_secs_f64(), bytes));
+    }
+    let col = collector.await?;
+    Ok(outcome(spec, &sh, col))
+}
+
+/// What every sending task needs.
+struct Ctx {
+    sh: Arc<Shared>,
+    client: reqwest::Client,
+    wire: Arc<Wire>,
+    drain: Duration,
+    conversations: usize,
+}
+
+/// Open model (`schedule`) or closed loop: message `i` from conversation `i % C`, at most `k`
+/// in flight, each conversation's messages through its lane. Returns when every request task
+/// has finished.
+async fn dispatch(rig: &mut Rig, ctx: &Ctx, m: usize, k: usize, schedule: Option<&Schedule>) -> Result<()> {
+    let sh = &ctx.sh;
     let permits = Arc::new(Semaphore::new(k));
-    let mut lanes: Vec<Option<oneshot::Receiver<()>>> = (0..c).map(|_| None).collect();
-    let mut ticks = if spec.rate > 0.0 { Some(ticker(sh.t0, spec.rate, m)?) } else { None };
+    let mut lanes: Vec<Option<oneshot::Receiver<()>>> = (0..ctx.conversations).map(|_| None).collect();
+    let mut ticks = match schedule {
+        Some(s) => Some(ticker(sh.t0, s.clone(), m)?),
+        None => None,
+    };
     // Nothing may be sent before t0: every latency is measured from it.
     tokio::time::sleep_until(sh.t0.into()).await;
     for i in 0..m {
-        if let Some(ticks) = ticks.as_mut() {
+        if let (Some(ticks), Some(schedule)) = (ticks.as_mut(), schedule) {
             if ticks.recv().await.is_none() {
                 bail!("the ticker thread stopped");
             }
-            sh.intended_ns[i].store(nanos(due(i, spec.rate)), Ordering::Relaxed);
+            sh.intended_ns[i].store(nanos(schedule.due(i)), Ordering::Relaxed);
         }
         let permit = permits.clone().acquire_owned().await?;
-        if spec.rate <= 0.0 {
-            let now = nanos(Instant::now().saturating_duration_since(sh.t0));
-            sh.intended_ns[i].store(now, Ordering::Relaxed);
+        if schedule.is_none() {
+            sh.intended_ns[i].store(sh.ns_since_t0(Instant::now()), Ordering::Relaxed);
         }
         if i % 1024 == 0 {
             // A dead hub would otherwise cost every remaining message its full retry budget.
             rig.hub.ensure_running()?;
         }
+        let conv = i % ctx.conversations;
         let (done_tx, done_rx) = oneshot::channel();
-        let prev = lanes[i % c].replace(done_rx);
-        let from = customer_number(spec.number_base + (i % c) as u64);
-        let wamid = format!("wamid.LG-{nonce}-{}{i}", spec.prefix);
-        let body = wa_text(PHONE_NUMBER_ID, &from, &wamid, &format!("{}{i}", spec.prefix));
-        let replied = sh.reply_waiters.get(i).map(|slot| {
-            let (tx, rx) = oneshot::channel();
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-            rx
-        });
-        let (sh, client, url, drain) = (sh.clone(), client.clone(), url.clone(), spec.drain_timeout);
+        let prev = lanes[conv].replace(done_rx);
+        let post = ctx.wire.post(i, conv);
+        let replied = sh.reply_waiter(i);
+        let (sh, client, wire, drain) = (sh.clone(), ctx.client.clone(), ctx.wire.clone(), ctx.drain);
         tokio::spawn(async move {
             if let Some(prev) = prev {
                 let _ = prev.await;
             }
-            let acked = deliver(&sh, &client, &url, i, body).await;
+            let acked = deliver(&sh, &client, &wire, i, post).await;
             // The lane opens at the ack, so the conversation's next message can arrive while
             // the AI is busy, as it would from a real user.
             drop(done_tx);
@@ -147,28 +232,75 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
     }
     // All permits back = every request task has finished.
     let _all = permits.acquire_many(k as u32).await?;
+    Ok(())
+}
 
-    let last_ack = sh.t0 + Duration::from_nanos(sh.last_ack_ns.load(Ordering::Relaxed));
-    let deadline = last_ack + spec.drain_timeout;
-    let failed = || sh.failed.load(Ordering::Relaxed);
-    while sh.replied.load(Ordering::Relaxed) + failed() < m as u64 && Instant::now() < deadline {
-        rig.hub.ensure_running()?;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Chats: one task per conversation, sending its messages `c`, `c + C`, ... one at a time:
+/// post, wait for the reply (at most the drain timeout), think, post the next. Chats start
+/// spread over the first think time, so they do not all speak in the first millisecond.
+async fn chats(rig: &mut Rig, ctx: &Ctx, m: usize, think: Think, until: Option<Duration>) -> Result<()> {
+    let c = ctx.conversations;
+    let sh = &ctx.sh;
+    tokio::time::sleep_until(sh.t0.into()).await;
+    let end = until.map(|d| sh.t0 + d);
+    let mut tasks = tokio::task::JoinSet::new();
+    for conv in 0..c.min(m) {
+        let (sh, client, wire, drain) = (sh.clone(), ctx.client.clone(), ctx.wire.clone(), ctx.drain);
+        let start = think.mean().mul_f64(conv as f64 / c as f64);
+        tasks.spawn(async move {
+            tokio::time::sleep(start).await;
+            for i in (conv..m).step_by(c) {
+                if end.is_some_and(|end| Instant::now() >= end) {
+                    break;
+                }
+                sh.intended_ns[i].store(sh.ns_since_t0(Instant::now()), Ordering::Relaxed);
+                let replied = sh.reply_waiter(i);
+                let post = wire.post(i, conv);
+                if deliver(&sh, &client, &wire, i, post).await
+                    && let Some(replied) = replied
+                {
+                    let _ = tokio::time::timeout(drain, replied).await;
+                }
+                // A customer who would speak again only after the end has finished.
+                let pause = think.pause(i);
+                if end.is_some_and(|end| Instant::now() + pause >= end) {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+        });
     }
-    tokio::time::sleep(spec.settle).await;
-    // Removing the hook drops the last sender, which ends the collector.
-    rig.graph.set_on_send(None);
-    progress.abort();
-    let col = collector.await?;
+    let mut watch = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                Some(res) => res?,
+                None => return Ok(()),
+            },
+            _ = watch.tick() => rig.hub.ensure_running()?,
+        }
+    }
+}
 
+/// The figures of a finished run.
+fn outcome(spec: &LoadSpec, sh: &Shared, col: Collector) -> LoadOutcome {
+    let load = |v: &[AtomicU64]| v.iter().map(|a| a.load(Ordering::Relaxed)).collect::<Vec<u64>>();
+    let trace = Trace {
+        intended_ns: load(&sh.intended_ns),
+        sent_ns: load(&sh.sent_ns),
+        acked_ns: load(&sh.acked_ns),
+        replied_ns: col.replied_at.clone(),
+        busy_per_sec: sh.busy_per_sec.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        rss: sh.rss.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+    };
     let lost: Vec<usize> =
-        (0..m).filter(|&i| sh.acked[i].load(Ordering::Relaxed) && col.replied_at[i] == u64::MAX).collect();
+        (0..trace.acked_ns.len()).filter(|&i| trace.acked_ns[i] != NONE && trace.replied_ns[i] == NONE).collect();
     let first = sh.first_send_ns.load(Ordering::Relaxed).min(u64::MAX - 1);
     let span = |last: u64| Duration::from_nanos(last.saturating_sub(first));
     let mut samples = sh.error_samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
     samples.extend(col.samples.iter().cloned());
     let hists = sh.hists.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(LoadOutcome {
+    LoadOutcome {
         spec: spec.clone(),
         ack: hists.ack.clone(),
         ack_service: hists.service.clone(),
@@ -180,7 +312,7 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         busy_503: sh.busy.load(Ordering::Relaxed),
         http_errors: sh.http_errors.load(Ordering::Relaxed),
         transport_errors: sh.transport_errors.load(Ordering::Relaxed),
-        failed: failed(),
+        failed: sh.failed.load(Ordering::Relaxed),
         lost: lost.len() as u64,
         duplicated: col.duplicated,
         out_of_order: col.out_of_order,
@@ -193,23 +325,19 @@ pub async fn run_load(rig: &mut Rig, spec: &LoadSpec) -> Result<LoadOutcome> {
         reply_span: span(col.last_reply_ns),
         lost_samples: lost.into_iter().take(10).collect(),
         samples,
-    })
-}
-
-/// When message `i` is due, after t0.
-fn due(i: usize, rate: f64) -> Duration {
-    Duration::from_secs_f64(i as f64 / rate)
+        trace,
+    }
 }
 
 /// Yields message indices at their due times from a thread of its own. Tokio timers round up
 /// to the next millisecond, which would add up to 1-2 ms of sender lateness to every latency;
 /// a thread sleep overshoots by tens of µs, and waking the dispatcher through a channel is
 /// immediate. Stops when the receiver is dropped.
-fn ticker(t0: Instant, rate: f64, m: usize) -> Result<mpsc::UnboundedReceiver<usize>> {
+fn ticker(t0: Instant, schedule: Schedule, m: usize) -> Result<mpsc::UnboundedReceiver<usize>> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new().name("loadgen-ticker".into()).spawn(move || {
         for i in 0..m {
-            let at = t0 + due(i, rate);
+            let at = t0 + schedule.due(i);
             let now = Instant::now();
             if at > now {
                 #[expect(clippy::disallowed_methods, reason = "a dedicated pacing thread, not an actor or handler")]
@@ -224,14 +352,18 @@ fn ticker(t0: Instant, rate: f64, m: usize) -> Result<mpsc::UnboundedReceiver<us
 }
 
 /// Posts message `i` until it is acknowledged (true) or its attempts run out.
-async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, body: String) -> bool {
-    let signature = wa_sign(APP_SECRET, body.as_bytes());
-    let intended = sh.t0 + Duration::from_nanos(sh.intended_ns[i].load(Ordering::Relaxed));
+async fn deliver(sh: &Shared, client: &reqwest::Client, wire: &Wire, i: usize, post: Post) -> bool {
+    let intended = match sh.intended_ns[i].load(Ordering::Relaxed) {
+        NONE => Instant::now(), // every pace sets it first; never panic on a missed one
+        ns => sh.t0 + Duration::from_nanos(ns),
+    };
     sh.sent.fetch_add(1, Ordering::Relaxed);
+    let url = wire.url(&post);
     for attempt in 0..MAX_ATTEMPTS {
         let start = Instant::now();
         if attempt == 0 {
-            let since_t0 = nanos(start.saturating_duration_since(sh.t0));
+            let since_t0 = sh.ns_since_t0(start);
+            sh.sent_ns[i].store(since_t0, Ordering::Relaxed);
             sh.first_send_ns.fetch_min(since_t0, Ordering::Relaxed);
             let lag = micros(start.saturating_duration_since(intended));
             let _ = sh.hists.lock().unwrap_or_else(|p| p.into_inner()).lag.record(lag);
@@ -239,16 +371,16 @@ async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, bod
         let res = client
             .post(url)
             .header("content-type", "application/json")
-            .header("x-hub-signature-256", &signature)
-            .body(body.clone())
+            .header(post.auth.0, &post.auth.1)
+            .body(post.body.clone())
             .send()
             .await;
         let wait = match res {
             Ok(r) if r.status() == reqwest::StatusCode::OK => {
                 let now = Instant::now();
-                sh.acked[i].store(true, Ordering::Relaxed);
+                let at = sh.ns_since_t0(now);
+                sh.acked_ns[i].store(at, Ordering::Relaxed);
                 sh.acked_count.fetch_add(1, Ordering::Relaxed);
-                let at = nanos(now.saturating_duration_since(sh.t0));
                 sh.last_ack_ns.fetch_max(at, Ordering::Relaxed);
                 let mut h = sh.hists.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = h.ack.record(micros(now.saturating_duration_since(intended)));
@@ -257,6 +389,13 @@ async fn deliver(sh: &Shared, client: &reqwest::Client, url: &str, i: usize, bod
             }
             Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
                 sh.busy.fetch_add(1, Ordering::Relaxed);
+                let second = (sh.ns_since_t0(Instant::now()) / 1_000_000_000) as usize;
+                let mut per_sec = sh.busy_per_sec.lock().unwrap_or_else(|p| p.into_inner());
+                if per_sec.len() <= second {
+                    per_sec.resize(second + 1, 0);
+                }
+                per_sec[second] += 1;
+                drop(per_sec);
                 let secs = r
                     .headers()
                     .get("retry-after")
@@ -299,24 +438,4 @@ fn jitter(d: Duration, i: usize, attempt: u32) -> Duration {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// One status line per second on stderr until aborted.
-async fn progress(sh: Arc<Shared>, label: &'static str, total: usize) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        eprintln!(
-            "[{label} {:>4}s] sent {}/{total} acked {} replied {} 503s {} failed {}",
-            start.elapsed().as_secs(),
-            get(&sh.sent),
-            get(&sh.acked_count),
-            get(&sh.replied),
-            get(&sh.busy),
-            get(&sh.failed),
-        );
-    }
 }

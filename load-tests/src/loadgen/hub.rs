@@ -1,5 +1,8 @@
 //! The hub under test as a child process: spawn on a free loopback port, wait for `/healthz`,
 //! read its VmRSS and `/metrics`, and kill it (also on drop, so an error path never leaks it).
+//! Or an already-running deployment ([`HubProcess::external`], `loadgen --target`): then there is
+//! no process to watch, and memory comes from its `/metrics` when it exposes
+//! `process_resident_memory_bytes` ([`MemProbe`]).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -28,6 +31,8 @@ pub struct HubSpec {
 pub struct HubProcess {
     child: Option<Child>,
     pid: u32,
+    /// A deployment loadgen did not start (`--target`): nothing to kill or watch.
+    external: bool,
     base_url: String,
     log: PathBuf,
     http: reqwest::Client,
@@ -80,10 +85,38 @@ impl HubProcess {
         Ok(HubProcess {
             pid: child.id(),
             child: Some(child),
+            external: false,
             base_url: format!("http://{bind}"),
             log: spec.log.clone(),
             http,
         })
+    }
+
+    /// A deployment that is already running at `base_url` (no trailing slash).
+    pub fn external(base_url: &str) -> Result<HubProcess> {
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
+        Ok(HubProcess {
+            child: None,
+            pid: 0,
+            external: true,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            log: PathBuf::from("(external target: see its own logs)"),
+            http,
+        })
+    }
+
+    /// Whether this is a deployment loadgen did not start.
+    pub fn is_external(&self) -> bool {
+        self.external
+    }
+
+    /// How to sample this hub's resident memory while a run goes.
+    pub fn mem_probe(&self) -> MemProbe {
+        if self.external {
+            MemProbe::Metrics { url: format!("{}/metrics", self.base_url), http: self.http.clone() }
+        } else {
+            MemProbe::Pid(self.pid)
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -103,6 +136,9 @@ impl HubProcess {
 
     /// Fails if the hub has exited (with the end of its log, which usually says why).
     pub fn ensure_running(&mut self) -> Result<()> {
+        if self.external {
+            return Ok(());
+        }
         let Some(child) = self.child.as_mut() else {
             bail!("hub was already killed");
         };
@@ -131,15 +167,16 @@ impl HubProcess {
 
     /// Resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
     pub fn rss_bytes(&self) -> Result<u64> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).context("reading hub /proc status")?;
-        let kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .context("no VmRSS in /proc status")?;
-        Ok(kb * 1024)
+        if self.external {
+            bail!("the RSS of an external target is not known here");
+        }
+        rss_of_pid(self.pid)
+    }
+
+    /// `GET /healthz` answers 2xx now.
+    pub async fn healthy(&self) -> bool {
+        let probe = self.http.get(format!("{}/healthz", self.base_url)).timeout(Duration::from_secs(2)).send().await;
+        probe.is_ok_and(|r| r.status().is_success())
     }
 
     /// Every sample of `GET /metrics` keyed by its name (labels included) — e.g.
@@ -186,6 +223,46 @@ impl HubProcess {
 impl Drop for HubProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// `VmRSS` of `/proc/<pid>/status`, in bytes.
+fn rss_of_pid(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading hub /proc status")?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .context("no VmRSS in /proc status")?;
+    Ok(kb * 1024)
+}
+
+/// Where a run reads the hub's resident memory from, once per second.
+#[derive(Clone, Debug)]
+pub enum MemProbe {
+    /// A local child: `/proc/<pid>/status`.
+    Pid(u32),
+    /// A deployment: `process_resident_memory_bytes` of its Prometheus endpoint, if any.
+    Metrics { url: String, http: reqwest::Client },
+}
+
+impl MemProbe {
+    /// The RSS now, or `None` when it cannot be known (process gone, metric not exposed).
+    pub async fn rss_bytes(&self) -> Option<u64> {
+        match self {
+            MemProbe::Pid(pid) => rss_of_pid(*pid).ok(),
+            MemProbe::Metrics { url, http } => {
+                let text = http.get(url).timeout(Duration::from_millis(800)).send().await.ok()?.text().await.ok()?;
+                // With or without (empty) labels: `name 1.0` or `name{} 1.0`.
+                let name = "process_resident_memory_bytes";
+                let metrics = parse_metrics(&text);
+                metrics
+                    .iter()
+                    .find(|(k, _)| k.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('{')))
+                    .map(|(_, &b)| b as u64)
+            }
+        }
     }
 }
 

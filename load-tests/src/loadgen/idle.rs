@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use super::engine::{LoadSpec, run_load};
-use super::report::{mib, outcome_json, outcome_text, write_json};
+use super::engine::{LoadSpec, Pace, run_load};
+use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
 use super::rig::{Rig, RigArgs};
+use super::schedule::Schedule;
 use super::throughput::{LOAD_NUMBER_BASE, unix_now, warm_up};
+use super::timeline::Row;
+use super::wire::ChannelMix;
 
 /// Gauge of conversation actors alive, in `/metrics`.
 const LIVE: &str = "switchboard_live_conversations";
@@ -53,6 +56,9 @@ pub async fn run(args: &IdleArgs) -> Result<bool> {
     if args.conversations == 0 || args.concurrency == 0 || !args.rate.is_finite() || args.rate <= 0.0 {
         bail!("--conversations, --concurrency and --rate must be positive");
     }
+    if args.rig.target.is_some() {
+        bail!("idle-rss reads the hub's /proc status: it needs a hub of its own, not --target");
+    }
     let mut env = Vec::new();
     if let Some(s) = args.idle_timeout_secs {
         env.push(("SWITCHBOARD__TENANTS__DEMO__IDLE_TIMEOUT_SECS", s.to_string()));
@@ -60,9 +66,11 @@ pub async fn run(args: &IdleArgs) -> Result<bool> {
     let mut rig = Rig::start(&args.rig, "idle-rss", &env).await?;
     let result = measure(&mut rig, args).await;
     rig.stop().await;
-    let (clean, report) = result?;
+    let (clean, report, rows) = result?;
     let out = args.out.clone().unwrap_or_else(|| args.rig.results_path("idle-rss.json"));
     write_json(&out, &report)?;
+    let title = format!("idle-rss: creating {} conversations at {} msg/s", args.conversations, args.rate);
+    write_charts(&out, &title, &rows, &[])?;
     Ok(clean)
 }
 
@@ -78,7 +86,7 @@ fn per_conversation(after: u64, before: u64, n: usize) -> f64 {
     (delta / n as f64 * 10.0).round() / 10.0
 }
 
-async fn measure(rig: &mut Rig, args: &IdleArgs) -> Result<(bool, serde_json::Value)> {
+async fn measure(rig: &mut Rig, args: &IdleArgs) -> Result<(bool, serde_json::Value, Vec<Row>)> {
     let n = args.conversations;
     let settle = Duration::from_secs(args.settle_secs);
     let rss_start = rig.hub.rss_bytes()?;
@@ -91,15 +99,16 @@ async fn measure(rig: &mut Rig, args: &IdleArgs) -> Result<(bool, serde_json::Va
         label: "create",
         conversations: n,
         messages: n,
-        rate: args.rate,
+        pace: Pace::Open(Schedule::constant(args.rate, n)?),
         concurrency: args.concurrency,
-        close_on_reply: false,
+        channel: ChannelMix::Whatsapp,
         number_base: LOAD_NUMBER_BASE,
         prefix: 'm',
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         settle: Duration::ZERO,
     };
     let created = run_load(rig, &spec).await?;
+    let rows = created.trace.rows();
     tokio::time::sleep(settle).await;
     let rss_live = rig.hub.rss_bytes()?;
     let live_at_live = live_conversations(rig).await;
@@ -166,6 +175,7 @@ async fn measure(rig: &mut Rig, args: &IdleArgs) -> Result<(bool, serde_json::Va
         "note": "RSS deltas include allocator retention: freed memory is not always returned to the OS",
         "creation": outcome_json(&created),
         "hub_metrics": metrics,
+        "timeline": timeline_json(&rows),
     });
-    Ok((created.is_clean(), report))
+    Ok((created.is_clean(), report, rows))
 }

@@ -4,6 +4,25 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::schedule::{Schedule, Think};
+use super::timeline::Trace;
+use super::wire::ChannelMix;
+
+/// How messages are paced.
+#[derive(Clone, Debug)]
+pub enum Pace {
+    /// Open model: message `i` is due at `schedule.due(i)` after the start, whatever the hub
+    /// does; latencies count from then.
+    Open(Schedule),
+    /// Closed loop: `concurrency` messages in flight, each holding its slot until its reply
+    /// arrives (`close_on_reply`, the pipeline's capacity) or only until its webhook is
+    /// acknowledged (the ingest capacity; the backlog may outgrow the hub's history window).
+    Closed { close_on_reply: bool },
+    /// Chats: each conversation sends a message, waits for its reply, thinks, and sends the
+    /// next, like a customer; until its share of `messages` is sent or `until` has passed.
+    Chats { think: Think, until: Option<Duration> },
+}
+
 /// What to send.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
@@ -11,16 +30,14 @@ pub struct LoadSpec {
     pub label: &'static str,
     /// Distinct senders; message `i` comes from conversation `i % conversations`.
     pub conversations: usize,
-    /// Messages to send.
+    /// Messages to send (in chats mode: at most; conversation `c` sends `c`, `c + C`, ...).
     pub messages: usize,
-    /// Messages per second; 0 = closed loop, as fast as `concurrency` allows.
-    pub rate: f64,
-    /// Requests in flight at most (lane waits included).
+    /// How they are paced.
+    pub pace: Pace,
+    /// Requests in flight at most (lane waits included; not used by chats).
     pub concurrency: usize,
-    /// Closed loop only: a message holds its slot until its reply arrives (true), or only
-    /// until the webhook is acknowledged (false: measures ingest, and the backlog may outgrow
-    /// the hub's history window).
-    pub close_on_reply: bool,
+    /// Which provider each conversation writes through.
+    pub channel: ChannelMix,
     /// Conversation `c` is the number `55119` + `number_base + c` (8 digits).
     pub number_base: u64,
     /// Message texts are `<prefix><i>`: distinct per run so late replies of a previous run
@@ -82,12 +99,33 @@ pub struct LoadOutcome {
     pub lost_samples: Vec<usize>,
     /// Examples of odd replies and HTTP errors.
     pub samples: Vec<String>,
+    /// Every message's timestamps, for the timeline and per-phase figures.
+    pub trace: Trace,
 }
 
 impl LoadSpec {
-    /// Whether request slots are held until the reply (closed loop on replies).
+    /// Whether a message waits for its reply before its slot is free (closed loop on replies,
+    /// chats).
     pub fn wait_reply(&self) -> bool {
-        self.rate <= 0.0 && self.close_on_reply
+        matches!(self.pace, Pace::Closed { close_on_reply: true } | Pace::Chats { .. })
+    }
+
+    /// Mean offered rate of an open-model run, 0 otherwise.
+    pub fn rate(&self) -> f64 {
+        match &self.pace {
+            Pace::Open(schedule) => schedule.mean_rate(),
+            _ => 0.0,
+        }
+    }
+
+    /// Name of the pacing in reports.
+    pub fn mode(&self) -> &'static str {
+        match self.pace {
+            Pace::Open(_) => "open",
+            Pace::Closed { close_on_reply: true } => "closed_on_reply",
+            Pace::Closed { close_on_reply: false } => "closed_on_ack",
+            Pace::Chats { .. } => "chats",
+        }
     }
 }
 

@@ -1,12 +1,15 @@
-//! Histogram summaries, the printed report of a load run, and JSON output.
+//! Histogram summaries, the printed report of a load run, JSON output, and the SVG charts of
+//! a run's timeline written next to the JSON.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use super::engine::LoadOutcome;
+use super::chart::{Band, Chart, Scale, Series};
+use super::engine::{LoadOutcome, Pace};
+use super::timeline::Row;
 
 /// Percentiles reported for every latency histogram.
 const QUANTILES: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99_9", 0.999)];
@@ -49,8 +52,13 @@ pub fn outcome_json(o: &LoadOutcome) -> Value {
     json!({
         "conversations": s.conversations,
         "messages": s.messages,
-        "rate_per_sec": s.rate,
-        "mode": if s.rate > 0.0 { "open" } else if s.wait_reply() { "closed_on_reply" } else { "closed_on_ack" },
+        "rate_per_sec": round1(s.rate()),
+        "mode": s.mode(),
+        "think_ms": match s.pace {
+            Pace::Chats { think, .. } => Some(think.mean().as_secs_f64() * 1000.0),
+            _ => None,
+        },
+        "channel": s.channel.name(),
         "concurrency": s.concurrency,
         "drain_timeout_secs": s.drain_timeout.as_secs_f64(),
         "sent": o.sent,
@@ -88,13 +96,20 @@ pub fn outcome_json(o: &LoadOutcome) -> Value {
 /// The readable summary of a run, for stdout.
 pub fn outcome_text(title: &str, o: &LoadOutcome) -> String {
     let s = &o.spec;
-    let mode = if s.rate > 0.0 {
-        format!("open model, {} msg/s offered", s.rate)
-    } else {
-        let until = if s.wait_reply() { "reply" } else { "ack" };
-        format!("closed loop, {} in flight until {until}", s.concurrency)
+    let mode = match s.pace {
+        Pace::Open(_) => format!("open model, {:.0} msg/s offered", s.rate()),
+        Pace::Closed { close_on_reply } => {
+            let until = if close_on_reply { "reply" } else { "ack" };
+            format!("closed loop, {} in flight until {until}", s.concurrency)
+        }
+        Pace::Chats { think, .. } => format!("chats, {} ms think time", think.mean().as_millis()),
     };
-    let mut out = format!("== {title}: {} messages over {} conversations, {mode}\n", s.messages, s.conversations);
+    let mut out = format!(
+        "== {title}: {} messages over {} {} conversations, {mode}\n",
+        if matches!(s.pace, Pace::Chats { .. }) { o.sent as usize } else { s.messages },
+        s.conversations,
+        s.channel.name()
+    );
     out += &format!(
         "sent {}  acked {}  replied {}  503s {}  http errors {}  transport errors {}\n",
         o.sent, o.acked, o.replied, o.busy_503, o.http_errors, o.transport_errors
@@ -158,4 +173,78 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// The per-second rows of a run as JSON.
+pub fn timeline_json(rows: &[Row]) -> Value {
+    serde_json::to_value(rows).unwrap_or(Value::Null)
+}
+
+/// `<dir>/<stem>-<what>.svg` next to the JSON output `<dir>/<stem>.json`.
+fn chart_path(json: &Path, what: &str) -> PathBuf {
+    let stem = json.file_stem().map_or_else(|| "loadgen".into(), |s| s.to_string_lossy().into_owned());
+    json.with_file_name(format!("{stem}-{what}.svg"))
+}
+
+/// Writes the throughput, latency and (when RSS was sampled) memory charts of a run next to its
+/// JSON output; `bands` shade the phases of a schedule. Returns the files written.
+pub fn write_charts(json: &Path, title: &str, rows: &[Row], bands: &[Band]) -> Result<Vec<PathBuf>> {
+    // A row counts the second ending at `t`: drawn mid-second, so a phase's rates line up with
+    // its band. RSS is sampled at the end of the second, and drawn there.
+    let series = |name: &str, color: &'static str, f: &dyn Fn(&Row) -> Option<f64>| Series {
+        name: name.to_owned(),
+        color,
+        points: rows.iter().filter_map(|r| Some((if name == "hub RSS" { r.t } else { r.t - 0.5 }, f(r)?))).collect(),
+        dashed: matches!(name, "sent" | "offered (due)"),
+    };
+    let chart = |what: &str, y_label: &str, scale, series| Chart {
+        title: format!("{title}: {what}"),
+        x_label: "seconds since start".into(),
+        y_label: y_label.into(),
+        scale,
+        series,
+        bands: bands.to_vec(),
+    };
+    let mut charts = vec![
+        (
+            "throughput",
+            chart(
+                "messages per second",
+                "messages / s",
+                Scale::Linear,
+                vec![
+                    series("offered (due)", "#7f7f7f", &|r| Some(r.offered as f64)),
+                    series("sent", "#1f77b4", &|r| Some(r.sent as f64)),
+                    series("acked (200)", "#2ca02c", &|r| Some(r.acked as f64)),
+                    series("replied", "#ff7f0e", &|r| Some(r.replied as f64)),
+                    series("503 answers", "#d62728", &|r| Some(r.busy_503 as f64)),
+                ],
+            ),
+        ),
+        (
+            "latency",
+            chart(
+                "latency of the second's replies and acks",
+                "ms (log scale)",
+                Scale::Log,
+                vec![
+                    series("e2e p50", "#9467bd", &|r| r.e2e_p50_ms),
+                    series("e2e p99", "#d62728", &|r| r.e2e_p99_ms),
+                    series("ack p99", "#2ca02c", &|r| r.ack_p99_ms),
+                ],
+            ),
+        ),
+    ];
+    if rows.iter().any(|r| r.rss_mib.is_some()) {
+        let rss = series("hub RSS", "#17becf", &|r| r.rss_mib);
+        charts.push(("memory", chart("hub resident memory", "MiB", Scale::Linear, vec![rss])));
+    }
+    let mut written = Vec::new();
+    for (what, chart) in charts {
+        let path = chart_path(json, what);
+        std::fs::write(&path, chart.svg()).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    eprintln!("wrote {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    Ok(written)
 }

@@ -1,6 +1,12 @@
-//! A test rig: the fake Graph and OpenAI endpoints plus the hub wired to them, and the CLI
-//! options every scenario shares.
+//! A test rig: the fake Graph, Telegram and OpenAI endpoints plus the hub wired to them, and
+//! the CLI options every scenario shares.
+//!
+//! With `--target URL` no hub is spawned: the fakes listen on fixed ports (`--fakes-bind`,
+//! Graph on PORT, OpenAI on PORT+1, Telegram on PORT+2) and the operator points the running
+//! deployment at them with the environment [`Rig::start`] prints (the same the spawned hub
+//! gets: loadgen's credentials, the demo tenant on `entry = "ai"`, rate limits lifted).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use super::hub::{HubProcess, HubSpec};
 use crate::fakes::openai::{FakeOpenAi, Mode};
+use crate::fakes::telegram::FakeTelegram;
 use crate::fakes::whatsapp::FakeGraph;
 use crate::redis_server::RedisServer;
 
@@ -17,6 +24,14 @@ pub const PHONE_NUMBER_ID: &str = "200000000000002";
 pub const ACCESS_TOKEN: &str = "loadgen-access-token";
 /// App secret signing the webhooks.
 pub const APP_SECRET: &str = "loadgen-app-secret";
+/// Bot token of the demo tenant's Telegram channel (the fake checks it in `/bot<token>/`).
+pub const TG_BOT_TOKEN: &str = "123456:LOADGEN";
+/// Secret token the hub expects in `X-Telegram-Bot-Api-Secret-Token`.
+pub const TG_SECRET: &str = "loadgen-tg-secret";
+/// The demo tenant's Telegram channel: `POST /webhooks/telegram/demo`.
+pub const TG_CHANNEL: &str = "demo";
+/// Fake ports with `--target` and no `--fakes-bind`.
+const DEFAULT_FAKES_BIND: &str = "127.0.0.1:9300";
 
 /// Options for the fakes and the hub, shared by every scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -30,9 +45,9 @@ pub struct RigArgs {
     /// File for the hub's stdout/stderr [default: <repo>/load-tests/results/hub-<scenario>.log].
     #[arg(long, value_name = "FILE")]
     pub hub_log: Option<PathBuf>,
-    /// Delay of every fake OpenAI answer, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "D")]
-    pub ai_delay_ms: u64,
+    /// Delay of every fake OpenAI answer, in milliseconds [default: 0; steady: 300].
+    #[arg(long, value_name = "D")]
+    pub ai_delay_ms: Option<u64>,
     /// Actix workers of the fake Graph API.
     #[arg(long, default_value_t = 1)]
     pub graph_workers: usize,
@@ -52,12 +67,41 @@ pub struct RigArgs {
     /// second) started on a free port.
     #[arg(long)]
     pub redis: bool,
+    /// Drive an already-running deployment at URL (e.g. `http://10.0.0.5:8080`) instead of
+    /// spawning a hub. Point it at the fakes (--fakes-bind) with the environment printed at
+    /// start; its memory is charted only if its /metrics has process_resident_memory_bytes.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Where the fakes listen: Graph on PORT, OpenAI on PORT+1, Telegram on PORT+2
+    /// [default: free loopback ports; with --target 127.0.0.1:9300, use 0.0.0.0:PORT for a
+    /// deployment on another machine].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub fakes_bind: Option<SocketAddr>,
 }
 
 impl RigArgs {
     /// The workspace root to use.
     pub fn repo_root(&self) -> PathBuf {
         self.repo_root.clone().unwrap_or_else(super::default_repo_root)
+    }
+
+    /// The fake model's delay, `default` unless --ai-delay-ms was given.
+    pub fn ai_delay(&self, default: u64) -> u64 {
+        self.ai_delay_ms.unwrap_or(default)
+    }
+
+    /// Addresses of the fakes (Graph, OpenAI, Telegram).
+    fn fake_addrs(&self) -> Result<[SocketAddr; 3]> {
+        let base = match (self.fakes_bind, &self.target) {
+            (Some(addr), _) => addr,
+            (None, Some(_)) => DEFAULT_FAKES_BIND.parse()?,
+            (None, None) => return Ok([SocketAddr::from(([127, 0, 0, 1], 0)); 3]),
+        };
+        if base.port() == 0 {
+            return Ok([base; 3]);
+        }
+        let at = |k: u16| SocketAddr::new(base.ip(), base.port() + k);
+        Ok([at(0), at(1), at(2)])
     }
 
     /// `<repo>/load-tests/results/<file>`, where results go by default.
@@ -71,6 +115,8 @@ impl RigArgs {
 pub struct Rig {
     /// The fake WhatsApp Graph API receiving the hub's replies.
     pub graph: FakeGraph,
+    /// The fake Telegram Bot API receiving the replies to Telegram chats.
+    pub telegram: FakeTelegram,
     /// The fake OpenAI endpoint answering in echo mode.
     pub openai: FakeOpenAi,
     /// The hub process.
@@ -83,34 +129,31 @@ impl Rig {
     /// Starts the fakes and the hub (`extra_env` after the standard variables, so it wins) and
     /// waits until the hub is healthy.
     pub async fn start(args: &RigArgs, scenario: &str, extra_env: &[(&str, String)]) -> Result<Rig> {
-        let graph =
-            FakeGraph::start_with_workers(ACCESS_TOKEN, args.graph_workers).await.context("starting fake Graph")?;
+        let [graph_at, openai_at, telegram_at] = args.fake_addrs()?;
+        let graph = FakeGraph::start_at(graph_at, ACCESS_TOKEN, args.graph_workers)
+            .await
+            .with_context(|| format!("starting fake Graph on {graph_at}"))?;
         // A load run would otherwise store every request body for the whole run.
         graph.set_recording(false);
-        let openai = FakeOpenAi::start_with_workers(args.openai_workers).await.context("starting fake OpenAI")?;
+        let telegram = FakeTelegram::start_at(telegram_at, TG_BOT_TOKEN, 1).await.context("starting fake Telegram")?;
+        telegram.set_recording(false);
+        let openai = FakeOpenAi::start_at(openai_at, args.openai_workers).await.context("starting fake OpenAI")?;
         openai.recorder().set_enabled(false);
-        openai.set_mode(Mode::Echo { delay: Duration::from_millis(args.ai_delay_ms) });
+        openai.set_mode(Mode::Echo { delay: Duration::from_millis(args.ai_delay(0)) });
 
-        let mut env: Vec<(String, String)> = [
-            ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN.to_owned()),
-            ("WHATSAPP_APP_SECRET", APP_SECRET.to_owned()),
-            ("WHATSAPP_VERIFY_TOKEN", "v".to_owned()),
-            ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID.to_owned()),
-            ("WHATSAPP_GRAPH_URL", graph.base_url()),
-            ("OPENAI_API_KEY", "test".to_owned()),
-            ("OPENAI_BASE_URL", openai.base_url()),
-            ("OPENAI_MODEL", "test-model".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-            // Every new conversation goes straight to the AI, and no limiter caps the run.
-            ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "ai".to_owned()),
-            ("SWITCHBOARD__TENANTS__DEMO__AI__RATE_PER_SECOND", "1000000".to_owned()),
-            ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "1000000".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut env = hub_env(&graph.base_url(), &openai.base_url(), &telegram.base_url());
         if let Some(cap) = args.partition_capacity {
             env.push(("SWITCHBOARD__BACKEND__PARTITION_CAPACITY".into(), cap.to_string()));
+        }
+        env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        for kv in &args.hub_env {
+            let Some((k, v)) = kv.split_once('=') else {
+                bail!("--hub-env wants KEY=VALUE, got {kv:?}");
+            };
+            env.push((k.to_owned(), v.to_owned()));
+        }
+        if let Some(target) = &args.target {
+            return Rig::attach(target, args, env, graph, telegram, openai).await;
         }
         let redis = if args.redis {
             let server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"])?;
@@ -121,13 +164,6 @@ impl Rig {
         } else {
             None
         };
-        env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        for kv in &args.hub_env {
-            let Some((k, v)) = kv.split_once('=') else {
-                bail!("--hub-env wants KEY=VALUE, got {kv:?}");
-            };
-            env.push((k.to_owned(), v.to_owned()));
-        }
 
         let root = args.repo_root();
         let spec = HubSpec {
@@ -141,21 +177,72 @@ impl Rig {
         let mut hub = HubProcess::spawn(&spec)?;
         let took = hub.wait_healthy(Duration::from_secs(args.health_timeout_secs)).await?;
         eprintln!(
-            "hub pid {} healthy at {} after {} ms (log: {}); fake graph {}, fake openai {}",
+            "hub pid {} healthy at {} after {} ms (log: {}); fake graph {}, fake telegram {}, fake openai {}",
             hub.pid(),
             hub.base_url(),
             took.as_millis(),
             hub.log_path().display(),
             graph.base_url(),
+            telegram.base_url(),
             openai.base_url()
         );
-        Ok(Rig { graph, openai, hub, redis })
+        Ok(Rig { graph, telegram, openai, hub, redis })
+    }
+
+    /// `--target`: prints what the deployment must be given, then waits for its /healthz.
+    async fn attach(
+        target: &str,
+        args: &RigArgs,
+        env: Vec<(String, String)>,
+        graph: FakeGraph,
+        telegram: FakeTelegram,
+        openai: FakeOpenAi,
+    ) -> Result<Rig> {
+        eprintln!("driving the deployment at {target}; it must run with this environment (fake URLs as");
+        eprintln!("seen from this machine: replace 0.0.0.0 or 127.0.0.1 by an address it can reach):");
+        for (k, v) in &env {
+            eprintln!("  {k}={v}");
+        }
+        let mut hub = HubProcess::external(target)?;
+        let took = hub.wait_healthy(Duration::from_secs(args.health_timeout_secs)).await?;
+        eprintln!("target healthy after {} ms", took.as_millis());
+        Ok(Rig { graph, telegram, openai, hub, redis: None })
     }
 
     /// Kills the hub, then stops the fakes (hub first, so it does not log errors about them).
     pub async fn stop(mut self) {
         self.hub.kill();
         self.graph.stop().await;
+        self.telegram.stop().await;
         self.openai.stop().await;
     }
+}
+
+/// The hub's environment for a load run: loadgen's credentials, the fakes' URLs, every new
+/// conversation straight to the AI and no limiter capping the run.
+fn hub_env(graph_url: &str, openai_url: &str, telegram_url: &str) -> Vec<(String, String)> {
+    [
+        ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN),
+        ("WHATSAPP_APP_SECRET", APP_SECRET),
+        ("WHATSAPP_VERIFY_TOKEN", "v"),
+        ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
+        ("WHATSAPP_GRAPH_URL", graph_url),
+        ("TELEGRAM_BOT_TOKEN", TG_BOT_TOKEN),
+        ("TELEGRAM_SECRET_TOKEN", TG_SECRET),
+        ("TELEGRAM_API_URL", telegram_url),
+        ("OPENAI_API_KEY", "test"),
+        ("OPENAI_BASE_URL", openai_url),
+        ("OPENAI_MODEL", "test-model"),
+        ("RUST_LOG", "warn"),
+        ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "ai"),
+        ("SWITCHBOARD__TENANTS__DEMO__AI__RATE_PER_SECOND", "1000000"),
+        ("SWITCHBOARD__TENANTS__DEMO__WHATSAPP__MAIN__RATE_PER_SECOND", "1000000"),
+        ("SWITCHBOARD__TENANTS__DEMO__TELEGRAM__DEMO__RATE_PER_SECOND", "1000000"),
+        // Telegram's real limit is about one message per second per chat; loadgen's chats may
+        // get several replies a second, and the point is the hub, not the limiter.
+        ("SWITCHBOARD__TENANTS__DEMO__TELEGRAM__DEMO__PER_CHAT_PER_SECOND", "1000000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }

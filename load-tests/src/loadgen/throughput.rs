@@ -1,6 +1,6 @@
 //! `loadgen throughput`: M messages round-robin over C conversations at a fixed offered rate
 //! (open model) or as fast as possible (closed loop), with latency, loss, duplicate and order
-//! figures.
+//! figures, the per-second timeline and its charts.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::engine::{LoadOutcome, LoadSpec, run_load};
-use super::report::{mib, outcome_json, outcome_text, write_json};
+use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
+use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
 use super::rig::{Rig, RigArgs};
+use super::schedule::Schedule;
+use super::wire::ChannelMix;
 
 /// Numbers of the measured conversations start here (`55119 1000 0000`).
 pub const LOAD_NUMBER_BASE: u64 = 10_000_000;
@@ -53,7 +55,11 @@ pub struct ThroughputArgs {
     /// Warm-up messages (10 other conversations) that must all be answered before measuring.
     #[arg(long, default_value_t = 100)]
     pub warmup: usize,
-    /// JSON output [default: <repo>/load-tests/results/throughput.json].
+    /// Provider of the conversations: whatsapp, telegram, or mixed (odd ones on Telegram).
+    #[arg(long, value_enum, default_value_t = ChannelMix::Whatsapp)]
+    pub channel: ChannelMix,
+    /// JSON output; charts go next to it as <stem>-throughput.svg, -latency.svg, -memory.svg
+    /// [default: <repo>/load-tests/results/throughput.json].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Fakes and hub.
@@ -75,6 +81,10 @@ pub async fn run(args: &ThroughputArgs) -> Result<bool> {
     let (outcome, report) = result?;
     let out = args.out.clone().unwrap_or_else(|| args.rig.results_path("throughput.json"));
     write_json(&out, &report)?;
+    let rate =
+        if args.rate > 0.0 { format!("{} msg/s", args.rate) } else { format!("closed loop x{}", args.concurrency) };
+    let title = format!("throughput: {} {} conversations, {rate}", args.conversations, args.channel.name());
+    write_charts(&out, &title, &outcome.trace.rows(), &[])?;
     Ok(outcome.is_clean())
 }
 
@@ -88,9 +98,9 @@ pub async fn warm_up(rig: &mut Rig, n: usize, concurrency: usize) -> Result<()> 
         label: "warm-up",
         conversations: n.min(10),
         messages: n,
-        rate: 500.0,
+        pace: Pace::Open(Schedule::constant(500.0, n)?),
         concurrency,
-        close_on_reply: false,
+        channel: ChannelMix::Whatsapp,
         number_base: WARMUP_NUMBER_BASE,
         prefix: 'w',
         drain_timeout: Duration::from_secs(15),
@@ -110,32 +120,46 @@ pub async fn warm_up(rig: &mut Rig, n: usize, concurrency: usize) -> Result<()> 
 
 async fn measure(rig: &mut Rig, args: &ThroughputArgs) -> Result<(LoadOutcome, Value)> {
     warm_up(rig, args.warmup, args.concurrency).await?;
-    let rss_before = rig.hub.rss_bytes()?;
+    let probe = rig.hub.mem_probe();
+    let rss_before = probe.rss_bytes().await;
+    let pace = if args.rate > 0.0 {
+        Pace::Open(Schedule::constant(args.rate, args.messages)?)
+    } else {
+        Pace::Closed { close_on_reply: args.close_on == CloseOn::Reply }
+    };
     let spec = LoadSpec {
         label: "load",
         conversations: args.conversations,
         messages: args.messages,
-        rate: args.rate,
+        pace,
         concurrency: args.concurrency,
-        close_on_reply: args.close_on == CloseOn::Reply,
+        channel: args.channel,
         number_base: LOAD_NUMBER_BASE,
         prefix: 'm',
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         settle: Duration::from_millis(500),
     };
     let outcome = run_load(rig, &spec).await?;
-    let rss_after = rig.hub.rss_bytes()?;
+    let rss_after = probe.rss_bytes().await;
     let metrics = rig.hub.metrics().await.unwrap_or_default();
     println!("{}", outcome_text("throughput", &outcome));
-    println!("hub RSS {} before, {} after; hub log {}", mib(rss_before), mib(rss_after), rig.hub.log_path().display());
+    let show = |b: Option<u64>| b.map_or_else(|| "unknown".to_owned(), mib);
+    println!(
+        "hub RSS {} before, {} after; hub log {}",
+        show(rss_before),
+        show(rss_after),
+        rig.hub.log_path().display()
+    );
     let r = &args.rig;
     let report = json!({
         "scenario": "throughput",
         "unix_time": unix_now(),
         "setup": {
+            "target": r.target,
+            "channel": args.channel.name(),
             "graph_workers": r.graph_workers,
             "openai_workers": r.openai_workers,
-            "ai_delay_ms": r.ai_delay_ms,
+            "ai_delay_ms": r.ai_delay(0),
             "partition_capacity": r.partition_capacity,
             "hub_env": r.hub_env,
             "warmup_messages": args.warmup,
@@ -146,6 +170,7 @@ async fn measure(rig: &mut Rig, args: &ThroughputArgs) -> Result<(LoadOutcome, V
             "rss_bytes_after": rss_after,
             "metrics": metrics,
         },
+        "timeline": timeline_json(&outcome.trace.rows()),
     });
     Ok((outcome, report))
 }
