@@ -117,19 +117,24 @@ async fn serve(settings: Settings, env: BTreeMap<String, String>) -> anyhow::Res
             // are on the bus for the partitions' next owners.
             tracing::info!(signal, deadline_secs = deadline.as_secs(), "stopping");
             let until = tokio::time::Instant::now() + deadline;
-            // The server future does the stopping: it must be polled while `stop` waits.
+            // The listener closes at once; the requests in progress (and open WebSockets, which
+            // may last until the deadline) finish while the hub drains. The server future does
+            // the stopping: it must be polled while `stop` waits.
             let http = async { tokio::join!(handle.stop(true), server).1 };
-            let (stopped, ()) = tokio::join!(http, running.state.probe.leave(deadline));
-            // Memory backend: what the bus holds exists only in this process, so it is handled
-            // now (nothing new arrives: the listener is closed). Redis: the partitions' next
-            // owners have it, and this finds nothing left to wait for.
-            if !running.hub.drain(until).await {
-                tracing::warn!("events or model turns were still pending at the shutdown deadline");
-            }
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            if !running.hub.flush_outboxes(left).await {
-                tracing::warn!("some replies were still being sent at the shutdown deadline");
-            }
+            let hub = async {
+                running.state.probe.leave(deadline).await;
+                // Memory backend: what the bus holds exists only in this process, so it is
+                // handled now. Redis: the partitions' next owners have it, and this finds
+                // nothing left to wait for.
+                if !running.hub.drain(until).await {
+                    tracing::warn!("model turns were still running at the shutdown deadline");
+                }
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if !running.hub.flush_outboxes(left).await {
+                    tracing::warn!("some replies were still being sent at the shutdown deadline");
+                }
+            };
+            let (stopped, ()) = tokio::join!(http, hub);
             stopped?;
         }
     }

@@ -117,7 +117,11 @@ fn register_series(registry: &mut Registry, series: &Series) {
         "Work held back or refused by a rate limit, by scope (llm, provider, tools)",
         s.rate_limited,
     );
-    registry.register("mailbox_depth", "Inputs handed to conversation actors and not yet handled", s.mailbox_depth);
+    registry.register(
+        "mailbox_depth",
+        "Bus events handed to conversation actors and still in flight (queued or being handled)",
+        s.mailbox_depth,
+    );
 }
 
 /// Breaker positions: 0 closed, 1 half-open, 2 open.

@@ -489,28 +489,38 @@ impl Hub {
     }
 
     /// Graceful stop, once ingress has stopped: waits until the events only this process holds
-    /// (memory bus) have been handed to their conversations and handled, then until the model
-    /// turns in flight have finished (their replies go to the outboxes: flush those next).
-    /// `false` when `until` came first.
+    /// (memory bus) have been handed to their conversations and handled, stops the consumers,
+    /// then waits for the model turns in flight (their replies go to the outboxes: flush those
+    /// next). `false` when `until` came first and something was cut short.
     pub async fn drain(&self, until: tokio::time::Instant) -> bool {
         let inner = &self.0;
         let mut idle_checks = 0;
-        // Twice idle in a row: a batch just taken off the bus is not in a mailbox yet.
-        while idle_checks < 2 {
+        // Idle for 100 ms in a row: a batch just taken off the bus is not in a mailbox yet, and
+        // a webhook that was being answered when the listener paused publishes its event.
+        while idle_checks < 5 {
             let held: usize = (0..inner.bus.partitions()).map(|p| inner.bus.held_here(p)).sum();
             let handling = inner.metrics.series.mailbox_depth.get();
-            idle_checks = if held == 0 && handling <= 0 { idle_checks + 1 } else { 0 };
-            if tokio::time::Instant::now() >= until {
+            if held == 0 && handling <= 0 {
+                idle_checks += 1;
+            } else if tokio::time::Instant::now() >= until {
                 tracing::warn!(held, handling, "events still queued at the shutdown deadline");
+                self.shutdown();
                 return false;
+            } else {
+                idle_checks = 0;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // From here nothing new reaches a conversation: a finishing turn's follow-ups (its send
+        // result, a queue's offer) would otherwise start a second actor for a conversation that
+        // is being drained. In memory mode they would die with the process anyway; in Redis mode
+        // they wait on the bus for the partition's next owner.
+        self.shutdown();
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         let turns = join_all(inner.registries.iter().map(|r| r.send(DrainAll { deadline: left })));
-        // The registries stop what is still thinking at the deadline: finishing after it means
-        // some turns were cut short.
-        tokio::time::timeout(left, turns).await.is_ok() && tokio::time::Instant::now() < until
+        let live: usize = turns.await.into_iter().map(|n| n.unwrap_or(0)).sum();
+        // The registries stop what is still thinking at the deadline.
+        live == 0 || tokio::time::Instant::now() < until
     }
 
     /// Stops the partition consumers (in-flight batches finish).

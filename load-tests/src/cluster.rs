@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::fakes::openai::{FakeOpenAi, Mode};
 use crate::fakes::whatsapp::FakeGraph;
-use crate::loadgen::hub::{HubProcess, HubSpec};
+use crate::loadgen::hub::{HubProcess, HubSpec, MemProbe};
 use crate::loadgen::rig::{ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID};
 use crate::payloads::{wa_sign, wa_text};
 use crate::redis_cluster::RedisCluster;
@@ -168,6 +168,12 @@ impl Cluster {
         (0..self.nodes.len()).filter(|&i| self.nodes[i].is_some()).collect()
     }
 
+    /// Where node `i`'s resident memory is read from, while it runs (the probe answers
+    /// nothing once the node is gone).
+    pub fn mem_probe(&self, i: usize) -> Option<MemProbe> {
+        self.nodes.get(i)?.as_ref().map(HubProcess::mem_probe)
+    }
+
     /// SIGKILL: the node dies without handing anything over.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut node) = self.nodes[i].take() {
@@ -198,6 +204,20 @@ pub async fn post_whatsapp(
     wamid: &str,
     text: &str,
 ) -> bool {
+    post_whatsapp_observed(http, urls, first, phone, wamid, text, |_| {}).await
+}
+
+/// [`post_whatsapp`], telling `refused` of every attempt not accepted: the status a node
+/// answered with, or `None` when none answered (the node is gone).
+pub async fn post_whatsapp_observed(
+    http: &reqwest::Client,
+    urls: &[String],
+    first: usize,
+    phone: &str,
+    wamid: &str,
+    text: &str,
+    mut refused: impl FnMut(Option<reqwest::StatusCode>),
+) -> bool {
     let body = wa_text(PHONE_NUMBER_ID, phone, wamid, text);
     let signature = wa_sign(APP_SECRET, body.as_bytes());
     for attempt in 0..40 {
@@ -209,8 +229,10 @@ pub async fn post_whatsapp(
             .body(body.clone())
             .send()
             .await;
-        if sent.is_ok_and(|r| r.status().is_success()) {
-            return true;
+        match sent {
+            Ok(answer) if answer.status().is_success() => return true,
+            Ok(answer) => refused(Some(answer.status())),
+            Err(_) => refused(None),
         }
         tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1).min(10))).await;
     }

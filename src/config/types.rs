@@ -139,7 +139,7 @@ impl Default for BackendConfig {
         Self {
             kind: "memory".into(),
             partitions: 64,
-            partition_capacity: 4096,
+            partition_capacity: 512,
             dedup_ttl_secs: None,
             batch: 256,
             memory_journal_limit: 1000,

@@ -70,7 +70,9 @@ impl Node {
 
 #[actix_web::test]
 async fn sigterm_answers_every_accepted_message_then_exits_zero() {
-    let mut node = node(Duration::from_millis(1500), 20, "drain").await;
+    // A model slow enough that every turn is still running when the signal comes, even on a
+    // loaded machine.
+    let mut node = node(Duration::from_secs(5), 30, "drain").await;
     let mut expected = Vec::new();
     for i in 0..30 {
         let from = format!("55119{:08}", 70_000_000 + i);
@@ -81,10 +83,13 @@ async fn sigterm_answers_every_accepted_message_then_exits_zero() {
     expected.sort();
     assert!(node.replies().is_empty(), "the model is still thinking when the signal comes");
     let url = node.hub.base_url().to_owned();
-    let started = Instant::now();
+    let log_path = node.hub.log_path().to_owned();
     let late = async {
-        // Once the signal is in, the listener is closed: a provider gets a connection error and retries later.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the hub says it is stopping, its listener is closed: a provider gets a connection
+        // error and retries later (at another node behind a load balancer).
+        while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("stopping") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let body = wa_text(PHONE_NUMBER_ID, "5511970009999", "wamid.SD-late", "ainda aí?");
         let res = reqwest::Client::new()
             .post(format!("{url}/webhooks/whatsapp"))
@@ -98,7 +103,6 @@ async fn sigterm_answers_every_accepted_message_then_exits_zero() {
     let (code, late) = tokio::join!(node.hub.terminate(Duration::from_secs(30)), late);
     assert_eq!(code.unwrap(), Some(0), "a graceful stop exits 0");
     assert!(late.is_err(), "a webhook after SIGTERM is not accepted: {late:?}");
-    assert!(started.elapsed() >= Duration::from_millis(1000), "it waited for the model turns");
     assert_eq!(node.replies(), expected, "every accepted message was answered before the exit");
 }
 

@@ -110,7 +110,7 @@ impl AiAgent {
         if !self.breaker().try_acquire() {
             return Box::pin(fut::ready(Err("circuit breaker open".into())));
         }
-        HubMetrics::inc(&self.metrics.llm_calls);
+        let metrics = self.metrics.clone();
         let limiter = self.limiter.clone();
         let in_flight = self.in_flight.clone();
         let timeout = self.policy.ai.timeout;
@@ -126,6 +126,8 @@ impl AiAgent {
             })
             .await;
             let Ok(Ok(_slot)) = queued else { return Err(CallError::Queued) };
+            // Counted once the call leaves: a turn the limit held back never reached the model.
+            HubMetrics::inc(&metrics.llm_calls);
             match tokio::time::timeout_at(deadline, llm.complete(request)).await {
                 Ok(result) => result.map_err(CallError::Model),
                 Err(_) => Err(CallError::TimedOut),
@@ -145,6 +147,8 @@ impl AiAgent {
         let failed = match result {
             Err(CallError::Queued) => {
                 RateLimited { scope: "llm", whose: tenant }.emit(&self.metrics);
+                // The slowest turns of all: left out, the ai latency would hide the limit.
+                self.metrics.series.agent_took("ai", took);
                 self.breaker().release_trial();
                 return Err(format!("more than {timeout:?} waiting for the tenant's model rate or concurrency limit"));
             }

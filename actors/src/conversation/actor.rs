@@ -50,8 +50,11 @@ pub struct ConversationActor {
     pub(super) trace_id: String,
     /// Telegram callback query of the customer's last menu tap, answered with our next send.
     pub(super) pending_callback: Option<String>,
-    /// When the latest customer message reached the hub (its envelope's time, ms): what an
-    /// automated reply is measured from.
+    /// When the input being handled reached the hub (its envelope's time, ms).
+    pub(super) input_at: u64,
+    /// When the latest customer message not yet answered reached the hub: what the next
+    /// automated reply is measured from (the first one only: a notice sent later, on assignment
+    /// say, answers nothing).
     pub(super) customer_wrote_at: Option<u64>,
     /// Sends held back behind messages inherited unsent from a previous life (see `Held`).
     held: Option<Box<Held>>,
@@ -87,6 +90,7 @@ impl ConversationActor {
             processed: 0,
             trace_id: String::new(),
             pending_callback: None,
+            input_at: 0,
             customer_wrote_at: None,
             held: None,
             drain_waiters: Vec::new(),
@@ -130,7 +134,9 @@ impl ConversationActor {
             key: format!("{}/{}", self.state.id, local_id),
             callback_query_id,
         };
-        let answers_since = if automated { self.customer_wrote_at } else { None };
+        // Any reply answers the customer's message; only an automated one measures the hub.
+        let since = self.customer_wrote_at.take();
+        let answers_since = if automated { since } else { None };
         self.effects.push(Effect::Send(SendOutbound {
             conversation: self.state.id.clone(),
             local_id,
@@ -357,9 +363,7 @@ impl Handler<Process> for ConversationActor {
         HubMetrics::inc(&self.rt.metrics.inputs_handled);
         let Process { envelope: env, receipt } = msg;
         self.trace_id = env.trace_id.clone();
-        if matches!(env.body, Input::MessageReceived(_)) {
-            self.customer_wrote_at = Some(env.occurred_at);
-        }
+        self.input_at = env.occurred_at;
         tracing::debug!(conversation = %env.conversation_id, trace_id = %env.trace_id, kind = env.body.type_name(), "conversation.input");
         let step: ResponseActFuture<Self, ProcessResult> = match env.body {
             Input::MessageReceived(m) => self.on_customer_message(m),

@@ -27,6 +27,7 @@ impl ConversationActor {
             return done(Ok(Outcome::Duplicate));
         }
         self.rt.metrics.series.message(msg.reply_to.channel.kind.as_str(), "in");
+        self.customer_wrote_at = Some(self.input_at);
         let callback = msg.callback_query_id.clone();
         self.pending_callback = callback.clone();
         match self.state.status.clone() {

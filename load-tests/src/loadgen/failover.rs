@@ -3,20 +3,26 @@
 //! `kill -9` of node 0 in the middle. Reports the time from the kill to the first answer to a
 //! message of one of node 0's partitions sent after the kill (only the new owner can answer
 //! those), when the last message stranded by the kill was answered, and over the whole run:
-//! lost, doubled and out-of-order replies, and reply latency.
+//! lost, doubled and out-of-order replies, and reply latency. Like the other scenarios it
+//! writes the per-second timeline into the JSON and charts it next to it (throughput, latency,
+//! and the RSS of both nodes), the stretch from the kill to the takeover shaded.
+
+mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
+use reqwest::StatusCode;
 use serde_json::json;
 
+use self::timeline::{Delivery, RssSamples, Timeline, kill_band, sample_rss, trace};
 use super::report::{hist_json, hist_line, write_json};
-use crate::cluster::{Cluster, ClusterSpec, post_whatsapp};
+use crate::cluster::{Cluster, ClusterSpec, post_whatsapp_observed};
 
 /// Options of `loadgen failover`.
 #[derive(clap::Args, Clone, Debug)]
@@ -45,7 +51,8 @@ pub struct FailoverArgs {
     /// The `switchboard` binary [default: <repo>/target/release/switchboard].
     #[arg(long)]
     pub hub_bin: Option<PathBuf>,
-    /// JSON output [default: <repo>/load-tests/results/failover.json].
+    /// JSON output; charts go next to it as <stem>-throughput.svg, -latency.svg, -memory.svg,
+    /// the nodes' logs into <stem>/ [default: <repo>/load-tests/results/failover.json].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -54,9 +61,6 @@ fn phone(c: usize) -> String {
     format!("5511950{c:06}")
 }
 
-/// When the loadgen's webhook for message (c, k) was accepted.
-type Accepted = std::sync::Mutex<HashMap<(usize, usize), Instant>>;
-
 /// Runs the scenario; `Ok(false)` when a reply was lost, doubled outside the kill's instant, or
 /// out of order.
 pub async fn run(args: &FailoverArgs) -> Result<bool> {
@@ -64,10 +68,12 @@ pub async fn run(args: &FailoverArgs) -> Result<bool> {
         bail!("--conversations and --rate must be positive, and --kill-at before the end (--secs)");
     }
     let root = super::default_repo_root();
+    let out = args.out.clone().unwrap_or_else(|| root.join("load-tests/results/failover.json"));
     let spec = ClusterSpec {
         bin: args.hub_bin.clone().unwrap_or_else(|| root.join("target/release/switchboard")),
         workdir: root.clone(),
-        log_dir: root.join("load-tests/results/failover"),
+        // Beside the JSON, so a run written elsewhere leaves the default run's logs alone.
+        log_dir: out.with_extension(""),
         nodes: 2,
         partitions: args.partitions,
         lease_ttl_ms: args.lease_ttl_ms,
@@ -79,9 +85,10 @@ pub async fn run(args: &FailoverArgs) -> Result<bool> {
     wait_for_shares(&cluster, args.partitions).await?;
     let urls: Arc<Vec<String>> = Arc::new(cluster.running().into_iter().filter_map(|i| cluster.url(i)).collect());
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(5)).build()?;
-    let accepted: Arc<Accepted> = Arc::default();
     let total = (args.rate * args.secs as f64) as usize;
     let t0 = Instant::now();
+    let rss: Arc<Mutex<RssSamples>> = Arc::default();
+    let sampler = tokio::spawn(sample_rss(t0, [cluster.mem_probe(0), cluster.mem_probe(1)], rss.clone()));
     let mut killed: Option<(Instant, Vec<u32>)> = None;
     let mut sends = tokio::task::JoinSet::new();
     eprintln!(
@@ -97,16 +104,22 @@ pub async fn run(args: &FailoverArgs) -> Result<bool> {
             killed = Some((Instant::now(), owned));
         }
         let (c, k) = (i % args.conversations, i / args.conversations);
-        let (http, urls, accepted) = (http.clone(), urls.clone(), accepted.clone());
+        let (http, urls) = (http.clone(), urls.clone());
         sends.spawn(async move {
-            if deliver(&http, &urls, i % urls.len(), c, k).await {
-                accepted.lock().unwrap_or_else(|e| e.into_inner()).insert((c, k), Instant::now());
-            }
+            let (sent, mut busy) = (Instant::now(), Vec::new());
+            let acked = deliver(&http, &urls, i % urls.len(), c, k, &mut busy).await.then(Instant::now);
+            Delivery { i, sent, acked, busy }
         });
     }
-    while sends.join_next().await.is_some() {}
+    let mut deliveries = Vec::with_capacity(total);
+    while let Some(done) = sends.join_next().await {
+        deliveries.extend(done.ok());
+    }
     let Some((killed_at, node0)) = killed else { bail!("the run ended before the kill") };
-    let accepted = std::mem::take(&mut *accepted.lock().unwrap_or_else(|e| e.into_inner()));
+    let accepted: HashMap<(usize, usize), Instant> = deliveries
+        .iter()
+        .filter_map(|d| Some(((d.i % args.conversations, d.i / args.conversations), d.acked?)))
+        .collect();
     // Every accepted message answered, or 30 s.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut replies = replies(&cluster);
@@ -114,10 +127,19 @@ pub async fn run(args: &FailoverArgs) -> Result<bool> {
         tokio::time::sleep(Duration::from_millis(250)).await;
         replies = self::replies(&cluster);
     }
-    let report = Report::build(args, &accepted, &replies, killed_at, &node0);
+    sampler.abort();
+    let mut report = Report::build(args, &accepted, &replies, killed_at, &node0);
     report.print();
-    let out = args.out.clone().unwrap_or_else(|| root.join("load-tests/results/failover.json"));
+    let rss = std::mem::take(&mut *rss.lock().unwrap_or_else(|e| e.into_inner()));
+    let timeline = Timeline::build(&trace(t0, args, &deliveries, &replies, &rss), &rss);
+    let kill_secs = killed_at.saturating_duration_since(t0).as_secs_f64();
+    report.json["killed_at_secs"] = json!((kill_secs * 1000.0).round() / 1000.0);
+    report.json["timeline"] = timeline.json();
     write_json(&out, &report.json)?;
+    // Short: the charts append what they show.
+    let title = format!("failover: {} msg/s, kill -9 of node 0 at {} s", args.rate, args.kill_at);
+    let end = timeline.rows.last().map_or(args.secs as f64, |r| r.t);
+    timeline.save_charts(&out, &title, kill_band(kill_secs, report.first_reclaimed, end))?;
     Ok(report.clean)
 }
 
@@ -160,9 +182,21 @@ fn partitions_of(cluster: &Cluster, node: &str, partitions: u32) -> Result<Vec<u
     Ok(owned)
 }
 
-/// Posts message (c, k), starting with node `first`.
-async fn deliver(http: &reqwest::Client, urls: &[String], first: usize, c: usize, k: usize) -> bool {
-    post_whatsapp(http, urls, first, &phone(c), &format!("wamid.f{c}.k{k}"), &format!("m{c}-{k}")).await
+/// Posts message (c, k), starting with node `first`; notes when a node answered 503 in `busy`.
+async fn deliver(
+    http: &reqwest::Client,
+    urls: &[String],
+    first: usize,
+    c: usize,
+    k: usize,
+    busy: &mut Vec<Instant>,
+) -> bool {
+    let note = |status| {
+        if status == Some(StatusCode::SERVICE_UNAVAILABLE) {
+            busy.push(Instant::now());
+        }
+    };
+    post_whatsapp_observed(http, urls, first, &phone(c), &format!("wamid.f{c}.k{k}"), &format!("m{c}-{k}"), note).await
 }
 
 /// Arrival times of every reply line, per message.
@@ -187,6 +221,8 @@ struct Report {
     json: serde_json::Value,
     lines: Vec<String>,
     clean: bool,
+    /// From the kill to the first answer the new owner gave (the end of the charts' band).
+    first_reclaimed: Option<Duration>,
 }
 
 impl Report {
@@ -283,8 +319,9 @@ impl Report {
             ),
             format!("kill -9 -> last of the {stranded} messages stranded by the kill answered: {}", opt(last_stranded)),
             hist_line("reply", &latency),
+            format!("failover verdict: {}", if clean { "CLEAN" } else { "ANOMALIES" }),
         ];
-        Report { json, lines, clean }
+        Report { json, lines, clean, first_reclaimed }
     }
 
     fn print(&self) {

@@ -189,6 +189,12 @@ fn chart_path(json: &Path, what: &str) -> PathBuf {
 /// Writes the throughput, latency and (when RSS was sampled) memory charts of a run next to its
 /// JSON output; `bands` shade the phases of a schedule. Returns the files written.
 pub fn write_charts(json: &Path, title: &str, rows: &[Row], bands: &[Band]) -> Result<Vec<PathBuf>> {
+    save_charts(json, &charts(title, rows, bands))
+}
+
+/// The charts [`write_charts`] writes, named by what they show (`throughput`, `latency`,
+/// `memory`), for a scenario that adds to one before saving them.
+pub fn charts(title: &str, rows: &[Row], bands: &[Band]) -> Vec<(&'static str, Chart)> {
     // A row counts the second ending at `t`: drawn mid-second, so a phase's rates line up with
     // its band. RSS is sampled at the end of the second, and drawn there.
     let series = |name: &str, color: &'static str, f: &dyn Fn(&Row) -> Option<f64>| Series {
@@ -239,6 +245,11 @@ pub fn write_charts(json: &Path, title: &str, rows: &[Row], bands: &[Band]) -> R
         let rss = series("hub RSS", "#17becf", &|r| r.rss_mib);
         charts.push(("memory", chart("hub resident memory", "MiB", Scale::Linear, vec![rss])));
     }
+    charts
+}
+
+/// Writes each chart as `<stem>-<what>.svg` next to the JSON output `<stem>.json`.
+pub fn save_charts(json: &Path, charts: &[(&str, Chart)]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (what, chart) in charts {
         let path = chart_path(json, what);

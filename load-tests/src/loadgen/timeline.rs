@@ -156,12 +156,9 @@ impl Trace {
             row.awaiting = acked.saturating_sub(replied);
         }
         for &(t, bytes) in &self.rss {
-            // Sampled on whole seconds: a sample belongs to the row ending nearest to it.
-            let s = (t.round() as usize).clamp(1, n.max(1)) - 1;
-            if s >= n {
-                continue;
+            if let Some(s) = sample_row(t, n) {
+                rows[s].rss_mib = Some(mib(bytes));
             }
-            rows[s].rss_mib = Some(round2(bytes as f64 / (1024.0 * 1024.0)));
         }
         rows
     }
@@ -214,6 +211,18 @@ impl Trace {
             e2e_max_ms: e2e.last().map(|&us| round2(us as f64 / 1000.0)),
         }
     }
+}
+
+/// The row of `rows` a sample taken `t` seconds after the start belongs to: sampled on whole
+/// seconds, it belongs to the row ending nearest to it.
+pub fn sample_row(t: f64, rows: usize) -> Option<usize> {
+    let s = (t.round() as usize).clamp(1, rows.max(1)) - 1;
+    (s < rows).then_some(s)
+}
+
+/// Bytes as MiB, 2 decimals (a row's `rss_mib`).
+pub fn mib(bytes: u64) -> f64 {
+    round2(bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// Per bucket present in `pairs` (bucket, µs): (bucket, p50 ms, p99 ms).
