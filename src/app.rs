@@ -72,6 +72,7 @@ pub async fn start(
         workers: settings.server.actor_workers.max(1),
         dedup_ttl: Duration::from_secs(settings.backend.dedup_ttl_secs()),
         batch: settings.backend.batch.max(1),
+        max_queued_replies: settings.server.max_queued_replies,
         ..HubSettings::default()
     };
     let outbound = wiring

@@ -118,6 +118,11 @@ fn register_series(registry: &mut Registry, series: &Series) {
         s.rate_limited,
     );
     registry.register(
+        "replies_queued",
+        "Replies in the outboxes, waiting or being sent (past server.max_queued_replies webhooks get 503)",
+        s.replies_queued,
+    );
+    registry.register(
         "mailbox_depth",
         "Bus events handed to conversation actors and still in flight (queued or being handled)",
         s.mailbox_depth,

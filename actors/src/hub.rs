@@ -18,7 +18,7 @@ use crate::ports::{
     Verdict, Verdicts,
 };
 use crate::query::{ConversationPage, ConversationQuery};
-use crate::registry::{ConversationRegistry, DrainAll, InspectConversation, LiveCount};
+use crate::registry::{ConversationRegistry, InspectConversation, LiveCount};
 use crate::sink::{DirectSink, InputSink};
 use crate::state::ConversationState;
 use crate::tenant::TenantPolicy;
@@ -82,6 +82,9 @@ pub struct HubSettings {
     pub batch: usize,
     /// How long a command waits for its conversation.
     pub command_timeout: Duration,
+    /// Replies the outboxes may hold (waiting or being sent) before ingress answers 503: when
+    /// providers are slower than customers, the provider's retries wait instead of our memory.
+    pub max_queued_replies: usize,
 }
 
 impl Default for HubSettings {
@@ -91,6 +94,7 @@ impl Default for HubSettings {
             dedup_ttl: Duration::from_secs(24 * 3600),
             batch: 256,
             command_timeout: Duration::from_secs(10),
+            max_queued_replies: 10_000,
         }
     }
 }
@@ -139,6 +143,8 @@ struct Inner {
     replies: Arc<Replies>,
     settings: HubSettings,
     shutdown: watch::Sender<bool>,
+    /// Partition consumers still running (a graceful stop waits for their handovers).
+    consumers: Arc<std::sync::atomic::AtomicUsize>,
     outboxes: Vec<Addr<Outbox>>,
     /// This node's name for verdicts sent back to it (several nodes).
     origin: Option<String>,
@@ -231,6 +237,7 @@ impl Hub {
             arbiters[0].spawn(hand_out_verdicts(incoming, replies.clone()));
         }
         let (shutdown, _) = watch::channel(false);
+        let consumers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let registries = (0..backend.bus.partitions())
             .map(|p| {
                 let arbiter = &arbiters[p as usize % arbiters.len()];
@@ -250,7 +257,12 @@ impl Hub {
                     placement: backend.placement.clone(),
                     metrics: metrics.clone(),
                 };
-                arbiter.spawn(runner.run(shutdown.subscribe()));
+                let (running, stop) = (consumers.clone(), shutdown.subscribe());
+                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                arbiter.spawn(async move {
+                    runner.run(stop).await;
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                });
                 registry
             })
             .collect::<Vec<_>>();
@@ -266,6 +278,7 @@ impl Hub {
             replies,
             settings,
             shutdown,
+            consumers,
             outboxes: all_outboxes,
             origin: backend.verdicts.origin(),
         }))
@@ -285,6 +298,11 @@ impl Hub {
     /// durable: the webhook may answer 2xx.
     pub async fn ingest(&self, envelope: Envelope<Input>, dedup_key: Option<String>) -> Result<Ingested, IngestError> {
         let inner = &self.0;
+        let queued = inner.metrics.series.replies_queued.get();
+        if queued >= inner.settings.max_queued_replies as i64 {
+            tracing::debug!(queued, "replies back up in the outboxes: ingress pushes back");
+            return Err(IngestError::Busy);
+        }
         let partition = partition_of(envelope.conversation_id.as_str(), inner.bus.partitions());
         if let Some(key) = &dedup_key
             && let Some(once) = inner.bus.publish_unique(partition, &envelope, key, inner.settings.dedup_ttl).await
@@ -489,14 +507,15 @@ impl Hub {
     }
 
     /// Graceful stop, once ingress has stopped: waits until the events only this process holds
-    /// (memory bus) have been handed to their conversations and handled, stops the consumers,
-    /// then waits for the model turns in flight (their replies go to the outboxes: flush those
-    /// next). `false` when `until` came first and something was cut short.
+    /// (memory bus) have been handed to their conversations and handled, then stops the
+    /// consumers and waits for their handovers: each lets its model turns finish (up to 5 s)
+    /// and its sends be reported, as when a partition moves to another node. `false` when
+    /// `until` came first.
     pub async fn drain(&self, until: tokio::time::Instant) -> bool {
         let inner = &self.0;
         let mut idle_checks = 0;
         // Idle for 100 ms in a row: a batch just taken off the bus is not in a mailbox yet, and
-        // a webhook that was being answered when the listener paused publishes its event.
+        // a webhook that was being answered when the listener closed publishes its event.
         while idle_checks < 5 {
             let held: usize = (0..inner.bus.partitions()).map(|p| inner.bus.held_here(p)).sum();
             let handling = inner.metrics.series.mailbox_depth.get();
@@ -511,16 +530,18 @@ impl Hub {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // From here nothing new reaches a conversation: a finishing turn's follow-ups (its send
-        // result, a queue's offer) would otherwise start a second actor for a conversation that
-        // is being drained. In memory mode they would die with the process anyway; in Redis mode
-        // they wait on the bus for the partition's next owner.
         self.shutdown();
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
-        let turns = join_all(inner.registries.iter().map(|r| r.send(DrainAll { deadline: left })));
-        let live: usize = turns.await.into_iter().map(|n| n.unwrap_or(0)).sum();
-        // The registries stop what is still thinking at the deadline.
-        live == 0 || tokio::time::Instant::now() < until
+        loop {
+            let running = inner.consumers.load(std::sync::atomic::Ordering::SeqCst);
+            if running == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                tracing::warn!(partitions = running, "partitions still handing over at the shutdown deadline");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the partition consumers (in-flight batches finish).

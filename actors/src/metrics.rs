@@ -4,7 +4,7 @@
 use crate::breaker::{BreakerState, CircuitBreaker};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 macro_rules! counters {
@@ -110,15 +110,48 @@ pub struct Series {
     pub rate_limited: Family<Labels, Counter>,
     /// Inputs handed to conversation actors and not yet handled (their mailboxes' depth).
     pub mailbox_depth: Gauge,
+    /// Replies in the outboxes, waiting or being sent: past the hub's bound, ingress answers
+    /// 503 (a slow or failing provider must not make the queue grow without end).
+    pub replies_queued: Gauge,
     breakers: Arc<Mutex<Vec<Watched>>>,
+    hot: Hot,
+}
+
+/// Channels, directions, agent kinds and rate-limit scopes: the label values known up front.
+const CHANNELS: [&str; 3] = ["whatsapp", "telegram", "webchat"];
+const DIRECTIONS: [&str; 2] = ["in", "out"];
+const AGENTS: [&str; 2] = ["ai", "queue"];
+const SCOPES: [&str; 3] = ["llm", "provider", "tools"];
+
+/// Handles of the series the hot path touches, resolved once, so that counting an event takes
+/// no allocation, hashing or lock (a handle shares its value with the family's series).
+#[derive(Clone, Debug, Default)]
+struct Hot {
+    /// Per partition: (published, consumed); filled by [`Series::prepare`].
+    partitions: Arc<OnceLock<Vec<(Counter, Counter)>>>,
+    /// Per channel: (in, out).
+    messages: Vec<(Counter, Counter)>,
+    /// Per channel.
+    replies: Vec<Histogram>,
+    /// Per agent kind.
+    agents: Vec<Histogram>,
+    /// Per scope.
+    scopes: Vec<Counter>,
+}
+
+fn labels(name: &'static str, value: &str) -> Labels {
+    vec![(name, value.to_owned())]
 }
 
 /// A breaker reported by name while its owner lives.
 type Watched = (String, Weak<Mutex<CircuitBreaker>>);
 
 impl Default for Series {
+    /// Every series whose labels are known up front exists at zero from the start, so that
+    /// dashboards and `rate()` see it before its first event (a series that appears later loses
+    /// its first increase).
     fn default() -> Self {
-        Self {
+        let mut series = Self {
             reply_latency: Family::new_with_constructor(latency_histogram),
             agent_latency: Family::new_with_constructor(latency_histogram),
             events_published: Family::default(),
@@ -126,64 +159,95 @@ impl Default for Series {
             messages: Family::default(),
             rate_limited: Family::default(),
             mailbox_depth: Gauge::default(),
+            replies_queued: Gauge::default(),
             breakers: Arc::default(),
-        }
+            hot: Hot::default(),
+        };
+        let message = |channel: &str, direction: &str| {
+            let labels = vec![("channel", channel.to_owned()), ("direction", direction.to_owned())];
+            series.messages.get_or_create(&labels).clone()
+        };
+        let hot = Hot {
+            partitions: Arc::default(),
+            messages: CHANNELS.iter().map(|c| (message(c, DIRECTIONS[0]), message(c, DIRECTIONS[1]))).collect(),
+            replies: CHANNELS
+                .iter()
+                .map(|c| series.reply_latency.get_or_create(&labels("channel", c)).clone())
+                .collect(),
+            agents: AGENTS.iter().map(|a| series.agent_latency.get_or_create(&labels("agent", a)).clone()).collect(),
+            scopes: SCOPES.iter().map(|s| series.rate_limited.get_or_create(&labels("scope", s)).clone()).collect(),
+        };
+        series.hot = hot;
+        series
     }
 }
 
 impl Series {
-    /// Creates every series whose labels are known up front at zero, so that dashboards and
-    /// `rate()` see them before the first event (a series that appears later loses its first
-    /// increase).
+    /// Creates the per-partition series (at zero) and their handles; counting before this
+    /// still works, through the families.
     pub fn prepare(&self, partitions: u32) {
-        for p in 0..partitions {
-            let partition = vec![("partition", p.to_string())];
-            drop(self.events_published.get_or_create(&partition));
-            drop(self.events_consumed.get_or_create(&partition));
-        }
-        for channel in ["whatsapp", "telegram", "webchat"] {
-            for direction in ["in", "out"] {
-                let labels = vec![("channel", channel.to_owned()), ("direction", direction.to_owned())];
-                drop(self.messages.get_or_create(&labels));
-            }
-            drop(self.reply_latency.get_or_create(&vec![("channel", channel.to_owned())]));
-        }
-        for agent in ["ai", "queue"] {
-            drop(self.agent_latency.get_or_create(&vec![("agent", agent.to_owned())]));
-        }
-        for scope in ["llm", "provider", "tools"] {
-            drop(self.rate_limited.get_or_create(&vec![("scope", scope.to_owned())]));
-        }
+        let handles = (0..partitions)
+            .map(|p| {
+                let partition = labels("partition", &p.to_string());
+                let published = self.events_published.get_or_create(&partition).clone();
+                (published, self.events_consumed.get_or_create(&partition).clone())
+            })
+            .collect();
+        let _ = self.hot.partitions.set(handles);
     }
 
     /// Counts one event published to `partition`.
     pub fn published(&self, partition: u32) {
-        self.events_published.get_or_create(&vec![("partition", partition.to_string())]).inc();
+        match self.hot.partitions.get().and_then(|all| all.get(partition as usize)) {
+            Some((published, _)) => published.inc(),
+            None => self.events_published.get_or_create(&labels("partition", &partition.to_string())).inc(),
+        };
     }
 
     /// Counts `n` events of `partition` handed to conversations.
     pub fn consumed(&self, partition: u32, n: u64) {
-        self.events_consumed.get_or_create(&vec![("partition", partition.to_string())]).inc_by(n);
+        match self.hot.partitions.get().and_then(|all| all.get(partition as usize)) {
+            Some((_, consumed)) => consumed.inc_by(n),
+            None => self.events_consumed.get_or_create(&labels("partition", &partition.to_string())).inc_by(n),
+        };
     }
 
-    /// Counts one message on `channel` (`whatsapp`, `telegram`, `webchat`) in `direction`.
+    /// Counts one message on `channel` (`whatsapp`, `telegram`, `webchat`) in `direction`
+    /// (`in` or `out`).
     pub fn message(&self, channel: &str, direction: &'static str) {
-        self.messages.get_or_create(&vec![("channel", channel.to_owned()), ("direction", direction.to_owned())]).inc();
+        let known = CHANNELS.iter().position(|c| *c == channel).map(|i| &self.hot.messages[i]);
+        match (known, direction) {
+            (Some((inbound, _)), "in") => inbound.inc(),
+            (Some((_, outbound)), "out") => outbound.inc(),
+            _ => self
+                .messages
+                .get_or_create(&vec![("channel", channel.to_owned()), ("direction", direction.to_owned())])
+                .inc(),
+        };
     }
 
     /// Counts one refusal by the rate limit of `scope`.
     pub fn rate_limit_hit(&self, scope: &'static str) {
-        self.rate_limited.get_or_create(&vec![("scope", scope.to_owned())]).inc();
+        match SCOPES.iter().position(|s| *s == scope) {
+            Some(i) => self.hot.scopes[i].inc(),
+            None => self.rate_limited.get_or_create(&labels("scope", scope)).inc(),
+        };
     }
 
     /// Records how long an agent of `kind` took.
     pub fn agent_took(&self, kind: &'static str, took: Duration) {
-        self.agent_latency.get_or_create(&vec![("agent", kind.to_owned())]).observe(took.as_secs_f64());
+        match AGENTS.iter().position(|a| *a == kind) {
+            Some(i) => self.hot.agents[i].observe(took.as_secs_f64()),
+            None => self.agent_latency.get_or_create(&labels("agent", kind)).observe(took.as_secs_f64()),
+        }
     }
 
     /// Records a reply's latency on `channel`.
     pub fn reply_took(&self, channel: &str, took: Duration) {
-        self.reply_latency.get_or_create(&vec![("channel", channel.to_owned())]).observe(took.as_secs_f64());
+        match CHANNELS.iter().position(|c| *c == channel) {
+            Some(i) => self.hot.replies[i].observe(took.as_secs_f64()),
+            None => self.reply_latency.get_or_create(&labels("channel", channel)).observe(took.as_secs_f64()),
+        }
     }
 
     /// Reports `breaker` as `name` at `/metrics` for as long as its owner keeps it.

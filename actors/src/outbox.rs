@@ -150,6 +150,7 @@ impl Outbox {
             );
             // The lane stays busy until the result is durable (see `BusyIn`).
             act.sink.submit_durable(env).into_actor(act).map(move |(), act, ctx| {
+                act.metrics.series.replies_queued.dec();
                 let next = act.lanes.get_mut(&msg.conversation).and_then(|lane| lane.waiting.pop_front());
                 match next {
                     Some(next) => {
@@ -289,10 +290,12 @@ impl Handler<SendOutbound> for Outbox {
             // A conversation sending again what is still here (it was rehydrated and gave up
             // hearing back): the one in the lane will report.
             if lane.in_flight != msg.local_id && !lane.waiting.iter().any(|queued| queued.local_id == msg.local_id) {
+                self.metrics.series.replies_queued.inc();
                 lane.waiting.push_back(msg);
             }
             return;
         }
+        self.metrics.series.replies_queued.inc();
         self.lanes.insert(msg.conversation.clone(), Lane { in_flight: msg.local_id, waiting: VecDeque::new() });
         self.start_send(msg, ctx);
     }

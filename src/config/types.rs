@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub log_format: String,
     /// Seconds to drain in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Replies the outboxes may hold before webhooks get 503 (slow or failing providers).
+    pub max_queued_replies: usize,
     /// `Host` header values `/mcp` accepts (protection against DNS rebinding): a bare name
     /// matches any port, `name:port` only that port. An empty list turns the check off.
     pub mcp_allowed_hosts: Vec<String>,
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             log_format: "text".into(),
             shutdown_timeout_secs: 10,
+            max_queued_replies: 10_000,
             mcp_allowed_hosts: default_mcp_hosts(),
         }
     }

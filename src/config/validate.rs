@@ -105,6 +105,9 @@ pub fn validate(settings: &Settings, errors: &mut Vec<String>) {
     if settings.server.body_limit_bytes == 0 {
         errors.push("server.body_limit_bytes: must be greater than 0".into());
     }
+    if settings.server.max_queued_replies == 0 {
+        errors.push("server.max_queued_replies: must be greater than 0".into());
+    }
     if !matches!(settings.server.log_format.as_str(), "text" | "json") {
         errors.push(format!("server.log_format: expected text or json, got {:?}", settings.server.log_format));
     }

@@ -69,3 +69,36 @@ async fn a_burst_past_the_bound_is_pushed_back_and_then_fully_answered() {
     let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"switchboard_webhooks_total{channel="whatsapp",outcome="busy"}"#), "{metrics}");
 }
+
+#[actix_web::test]
+async fn a_slow_provider_pushes_back_at_the_webhook_instead_of_queueing_replies() {
+    // At most three replies in the outboxes; the Graph API takes two seconds per send.
+    let app = spawn_app(&[("TENANTS__DEMO__ENTRY", "ai"), ("SERVER__MAX_QUEUED_REPLIES", "3")]).await;
+    app.graph.set_delay(Duration::from_secs(2));
+    let customers: Vec<String> = (0..4).map(|i| format!("55119{:08}", 61_000_000 + i)).collect();
+    let post = |c: &String| {
+        let body = payloads::wa_text(PNID, c, &format!("wamid.SP-{c}"), &format!("oi de {c}"));
+        let app = &app;
+        async move { app.post_wa(&body).await }
+    };
+    for c in &customers[..3] {
+        assert_eq!(post(c).await.status(), 200);
+    }
+    let queued = || app.hub.metrics().series.replies_queued.get();
+    eventually(Duration::from_secs(5), || async { (queued() == 3).then_some(()) })
+        .await
+        .expect("the three replies wait on the slow provider");
+    let refused = post(&customers[3]).await;
+    assert_eq!(refused.status(), 503, "a fourth customer is told to retry rather than queued");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    // The provider catches up; the retry goes through and everyone is answered once.
+    let accepted =
+        eventually(Duration::from_secs(15), || async { (post(&customers[3]).await.status() == 200).then_some(()) });
+    accepted.await.expect("the retry is accepted once the replies went out");
+    app.graph.wait_for_sent(4, Duration::from_secs(15)).await;
+    for c in &customers {
+        assert_eq!(app.wa_texts_to(c), vec![format!("echo: oi de {c}")], "{c} answered exactly once");
+    }
+    let empty = eventually(Duration::from_secs(5), || async { (queued() == 0).then_some(()) }).await;
+    assert!(empty.is_some(), "nothing left in the outboxes once the results are recorded: {}", queued());
+}

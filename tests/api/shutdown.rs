@@ -72,7 +72,7 @@ impl Node {
 async fn sigterm_answers_every_accepted_message_then_exits_zero() {
     // A model slow enough that every turn is still running when the signal comes, even on a
     // loaded machine.
-    let mut node = node(Duration::from_secs(5), 30, "drain").await;
+    let mut node = node(Duration::from_secs(3), 30, "drain").await;
     let mut expected = Vec::new();
     for i in 0..30 {
         let from = format!("55119{:08}", 70_000_000 + i);

@@ -48,6 +48,10 @@ pub struct RigArgs {
     /// Delay of every fake OpenAI answer, in milliseconds [default: 0; steady: 300].
     #[arg(long, value_name = "D")]
     pub ai_delay_ms: Option<u64>,
+    /// Delay of every fake Graph API answer, in milliseconds: a slow provider (the hub sends at
+    /// most 256 messages at once per channel, so 100 ms caps it near 2,500 sends/s).
+    #[arg(long, value_name = "D", default_value_t = 0)]
+    pub graph_delay_ms: u64,
     /// Actix workers of the fake Graph API.
     #[arg(long, default_value_t = 1)]
     pub graph_workers: usize,
@@ -135,6 +139,7 @@ impl Rig {
             .with_context(|| format!("starting fake Graph on {graph_at}"))?;
         // A load run would otherwise store every request body for the whole run.
         graph.set_recording(false);
+        graph.set_delay(Duration::from_millis(args.graph_delay_ms));
         let telegram = FakeTelegram::start_at(telegram_at, TG_BOT_TOKEN, 1).await.context("starting fake Telegram")?;
         telegram.set_recording(false);
         let openai = FakeOpenAi::start_at(openai_at, args.openai_workers).await.context("starting fake OpenAI")?;
