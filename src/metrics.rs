@@ -56,10 +56,11 @@ impl Collector for Snapshot {
     }
 }
 
-/// Counters are whole numbers here; gauges may not be.
+/// Counters are whole numbers here; gauges mostly are too, and print as such (`3`, not `3.0`).
 fn encode_value(kind: &MetricType, value: f64, metric: MetricEncoder) -> Result<(), std::fmt::Error> {
     match kind {
         MetricType::Counter => ConstCounter::new(value as u64).encode(metric),
+        _ if value.fract() == 0.0 && value.abs() < 9e15 => ConstGauge::new(value as i64).encode(metric),
         _ => ConstGauge::new(value).encode(metric),
     }
 }
