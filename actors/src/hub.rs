@@ -25,6 +25,7 @@ use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -144,7 +145,7 @@ struct Inner {
     settings: HubSettings,
     shutdown: watch::Sender<bool>,
     /// Partition consumers still running (a graceful stop waits for their handovers).
-    consumers: Arc<std::sync::atomic::AtomicUsize>,
+    consumers: Arc<AtomicUsize>,
     outboxes: Vec<Addr<Outbox>>,
     /// This node's name for verdicts sent back to it (several nodes).
     origin: Option<String>,
@@ -237,7 +238,7 @@ impl Hub {
             arbiters[0].spawn(hand_out_verdicts(incoming, replies.clone()));
         }
         let (shutdown, _) = watch::channel(false);
-        let consumers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let consumers = Arc::new(AtomicUsize::new(0));
         let registries = (0..backend.bus.partitions())
             .map(|p| {
                 let arbiter = &arbiters[p as usize % arbiters.len()];
@@ -258,10 +259,10 @@ impl Hub {
                     metrics: metrics.clone(),
                 };
                 let (running, stop) = (consumers.clone(), shutdown.subscribe());
-                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                running.fetch_add(1, Ordering::SeqCst);
                 arbiter.spawn(async move {
                     runner.run(stop).await;
-                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    running.fetch_sub(1, Ordering::SeqCst);
                 });
                 registry
             })
@@ -532,7 +533,7 @@ impl Hub {
         }
         self.shutdown();
         loop {
-            let running = inner.consumers.load(std::sync::atomic::Ordering::SeqCst);
+            let running = inner.consumers.load(Ordering::SeqCst);
             if running == 0 {
                 return true;
             }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use switchboard_load_tests::fakes::openai::{FakeOpenAi, Mode};
 use switchboard_load_tests::fakes::whatsapp::FakeGraph;
 use switchboard_load_tests::loadgen::hub::{HubProcess, HubSpec};
-use switchboard_load_tests::loadgen::rig::{ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID};
+use switchboard_load_tests::loadgen::rig::{ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, hub_env};
 use switchboard_load_tests::payloads::{wa_sign, wa_text};
 
 struct Node {
@@ -20,25 +20,21 @@ async fn node(think: Duration, deadline_secs: u64, name: &str) -> Node {
     let graph = FakeGraph::start(ACCESS_TOKEN).await.expect("fake graph");
     let openai = FakeOpenAi::start().await.expect("fake openai");
     openai.set_mode(Mode::Echo { delay: think });
-    let env = [
-        ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN.to_owned()),
-        ("WHATSAPP_APP_SECRET", APP_SECRET.to_owned()),
-        ("WHATSAPP_VERIFY_TOKEN", "v".to_owned()),
-        ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID.to_owned()),
-        ("WHATSAPP_GRAPH_URL", graph.base_url()),
-        ("OPENAI_API_KEY", "test".to_owned()),
-        ("OPENAI_BASE_URL", openai.base_url()),
-        ("OPENAI_MODEL", "test-model".to_owned()),
+    // The load generator's hub environment (no Telegram fake here: that channel stays unused),
+    // with what this test needs on top; a later entry wins.
+    let mut env = hub_env(&graph.base_url(), &openai.base_url(), "http://127.0.0.1:9");
+    for (key, value) in [
         ("RUST_LOG", "info".to_owned()),
-        ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "ai".to_owned()),
         ("SWITCHBOARD__TENANTS__DEMO__AI__TIMEOUT_MS", "60000".to_owned()),
         ("SWITCHBOARD__SERVER__SHUTDOWN_TIMEOUT_SECS", deadline_secs.to_string()),
-    ];
+    ] {
+        env.push((key.to_owned(), value));
+    }
     let log = std::env::temp_dir().join(format!("switchboard-shutdown-{name}-{}.log", std::process::id()));
     let spec = HubSpec {
         bin: env!("CARGO_BIN_EXE_switchboard").into(),
         workdir: env!("CARGO_MANIFEST_DIR").into(),
-        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        env,
         log,
         port: None,
     };

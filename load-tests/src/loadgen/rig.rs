@@ -225,7 +225,7 @@ impl Rig {
 
 /// The hub's environment for a load run: loadgen's credentials, the fakes' URLs, every new
 /// conversation straight to the AI and no limiter capping the run.
-fn hub_env(graph_url: &str, openai_url: &str, telegram_url: &str) -> Vec<(String, String)> {
+pub fn hub_env(graph_url: &str, openai_url: &str, telegram_url: &str) -> Vec<(String, String)> {
     [
         ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN),
         ("WHATSAPP_APP_SECRET", APP_SECRET),
