@@ -102,3 +102,16 @@ async fn a_slow_provider_pushes_back_at_the_webhook_instead_of_queueing_replies(
     let empty = eventually(Duration::from_secs(5), || async { (queued() == 0).then_some(()) }).await;
     assert!(empty.is_some(), "nothing left in the outboxes once the results are recorded: {}", queued());
 }
+
+#[test]
+fn check_config_refuses_a_zero_reply_bound() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SWITCHBOARD__SERVER__MAX_QUEUED_REPLIES", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an invalid config stops the hub before it starts");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.max_queued_replies: must be greater than 0"), "{err}");
+}
