@@ -18,6 +18,7 @@
 //! * [`progress`] — the once-a-second status line and RSS sampling.
 //! * [`timeline`] — per-message timestamps to per-second rows and per-phase summaries.
 //! * [`chart`] — hand-written SVG line charts.
+//! * [`cost`] — CPU time (hub, generator, Redis) and Redis commands per message answered.
 //! * [`report`] — histogram summaries, the printed report, JSON output and the run's charts.
 //! * [`scenario`] — options and plumbing shared by the engine-driven scenarios.
 //! * [`throughput`], [`steady`], [`burst`], [`overload`], [`soak`], [`chats`], [`idle`],
@@ -28,6 +29,7 @@ pub mod chart;
 pub mod chats;
 pub mod collect;
 pub mod console;
+pub mod cost;
 pub mod engine;
 pub mod failover;
 pub mod hub;

@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::chart::Band;
+use super::cost;
 use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
 use super::rig::{Rig, RigArgs};
@@ -80,6 +81,8 @@ pub struct Measured {
     pub metrics: BTreeMap<String, f64>,
     /// The fake model's delay during the run.
     pub ai_delay_ms: u64,
+    /// CPU and Redis commands per message answered (see `cost`), and that as a line to print.
+    pub cost: Option<(Value, String)>,
 }
 
 impl CommonArgs {
@@ -135,6 +138,9 @@ impl CommonArgs {
             show(m.rss_after),
             m.healthy_after
         );
+        if let Some((_, line)) = &m.cost {
+            println!("{line}");
+        }
         let rows = m.outcome.trace.rows();
         let r = &self.rig;
         let mut report = json!({
@@ -162,6 +168,9 @@ impl CommonArgs {
             },
             "timeline": timeline_json(&rows),
         });
+        if let (Value::Object(report), Some((cost, _))) = (&mut report, &m.cost) {
+            report.insert("cost_per_message".into(), cost.clone());
+        }
         if let (Value::Object(report), Value::Object(extra)) = (&mut report, extra) {
             report.extend(extra);
         }
@@ -176,11 +185,15 @@ async fn measured_run(rig: &mut Rig, warmup: usize, concurrency: usize, spec: &L
     warm_up(rig, warmup, concurrency.min(256)).await?;
     let probe = rig.hub.mem_probe();
     let rss_before = probe.rss_bytes().await;
+    let redis_url = rig.redis.as_ref().map(|r| r.url().to_owned());
+    let cost_before = cost::sample(rig.hub.pid(), redis_url.as_deref());
     let outcome = run_load(rig, spec).await?;
+    let cost_after = cost::sample(rig.hub.pid(), redis_url.as_deref());
+    let cost = Some(cost::per_message(&cost_before, &cost_after, outcome.replied));
     let rss_after = probe.rss_bytes().await;
     let healthy_after = rig.hub.ensure_running().is_ok() && rig.hub.healthy().await;
     let metrics = rig.hub.metrics().await.unwrap_or_default();
-    Ok(Measured { outcome, rss_before, rss_after, healthy_after, metrics, ai_delay_ms: 0 })
+    Ok(Measured { outcome, rss_before, rss_after, healthy_after, metrics, ai_delay_ms: 0, cost })
 }
 
 fn rig_args_delay(rig: &RigArgs) -> u64 {
