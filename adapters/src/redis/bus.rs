@@ -16,7 +16,6 @@ use switchboard_actors::event::{Envelope, Input};
 use switchboard_actors::ports::{Bus, BusError, Claim, Delivery};
 use tokio::sync::Mutex;
 
-use super::batch::Batcher;
 use super::connection::Pool;
 use super::dlq::{self, Read};
 use super::shared::Shared;
@@ -35,93 +34,49 @@ local min = pending[2] or ARGV[1]
 return redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
 ";
 
-/// Appends to a stream below its bound; returns the new id, or false when the stream is full.
-/// With a mark, a webhook's dedup gate and its append are one step: `DUP` (nothing appended) when
-/// the mark (a key, with its TTL in ms) says the provider's message is already on the bus,
-/// `PENDING` when an older two-step gate is at it, else the append and the mark together. At the
-/// bound it first trims what the group has acknowledged (everything older than the oldest
-/// pending entry or, when nothing is pending, up to the last delivered one): the periodic trim
-/// runs only every `trim_every` acks, and a stream full of acknowledged entries must not refuse
-/// forever. Undelivered and pending entries are never trimmed. One script, so no publish slips in
-/// between the check and the append.
-const APPEND_BELOW_BOUND: &str = r"
-local function append(stream, mark, bound, group, payload, ttl)
-  if mark then
-    local seen = redis.call('GET', mark)
-    if seen == 'd' then return 'DUP' end
-    if seen then return 'PENDING' end
-  end
-  if redis.call('XLEN', stream) >= bound then
-    local last
-    for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-      local name, delivered
-      for j = 1, #g, 2 do
-        if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then delivered = g[j + 1] end
-      end
-      if name == group then last = delivered end
-    end
-    if last then
-      local min = redis.call('XPENDING', stream, group)[2]
-      if not min then
-        local ms, seq = string.match(last, '^(%d+)-(%d+)$')
-        min = ms .. '-' .. (tonumber(seq) + 1)
-      end
-      redis.call('XTRIM', stream, 'MINID', '=', min)
-    end
-    if redis.call('XLEN', stream) >= bound then return false end
-  end
-  local id = redis.call('XADD', stream, '*', 'e', payload)
-  if mark then redis.call('SET', mark, 'd', 'PX', ttl) end
-  return id
-end
-";
-
-/// One append (KEYS: stream; ARGV: bound, group, payload).
+/// Appends to a stream below its bound (KEYS: stream, and optionally an ingress mark; ARGV:
+/// bound, group, payload, and the mark's TTL in ms); returns the new id, or nil when the stream
+/// is full. With a mark, a webhook's dedup gate and its append are one step: `DUP` (nothing
+/// appended) when the mark says the provider's message is already on the bus, `PENDING` when an
+/// older two-step gate is at it, else the append and the mark together. At the bound it first trims what the group has
+/// acknowledged (everything older than the oldest pending entry or, when nothing is pending, up
+/// to the last delivered one): the periodic trim runs only every `trim_every` acks, and a stream
+/// full of acknowledged entries must not refuse forever. Undelivered and pending entries are
+/// never trimmed. One script, so no publish slips in between the check and the append.
 static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!("{APPEND_BELOW_BOUND}return append(KEYS[1], nil, tonumber(ARGV[1]), ARGV[2], ARGV[3])"))
-});
-
-/// Webhooks' appends with their marks (KEYS: stream and mark per append; ARGV: the group, then
-/// per append its bound, payload and the mark's TTL); per append its id, `DUP`, `PENDING`, or
-/// `FULL` at the bound.
-static PUBLISH_MARKED: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!(
-        "{APPEND_BELOW_BOUND}
-local out = {{}}
-for i = 1, #KEYS / 2 do
-  out[i] = append(KEYS[2 * i - 1], KEYS[2 * i], tonumber(ARGV[3 * i - 1]), ARGV[1], ARGV[3 * i], ARGV[3 * i + 1]) or 'FULL'
+    redis::Script::new(
+        r"
+if KEYS[2] then
+  local mark = redis.call('GET', KEYS[2])
+  if mark == 'd' then return 'DUP' end
+  if mark then return 'PENDING' end
 end
-return out"
-    ))
+local bound = tonumber(ARGV[1])
+if redis.call('XLEN', KEYS[1]) >= bound then
+  local last
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, delivered
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then delivered = g[j + 1] end
+    end
+    if name == ARGV[2] then last = delivered end
+  end
+  if last then
+    local min = redis.call('XPENDING', KEYS[1], ARGV[2])[2]
+    if not min then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      min = ms .. '-' .. (tonumber(seq) + 1)
+    end
+    redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
+  end
+  if redis.call('XLEN', KEYS[1]) >= bound then return false end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[3])
+if KEYS[2] then redis.call('SET', KEYS[2], 'd', 'PX', ARGV[4]) end
+return id
+",
+    )
 });
-
-/// A webhook's append, waiting to go with others (see `batch`).
-struct Marked {
-    partition: u32,
-    stream: String,
-    mark: String,
-    bound: u64,
-    payload: String,
-    ttl_ms: u64,
-}
-
-/// Webhooks' appends at a time: bounds one request.
-const MAX_MARKED: usize = 128;
-
-/// One `PUBLISH_MARKED` call for `appends`.
-async fn publish_marked(conn: Shared, appends: Vec<Marked>) -> Result<Vec<String>, String> {
-    let mut call = PUBLISH_MARKED.prepare_invoke();
-    call.arg(GROUP);
-    for a in &appends {
-        call.key(&a.stream).key(&a.mark);
-        call.arg(a.bound).arg(&a.payload).arg(a.ttl_ms);
-    }
-    bounded(async {
-        let mut conn = conn.get().await?;
-        call.invoke_async::<Vec<String>>(&mut conn).await.map_err(|e| e.to_string())
-    })
-    .await
-}
 
 /// How long an internal event (`wait`) waits for room in a full stream before it is written past
 /// the bound: it must not be lost, and the partition's own consumer may be the one waiting (a
@@ -199,8 +154,6 @@ pub struct RedisBus {
     keys: Keys,
     /// Non-blocking commands (publish, ack, trim, claim).
     shared: Shared,
-    /// Webhooks' appends, grouped while one call is in flight.
-    marked: Batcher<Marked, String>,
     consumer: String,
     settings: StreamSettings,
     partitions: Vec<Partition>,
@@ -229,9 +182,7 @@ impl RedisBus {
             })
             .collect();
         let dead_lettered = Arc::default();
-        let shared = Shared::new(pool.clone());
-        let marked = Batcher::start(shared.clone(), MAX_MARKED, |a: &Marked| a.partition, publish_marked);
-        Self { shared, marked, pool, keys, consumer, settings, partitions, dead_lettered }
+        Self { shared: Shared::new(pool.clone()), pool, keys, consumer, settings, partitions, dead_lettered }
     }
 
     /// Entries this node has moved to dead-letter streams so far.
@@ -243,7 +194,7 @@ impl RedisBus {
         self.partitions.get(p as usize).ok_or(BusError::Closed)
     }
 
-    /// One `PUBLISH` script: the new entry's id, `None` at the bound.
+    /// One `PUBLISH` script: the new entry's id (or `DUP`/`PENDING`), `None` at the bound.
     async fn run_publish(&self, append: &redis::ScriptInvocation<'_>) -> Result<Option<String>, BusError> {
         bounded(async {
             let mut conn = self.shared.get().await?;
@@ -458,7 +409,7 @@ impl Bus for RedisBus {
     /// Returns once Redis has the entry (as durable as its AOF setting). At the stream's bound:
     /// `Full`, or with `wait` a retry until there is room (see [`WAIT_FOR_ROOM`]).
     /// The dedup mark lives in the partition's slot (`Keys::ingress`), so one script checks it,
-    /// appends and marks, for every webhook that arrived while the previous call was in flight.
+    /// appends and marks: one round trip per webhook instead of three.
     async fn publish_unique(
         &self,
         partition: u32,
@@ -469,19 +420,14 @@ impl Bus for RedisBus {
         let once = async {
             let stream = &self.partition(partition)?.key;
             let json = serde_json::to_string(envelope).map_err(|e| BusError::Unavailable(e.to_string()))?;
-            let append = Marked {
-                partition,
-                stream: stream.clone(),
-                mark: self.keys.ingress(partition, key),
-                bound: self.settings.max_len,
-                payload: json,
-                ttl_ms: millis(ttl),
-            };
-            match self.marked.submit(append).await.map_err(BusError::Unavailable)?.as_str() {
-                "FULL" => Err(BusError::Full { partition }),
-                "DUP" => Ok(Claim::Done),
-                "PENDING" => Ok(Claim::Pending),
-                _ => Ok(Claim::New),
+            let mut append = PUBLISH.key(stream);
+            append.key(self.keys.ingress(partition, key));
+            append.arg(self.settings.max_len).arg(GROUP).arg(&json).arg(millis(ttl));
+            match self.run_publish(&append).await?.as_deref() {
+                None => Err(BusError::Full { partition }),
+                Some("DUP") => Ok(Claim::Done),
+                Some("PENDING") => Ok(Claim::Pending),
+                Some(_) => Ok(Claim::New),
             }
         };
         Some(once.await)
@@ -838,44 +784,6 @@ mod tests {
         assert_eq!(seen, (20..30).collect::<Vec<_>>());
         restarted.ack(3, &ids).await.unwrap();
         assert!(xlen(&pool, &server, 3).await <= 1, "only the newest acked entry may remain");
-    }
-
-    /// The commands Redis has served, by name (`INFO commandstats`).
-    async fn calls(pool: &Pool, command: &str) -> u64 {
-        let mut conn = pool.get().await.unwrap();
-        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        let line = info.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:")));
-        line.and_then(|l| l.split(['=', ',']).nth(1)).map_or(0, |n| n.parse().unwrap())
-    }
-
-    #[tokio::test]
-    async fn webhooks_that_arrive_together_share_a_call_and_each_is_appended_once() {
-        // A server of its own (any argument asks for one): its counters must be this test's.
-        let server = RedisServer::start_with(&["--appendonly", "no"]).unwrap();
-        let pool = test_pool(&server).await;
-        let bus = node(&pool, &server, StreamSettings::default());
-        let ttl = Duration::from_secs(60);
-        let before = calls(&pool, "evalsha").await;
-        // 64 webhooks at once over two partitions: 32 provider messages, each sent twice.
-        let claims = futures_util::future::join_all((0..64u64).map(|n| {
-            let bus = &bus;
-            async move {
-                let key = format!("wamid.{}", n % 32);
-                let claim = bus.publish_unique((n % 32 % 2) as u32, &env(n), &key, ttl).await.expect("supported");
-                (n % 32, claim.unwrap())
-            }
-        }))
-        .await;
-        for id in 0..32 {
-            let mut mine: Vec<_> = claims.iter().filter(|(k, _)| *k == id).map(|(_, c)| *c).collect();
-            mine.sort_by_key(|c| *c != Claim::New);
-            assert_eq!(mine, [Claim::New, Claim::Done], "message {id}: appended once, its copy refused");
-        }
-        assert_eq!(xlen(&pool, &server, 0).await + xlen(&pool, &server, 1).await, 32);
-        let used = calls(&pool, "evalsha").await - before;
-        assert!(used < 64, "webhooks waiting together went in fewer calls than webhooks ({used})");
-        let (firsts, _) = take(&bus, 0, 16).await;
-        assert!(firsts.iter().all(|n| n % 2 == 0), "each partition holds its own: {firsts:?}");
     }
 
     #[tokio::test]

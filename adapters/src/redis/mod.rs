@@ -23,25 +23,21 @@
 //! | `sb:{t:<tenant>}:audit` | list | the tenant's tool-call audit trail, capped, oldest first |
 //!
 //! On a Redis Cluster every script and every command touches keys of one slot only: the
-//! append script (journal, snapshot, lease, owed set; steps of one partition grouped, see
-//! `commit`) runs in `{p}`, the index script in
+//! append script (journal, snapshot, lease, owed set) runs in `{p}`, the index script in
 //! `{t:<tenant>}` as a second step (see `RedisStore::append`), the lease scripts in `{p}` or on
 //! `nodes` alone, the ingress script (dedup mark and append) in `{p}`, the staff commands' dedup
 //! gate on its one key.
 //!
 //! - `connection`: one server or a Cluster behind one `Pool` (`backend.redis.cluster`).
 //! - `store`: snapshots, journals and indexes (`ConversationStore`).
-//! - `commit`: the store's writes, grouped into one script call while one is in flight.
 //! - `bus`: partition streams and consumer groups (`Bus`).
 //! - `dlq`: dead letters: what counts as a failed delivery, listing and replaying them.
 //! - `dedup`: the ingress dedup gate (`Dedup`).
 //! - `ledger`: the tools' quotas, idempotency records and audit, shared by all nodes (`ToolLedger`).
 
-mod batch;
 mod bus;
 #[cfg(test)]
 mod cluster_tests;
-mod commit;
 mod connection;
 mod dedup;
 mod dlq;

@@ -19,7 +19,6 @@
 //! message events as long as their text) plus about 200 B across the indexes. The journal is
 //! never trimmed, so a conversation's cost grows with its life.
 
-use super::commit::{Committed, Committer, Step};
 use super::connection::Pool;
 use super::shared::{Shared, SharedConn};
 use super::{Keys, index};
@@ -45,13 +44,6 @@ const DEFAULT_WINDOW: usize = 20;
 /// Snapshots, journals and indexes on Redis.
 pub struct RedisStore {
     conn: Shared,
-    /// Writes the steps (see `commit`): appends a conversation's events and replaces its
-    /// snapshot in one script on the partition's slot, but only for the lease holder, since a
-    /// node that lost its lease (a long pause, a partition cut) must not write with its stale
-    /// token. The partition's set of conversations owing work changes in the same step, so it
-    /// never disagrees with the snapshot, and so are the bus entries whose handling the step
-    /// completes acknowledged.
-    committer: Committer,
     keys: Keys,
     partitions: u32,
     fence: Option<Fence>,
@@ -69,10 +61,43 @@ pub type Windows = Arc<dyn Fn(&TenantId) -> usize + Send + Sync>;
 /// This node's lease token (`<node>:<epoch>`) for a partition, `None` when it holds no lease.
 pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 
+/// Appends a conversation's events and replaces its snapshot, in one step on the partition's
+/// slot, but only for the lease holder: a node that lost its lease (a long pause, a partition
+/// cut) must not write with its stale token. The partition's set of conversations owing work
+/// changes in the same step, so it never disagrees with the snapshot, and so are the bus
+/// entries whose handling the step completes acknowledged (a fenced writer acknowledges nothing).
+/// KEYS: journal, snapshot, lease, owed set, the partition's bus stream. ARGV: the writer's
+/// token ("" when unfenced), the snapshot ("" when this step writes none), "1" if it owes work,
+/// the owed-set member, the bus's consumer group, the number of entries to acknowledge, their
+/// ids, then the events.
+const APPEND: &str = r"
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('FENCED stale lease token')
+end
+local acks = tonumber(ARGV[6])
+if acks > 0 then
+  redis.call('XACK', KEYS[5], ARGV[5], unpack(ARGV, 7, 6 + acks))
+end
+for i = 7 + acks, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[4], ARGV[4])
+else
+  redis.call('SREM', KEYS[4], ARGV[4])
+end
+return 1
+";
+
 /// The owed-set member of a conversation.
 fn owed_member(state: &ConversationState) -> String {
     format!("{}\t{}", state.tenant, state.id)
 }
+
+static APPEND_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(APPEND));
 
 /// A conversation as stored: its snapshot, the journal's length and its last ARGV[1] entries, in
 /// one reply (an empty one when there is no snapshot). KEYS: snapshot, journal.
@@ -101,10 +126,8 @@ impl RedisStore {
     /// without a lease check (one node alone, tests).
     pub fn new(pool: Pool, keys: Keys, partitions: u32) -> Self {
         let windows: Windows = Arc::new(|_| DEFAULT_WINDOW);
-        let conn = Shared::new(pool);
         Self {
-            committer: Committer::start(conn.clone(), super::bus::GROUP),
-            conn,
+            conn: Shared::new(pool),
             keys,
             partitions,
             fence: None,
@@ -210,25 +233,21 @@ impl RedisStore {
             None => String::new(),
             Some(fence) => fence(p).ok_or(StoreError::Fenced)?,
         };
-        let step = Step {
-            partition: p,
-            keys: [
-                self.keys.journal(p, id),
-                self.keys.snapshot(p, id),
-                self.keys.lease(p),
-                self.keys.owed(p),
-                self.keys.stream(p),
-            ],
-            token,
-            snapshot,
-            owes_work: state.owes_work(),
-            owed_member: owed_member(state),
-            ack: ack.map(str::to_owned),
-            entries,
-        };
-        match self.committer.commit(step).await {
-            Ok(Committed::Applied) => {}
-            Ok(Committed::Fenced) => {
+        let mut step = APPEND_SCRIPT.prepare_invoke();
+        step.key(self.keys.journal(p, id)).key(self.keys.snapshot(p, id)).key(self.keys.lease(p));
+        step.key(self.keys.owed(p)).key(self.keys.stream(p));
+        step.arg(token).arg(snapshot).arg(if state.owes_work() { "1" } else { "0" }).arg(owed_member(state));
+        step.arg(super::bus::GROUP).arg(usize::from(ack.is_some()));
+        if let Some(ack) = ack {
+            step.arg(ack);
+        }
+        for entry in entries {
+            step.arg(entry);
+        }
+        let mut conn = self.conn().await?;
+        match step.invoke_async::<i64>(&mut conn).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("FENCED") => {
                 tracing::warn!(conversation = id, partition = p, "write refused: this node no longer holds the lease");
                 return Err(StoreError::Fenced);
             }
@@ -241,7 +260,6 @@ impl RedisStore {
         if !moved && !self.lock_unindexed().contains(id) {
             return Ok(());
         }
-        let mut conn = self.conn().await?;
         match index::update(&self.keys, state).invoke_async::<i64>(&mut conn).await {
             Ok(_) => drop(self.lock_unindexed().remove(id)),
             Err(error) => {
