@@ -63,6 +63,38 @@ fn quota(per_second: u32) -> Quota {
     Quota::per_second(NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN))
 }
 
+/// How long (ms) and how many finished sends an outbox remembers. A conversation can ask again
+/// for a send this node already made: when its partition's lease lapsed (an overloaded node
+/// renewing too late) and came back, it is rehydrated from a journal that may not hold the
+/// result yet (it is still on its way through the bus). Sending again would answer twice.
+const RECALL_MS: u64 = 300_000;
+const RECALL_AT_MOST: usize = 50_000;
+
+/// Finished sends by (conversation, local id), oldest first.
+#[derive(Default)]
+struct Recent {
+    outcomes: HashMap<(ConversationId, u64), SendOutcome>,
+    order: VecDeque<(u64, ConversationId, u64)>,
+}
+
+impl Recent {
+    fn outcome(&self, conversation: &ConversationId, local_id: u64) -> Option<SendOutcome> {
+        self.outcomes.get(&(conversation.clone(), local_id)).cloned()
+    }
+
+    fn record(&mut self, now_ms: u64, conversation: ConversationId, local_id: u64, outcome: SendOutcome) {
+        while let Some((at, ..)) = self.order.front()
+            && (now_ms.saturating_sub(*at) > RECALL_MS || self.order.len() >= RECALL_AT_MOST)
+        {
+            if let Some((_, c, id)) = self.order.pop_front() {
+                self.outcomes.remove(&(c, id));
+            }
+        }
+        self.order.push_back((now_ms, conversation.clone(), local_id));
+        self.outcomes.insert((conversation, local_id), outcome);
+    }
+}
+
 /// One conversation's sends: one at a time, in order.
 struct Lane {
     in_flight: u64,
@@ -77,6 +109,8 @@ pub struct Outbox {
     breaker: Arc<Mutex<CircuitBreaker>>,
     /// Per conversation: the message in flight and those waiting behind it.
     lanes: HashMap<ConversationId, Lane>,
+    /// Sends made lately, so that none is made twice.
+    recent: Recent,
     sink: Arc<dyn InputSink>,
     clock: Arc<dyn Clock>,
     metrics: Arc<HubMetrics>,
@@ -103,6 +137,7 @@ impl Outbox {
             limits: Arc::new(limits),
             breaker: Arc::new(Mutex::new(breaker)),
             lanes: HashMap::new(),
+            recent: Recent::default(),
             sink,
             clock,
             metrics,
@@ -122,9 +157,20 @@ impl Outbox {
         let policy = self.policy.clone();
         let metrics = self.metrics.clone();
         let message = msg.message.clone();
-        let attempt = async move { deliver(&*outbound, &message, &limits, &breaker, &policy, &metrics).await };
+        let made = self.recent.outcome(&msg.conversation, msg.local_id);
+        if made.is_some() {
+            tracing::info!(conversation = %msg.conversation, local_id = msg.local_id, "already sent: its result is reported again, the message is not sent twice");
+        }
+        let repeat = made.is_some();
+        let attempt = async move {
+            match made {
+                Some(outcome) => outcome,
+                None => deliver(&*outbound, &message, &limits, &breaker, &policy, &metrics).await,
+            }
+        };
         ctx.spawn(attempt.into_actor(self).then(move |outcome, act, _| {
             match &outcome {
+                _ if repeat => {}
                 SendOutcome::Sent { provider_message_id } => {
                     let now = act.clock.now_ms();
                     OutboundSent {
@@ -140,6 +186,9 @@ impl Outbox {
                     OutboundFailed { conversation: &msg.conversation, trace_id: &msg.trace_id, reason }
                         .emit(&act.metrics);
                 }
+            }
+            if !repeat {
+                act.recent.record(act.clock.now_ms(), msg.conversation.clone(), msg.local_id, outcome.clone());
             }
             let env = Envelope::new(
                 msg.message.tenant.clone(),

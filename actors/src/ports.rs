@@ -218,7 +218,8 @@ pub enum StoreError {
     /// Backend unreachable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// A writer with an older fencing token tried to write.
+    /// A stale writer: it holds an older fencing token, or the conversation's journal moved on
+    /// since it loaded the conversation (a write it gave up as failed was applied after all).
     #[error("stale writer")]
     Fenced,
 }

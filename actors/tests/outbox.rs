@@ -195,3 +195,25 @@ async fn an_outage_shorter_than_the_retries_delays_replies_instead_of_failing_th
     settle(Duration::from_secs(120)).await;
     assert_eq!(outcomes(&sink), vec![("a".into(), 1, SendOutcome::Sent { provider_message_id: "id-x".into() })]);
 }
+
+#[actix::test]
+async fn a_send_asked_for_again_after_it_went_out_is_reported_again_not_sent_twice() {
+    tokio::time::pause();
+    let provider = Arc::new(ScriptedProvider::default());
+    let (outbox, sink, _) = start(provider.clone(), OutboxPolicy::default());
+    outbox.send(send("a", 1, "olá")).await.unwrap();
+    settle(Duration::from_secs(1)).await;
+    // The conversation was rehydrated from a journal without the result and asks again.
+    outbox.send(send("a", 1, "olá")).await.unwrap();
+    outbox.send(send("a", 2, "tudo bem?")).await.unwrap();
+    settle(Duration::from_secs(1)).await;
+    let sent: Vec<String> = provider.log.lock().unwrap().iter().map(|(_, text, _)| text.clone()).collect();
+    assert_eq!(sent, ["olá", "tudo bem?"], "the customer gets each message once");
+    let first = SendOutcome::Sent { provider_message_id: "id-olá".into() };
+    let second = SendOutcome::Sent { provider_message_id: "id-tudo bem?".into() };
+    assert_eq!(
+        outcomes(&sink),
+        vec![("a".into(), 1, first.clone()), ("a".into(), 1, first), ("a".into(), 2, second)],
+        "the repeated request hears the first send's result"
+    );
+}

@@ -8,7 +8,8 @@
 //! at once, but its lease is kept alive until the hub has stopped it (`released`) or a drain
 //! deadline passed, so a successor never starts a partition whose batch is still running here.
 
-use redis::Script;
+use futures_util::future::join_all;
+use redis::{Script, ScriptInvocation};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -322,6 +323,29 @@ impl Shared {
         .await
     }
 
+    /// Script calls at once, pipelined on one connection, within one [`super::OP_TIMEOUT`]; a
+    /// result per call, in order. One after another, the calls of a beat took a round trip each:
+    /// on a busy node (tens of milliseconds a trip) renewing 64 leases took longer than a lease
+    /// lives, and the node lost partitions it was running.
+    async fn eval_all<T: redis::FromRedisValue>(
+        &self,
+        invocations: Vec<ScriptInvocation<'_>>,
+    ) -> Vec<Result<T, String>> {
+        let count = invocations.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        let all = bounded(async {
+            let conn = super::checkout(&self.pool).await?;
+            let calls = invocations.into_iter().map(|invocation| {
+                let mut conn = conn.clone();
+                async move { invocation.invoke_async::<T>(&mut conn).await.map_err(|e| e.to_string()) }
+            });
+            Ok(join_all(calls).await)
+        });
+        all.await.unwrap_or_else(|e| (0..count).map(|_| Err(e.clone())).collect())
+    }
+
     /// Announces this node; the number of live nodes.
     async fn heartbeat(&self) -> Result<u32, String> {
         let mut invocation = self.scripts[0].key(self.keys.nodes());
@@ -332,17 +356,17 @@ impl Shared {
     /// Renews every lease we hold; drops the ones lost (taken, or unconfirmed for a ttl).
     async fn renew(&self) -> Result<(), String> {
         let held: Vec<(u32, String)> = self.lock().leases.iter().map(|(p, l)| (*p, l.token.clone())).collect();
-        let (mut lost, mut failure) = (0, None);
-        for (p, token) in held {
-            let sent = Instant::now();
-            let mut invocation = self.scripts[1].key(self.keys.lease(p));
-            invocation.arg(&token).arg(millis(self.settings.ttl));
-            // After one failure the others are not tried: a beat must not take ttl × partitions.
-            let renewed = if failure.is_none() { self.eval::<i64>(invocation).await } else { Err(String::new()) };
-            if let Err(e) = &renewed {
-                failure.get_or_insert_with(|| e.clone());
-            }
-            let mut state = self.lock();
+        let sent = Instant::now();
+        let invocations = held.iter().map(|(p, token)| {
+            let mut invocation = self.scripts[1].key(self.keys.lease(*p));
+            invocation.arg(token).arg(millis(self.settings.ttl));
+            invocation
+        });
+        let results = self.eval_all::<i64>(invocations.collect()).await;
+        let failure = results.iter().find_map(|r| r.as_ref().err()).cloned();
+        let mut lost = 0;
+        let mut state = self.lock();
+        for ((p, token), renewed) in held.into_iter().zip(results) {
             let Some(lease) = state.leases.get_mut(&p).filter(|l| l.token == token) else { continue };
             match renewed {
                 Ok(1) => lease.renewed = sent,
@@ -354,6 +378,7 @@ impl Shared {
                 }
             }
         }
+        drop(state);
         if lost > 0 {
             LeaseEvent::Lost { count: lost, owned: self.active() }.emit(self);
             // A shutdown waiting for this partition's release need not wait any longer.
@@ -390,11 +415,15 @@ impl Shared {
 
     /// Compare-and-delete of leases; how many were still ours.
     async fn delete(&self, leases: Vec<(u32, String)>) -> u64 {
+        let invocations = leases.iter().map(|(p, token)| {
+            let mut invocation = self.scripts[3].key(self.keys.lease(*p));
+            invocation.arg(token);
+            invocation
+        });
+        let results = self.eval_all::<u64>(invocations.collect()).await;
         let mut deleted = 0;
-        for (p, token) in leases {
-            let mut invocation = self.scripts[3].key(self.keys.lease(p));
-            invocation.arg(&token);
-            match self.eval::<u64>(invocation).await {
+        for ((p, _), result) in leases.iter().zip(results) {
+            match result {
                 Ok(n) => deleted += n,
                 // It expires by itself within a ttl.
                 Err(e) => tracing::warn!(node = %self.node, partition = p, error = %e, "could not delete a lease"),
@@ -435,33 +464,47 @@ impl Shared {
             return;
         }
         let offset = (stable_hash(&self.node) % u64::from(self.partitions)) as u32;
+        let mut candidates = (0..self.partitions).map(|i| (offset + i) % self.partitions).filter(|p| !held.contains(p));
         let mut won = 0;
-        for p in (0..self.partitions).map(|i| (offset + i) % self.partitions).filter(|p| !held.contains(p)) {
+        // In rounds of as many partitions as are still wanted, each round's calls at once (see
+        // `eval_all`): taken one by one, the first leases could expire before the last was won.
+        while wanted > 0 {
+            let round: Vec<u32> = candidates.by_ref().take(wanted).collect();
+            if round.is_empty() {
+                break;
+            }
             let sent = Instant::now();
-            let mut invocation = self.scripts[2].key(self.keys.lease(p));
-            invocation.key(self.keys.epoch(p)).arg(&self.node).arg(millis(self.settings.ttl));
-            match self.eval::<Option<u64>>(invocation).await {
-                Ok(Some(epoch)) => {
-                    // Epochs count a partition's owners: past the first, someone ran it before.
-                    if epoch > 1 {
-                        self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
+            let invocations = round.iter().map(|p| {
+                let mut invocation = self.scripts[2].key(self.keys.lease(*p));
+                invocation.key(self.keys.epoch(*p)).arg(&self.node).arg(millis(self.settings.ttl));
+                invocation
+            });
+            let results = self.eval_all::<Option<u64>>(invocations.collect()).await;
+            let mut failed = false;
+            for (p, result) in round.into_iter().zip(results) {
+                match result {
+                    Ok(Some(epoch)) => {
+                        // Epochs count a partition's owners: past the first, someone ran it before.
+                        if epoch > 1 {
+                            self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let mut state = self.lock();
+                        // Shutdown began meanwhile: the hub never sees it, delete it at once.
+                        let phase = if state.stopping { Phase::Released } else { Phase::Active };
+                        let token = format!("{}:{epoch}", self.node);
+                        state.leases.insert(p, Lease { epoch, token, renewed: sent, phase });
+                        wanted -= 1;
+                        won += 1;
                     }
-                    let mut state = self.lock();
-                    // Shutdown began meanwhile: the hub never sees it, delete it at once.
-                    let phase = if state.stopping { Phase::Released } else { Phase::Active };
-                    let token = format!("{}:{epoch}", self.node);
-                    state.leases.insert(p, Lease { epoch, token, renewed: sent, phase });
-                    wanted -= 1;
-                    won += 1;
-                    if wanted == 0 {
-                        break;
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(node = %self.node, partition = p, error = %e, "lease acquisition failed");
+                        failed = true;
                     }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(node = %self.node, partition = p, error = %e, "lease acquisition failed");
-                    break;
-                }
+            }
+            if failed {
+                break;
             }
         }
         if won > 0 {

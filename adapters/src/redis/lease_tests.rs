@@ -2,6 +2,7 @@ use super::*;
 use crate::redis::{RedisSettings, connect};
 use std::sync::Weak;
 use switchboard_load_tests::redis_server::RedisServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 const PARTITIONS: u32 = 8;
@@ -10,15 +11,53 @@ const SOON: Duration = Duration::from_secs(5);
 
 async fn start() -> (RedisServer, Pool) {
     let server = RedisServer::start().unwrap();
+    let pool = connect_to(&server, server.url()).await;
+    (server, pool)
+}
+
+/// A pool on `server`, reached at `url`.
+async fn connect_to(server: &RedisServer, url: &str) -> Pool {
     let settings = RedisSettings {
-        url: server.url().into(),
+        url: url.into(),
         cluster: false,
         prefix: server.prefix().into(),
         partitions: PARTITIONS,
         pool_size: 8,
     };
-    let pool = connect(&settings, SOON).await.expect("redis is up");
-    (server, pool)
+    connect(&settings, SOON).await.expect("redis is up")
+}
+
+/// A TCP proxy to `upstream` (`host:port`) that hands every reply on `delay` after it came: a
+/// Redis that answers late, as it does to a busy node. Only latency: replies do not queue.
+async fn slow_proxy(upstream: String, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+            let ((mut from_client, mut to_client), (mut from_server, mut to_server)) =
+                (client.into_split(), server.into_split());
+            tokio::spawn(async move { tokio::io::copy(&mut from_client, &mut to_server).await });
+            let (replies, mut due) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                while let Ok(n @ 1..) = from_server.read(&mut buffer).await {
+                    if replies.send((Instant::now() + delay, buffer[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                while let Some((at, reply)) = due.recv().await {
+                    tokio::time::sleep_until(at).await;
+                    if to_client.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("redis://127.0.0.1:{port}")
 }
 
 fn node(server: &RedisServer, pool: &Pool, name: &str, settings: LeaseSettings) -> Arc<RedisPlacement> {
@@ -184,4 +223,25 @@ async fn leases_unconfirmed_for_a_ttl_are_given_up_when_redis_is_gone() {
     until(&a, FAST.ttl + 2 * super::super::OP_TIMEOUT, |o| o.0.is_empty()).await;
     assert_eq!(a.token(0), None, "the store must not be written with a lease that may be someone else's");
     assert_eq!(a.stats().lost, 8);
+}
+
+#[tokio::test]
+async fn a_node_keeps_its_leases_when_every_redis_reply_comes_late() {
+    // 150 ms a round trip: taken or renewed one after another, the 8 leases took longer than
+    // their ttl, so they lapsed in Redis (free for any node to take) while this node ran them.
+    let server = RedisServer::start().unwrap();
+    let upstream = server.url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let slow = connect_to(&server, &slow_proxy(upstream, Duration::from_millis(150)).await).await;
+    let settings = LeaseSettings { ttl: Duration::from_secs(1), heartbeat: Duration::from_millis(100) };
+    let a = node(&server, &slow, "a", settings.clone());
+    until(&a, SOON, |o| o.0.len() == 8).await;
+    let direct = connect_to(&server, server.url()).await;
+    for _ in 0..12 {
+        tokio::time::sleep(settings.ttl / 4).await;
+        for p in 0..PARTITIONS {
+            let held = a.token(p).unwrap_or_else(|| panic!("a gave up partition {p}"));
+            assert_eq!(lease_of(&server, &direct, p).await, Some(held), "the lease of {p} in redis is a's");
+        }
+    }
+    assert_eq!(a.stats(), LeaseStats { acquired: 8, lost: 0, released: 0, taken_over: 0 }, "no lease ever lapsed");
 }

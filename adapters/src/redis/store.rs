@@ -63,22 +63,29 @@ pub type Fence = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 
 /// Appends a conversation's events and replaces its snapshot, in one step on the partition's
 /// slot, but only for the lease holder: a node that lost its lease (a long pause, a partition
-/// cut) must not write with its stale token. The partition's set of conversations owing work
-/// changes in the same step, so it never disagrees with the snapshot, and so are the bus
-/// entries whose handling the step completes acknowledged (a fenced writer acknowledges nothing).
+/// cut) must not write with its stale token. Nor may a writer whose journal moved on since it
+/// loaded the conversation: a step whose call timed out can still be applied later (Redis was
+/// slow, not gone), after the conversation was reloaded without it; both steps, applied, would
+/// handle the same input twice and answer it twice. The partition's set of conversations owing
+/// work changes in the same step, so it never disagrees with the snapshot, and so are the bus
+/// entries whose handling the step completes acknowledged (a refused writer acknowledges nothing).
 /// KEYS: journal, snapshot, lease, owed set, the partition's bus stream. ARGV: the writer's
 /// token ("" when unfenced), the snapshot ("" when this step writes none), "1" if it owes work,
-/// the owed-set member, the bus's consumer group, the number of entries to acknowledge, their
-/// ids, then the events.
+/// the owed-set member, the bus's consumer group, the number of entries to acknowledge, the
+/// journal's length before the step, the ids to acknowledge, then the events.
 const APPEND: &str = r"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return redis.error_reply('FENCED stale lease token')
 end
 local acks = tonumber(ARGV[6])
-if acks > 0 then
-  redis.call('XACK', KEYS[5], ARGV[5], unpack(ARGV, 7, 6 + acks))
+local first = 8 + acks
+if #ARGV >= first and redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[7]) then
+  return redis.error_reply('FENCED journal moved on')
 end
-for i = 7 + acks, #ARGV do
+if acks > 0 then
+  redis.call('XACK', KEYS[5], ARGV[5], unpack(ARGV, 8, 7 + acks))
+end
+for i = first, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
 if ARGV[2] ~= '' then
@@ -238,6 +245,7 @@ impl RedisStore {
         step.key(self.keys.owed(p)).key(self.keys.stream(p));
         step.arg(token).arg(snapshot).arg(if state.owes_work() { "1" } else { "0" }).arg(owed_member(state));
         step.arg(super::bus::GROUP).arg(usize::from(ack.is_some()));
+        step.arg(state.seq.saturating_sub(events.len() as u64));
         if let Some(ack) = ack {
             step.arg(ack);
         }
@@ -248,7 +256,12 @@ impl RedisStore {
         match step.invoke_async::<i64>(&mut conn).await {
             Ok(_) => {}
             Err(e) if e.to_string().contains("FENCED") => {
-                tracing::warn!(conversation = id, partition = p, "write refused: this node no longer holds the lease");
+                let why = if e.to_string().contains("journal moved on") {
+                    "the journal moved on since this writer loaded it"
+                } else {
+                    "this node no longer holds the lease"
+                };
+                tracing::warn!(conversation = id, partition = p, "write refused: {why}");
                 return Err(StoreError::Fenced);
             }
             Err(e) => return Err(unavailable("append journal and snapshot", e)),
@@ -749,6 +762,27 @@ mod tests {
         let list = tokio::time::timeout(within(3000), store.list(&query)).await.expect("list hung");
         assert!(matches!(list, Err(StoreError::Unavailable(_))), "{list:?}");
     }
+    #[tokio::test]
+    async fn a_writer_whose_journal_moved_on_is_refused_and_writes_nothing() {
+        let server = RedisServer::start().unwrap();
+        let store = store_on(&server).await;
+        let mut state = conversation("demo", "demo:whatsapp.main:5511955500002");
+        step(&store, &mut state, 100, vec![queued("vendas")]).await;
+        // The same conversation as loaded before that step (its write timed out, say, and was
+        // applied after all): its own next step must not land beside the one already there.
+        let mut stale = conversation("demo", "demo:whatsapp.main:5511955500002");
+        stale.apply(&closed(), 200, 20);
+        let event = Envelope::new(stale.tenant.clone(), stale.id.clone(), "trace", 200, closed());
+        let refused = store.append(&Arc::new(stale), &[event]).await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        let journal = store.journal(&state.id, 1).await.unwrap();
+        assert_eq!(journal.len(), 1, "only the first step is in the journal");
+        assert_eq!(*store.load(&state.id).await.unwrap().unwrap(), state, "the snapshot is the first step's");
+        // The writer that is up to date goes on.
+        step(&store, &mut state, 300, vec![closed()]).await;
+        assert_eq!(store.journal(&state.id, 1).await.unwrap().len(), 2);
+    }
+
     #[tokio::test]
     async fn a_node_that_lost_its_lease_cannot_write() {
         let server = RedisServer::start().unwrap();

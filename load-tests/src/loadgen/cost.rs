@@ -48,14 +48,12 @@ pub fn per_message(before: &Sample, after: &Sample, messages: u64) -> (Value, St
             calls.insert(name.clone(), (delta as f64 / n * 100.0).round() / 100.0);
         }
     }
-    let total_calls: f64 = calls.values().sum();
-    let show = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.0}"));
-    let mut line = format!(
-        "cost per message: hub CPU {} µs, generator and fakes {} µs, redis CPU {} µs",
-        show(hub),
-        show(own),
-        show(redis)
-    );
+    // Summed from 0.0: an empty `sum()` of floats is -0.0.
+    let total_calls = calls.values().fold(0.0, |sum, c| sum + c);
+    let parts = [("hub CPU", hub), ("generator and fakes", own), ("redis CPU", redis)];
+    let known: Vec<String> = parts.iter().filter_map(|(what, v)| v.map(|v| format!("{what} {v:.0} µs"))).collect();
+    let mut line =
+        format!("cost per message: {}", if known.is_empty() { "unknown".to_owned() } else { known.join(", ") });
     if !calls.is_empty() {
         let mut top: Vec<_> = calls.iter().collect();
         top.sort_by(|a, b| b.1.total_cmp(a.1));
@@ -130,6 +128,16 @@ mod tests {
         assert_eq!(json["redis_calls"]["evalsha"], 1.0);
         assert_eq!(json["redis_calls_total"], 1.5);
         assert!(line.contains("redis calls 1.50 (evalsha 1, xadd 0.5)"), "{line}");
+    }
+
+    #[test]
+    fn without_redis_the_line_names_only_what_was_read() {
+        let sample =
+            |cpu| Sample { hub_cpu: Some(cpu), own_cpu: Some(cpu), redis_cpu: None, redis_calls: BTreeMap::new() };
+        let (json, line) = per_message(&sample(1.0), &sample(1.5), 500);
+        assert_eq!(line, "cost per message: hub CPU 1000 µs, generator and fakes 1000 µs");
+        assert_eq!(json["redis_calls_total"], 0.0);
+        assert!(json["redis_calls_total"].as_f64().is_some_and(f64::is_sign_positive), "no -0");
     }
 
     #[test]
