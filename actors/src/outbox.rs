@@ -66,9 +66,10 @@ fn quota(per_second: u32) -> Quota {
 /// How long (ms) and how many finished sends an outbox remembers. A conversation can ask again
 /// for a send this node already made: when its partition's lease lapsed (an overloaded node
 /// renewing too late) and came back, it is rehydrated from a journal that may not hold the
-/// result yet (it is still on its way through the bus). Sending again would answer twice.
-const RECALL_MS: u64 = 300_000;
-const RECALL_AT_MOST: usize = 50_000;
+/// result yet (it is still on its way through the bus). Sending again would answer twice. That
+/// happens within seconds of the send; the bound keeps the memory small (about 200 bytes a send).
+const RECALL_MS: u64 = 60_000;
+const RECALL_AT_MOST: usize = 20_000;
 
 /// Finished sends by (conversation, local id), oldest first.
 #[derive(Default)]
