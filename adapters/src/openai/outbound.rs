@@ -145,9 +145,20 @@ fn function(name: &str, description: &str, parameters: Value) -> ChatCompletionT
     })
 }
 
-/// Error text for logs and the breaker, cut to [`MAX_ERROR_CHARS`].
+/// Error text for logs and the breaker, with its causes ("error sending request" alone does not
+/// tell a refused connection from one the server closed), cut to [`MAX_ERROR_CHARS`].
 fn describe(err: &OpenAIError) -> String {
-    err.to_string().chars().take(MAX_ERROR_CHARS).collect()
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(e) = cause {
+        let line = e.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = e.source();
+    }
+    text.chars().take(MAX_ERROR_CHARS).collect()
 }
 
 fn action_kind(action: &LlmAction) -> &'static str {
