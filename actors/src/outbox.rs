@@ -159,10 +159,10 @@ impl Outbox {
         let metrics = self.metrics.clone();
         let message = msg.message.clone();
         let made = self.recent.outcome(&msg.conversation, msg.local_id);
-        if made.is_some() {
+        let repeat = made.is_some();
+        if repeat {
             tracing::info!(conversation = %msg.conversation, local_id = msg.local_id, "already sent: its result is reported again, the message is not sent twice");
         }
-        let repeat = made.is_some();
         let attempt = async move {
             match made {
                 Some(outcome) => outcome,

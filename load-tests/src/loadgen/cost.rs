@@ -22,7 +22,7 @@ pub struct Sample {
 
 /// Reads the counters of the hub process `hub_pid` (0: not ours to read) and of the Redis at
 /// `redis_url`.
-pub fn sample(hub_pid: u32, redis_url: Option<&str>) -> Sample {
+fn sample(hub_pid: u32, redis_url: Option<&str>) -> Sample {
     let hub_cpu = (hub_pid != 0).then(|| process_cpu(&hub_pid.to_string())).flatten();
     let (redis_cpu, redis_calls) = match redis_url {
         Some(url) => (
@@ -34,8 +34,28 @@ pub fn sample(hub_pid: u32, redis_url: Option<&str>) -> Sample {
     Sample { hub_cpu, own_cpu: process_cpu("self"), redis_cpu, redis_calls }
 }
 
+/// The counters at the start of a measured stretch, to divide by the messages answered in it.
+pub struct Meter {
+    hub_pid: u32,
+    redis_url: Option<String>,
+    before: Sample,
+}
+
+impl Meter {
+    /// Samples now the hub process `hub_pid` and the Redis at `redis_url`.
+    pub fn start(hub_pid: u32, redis_url: Option<String>) -> Self {
+        let before = sample(hub_pid, redis_url.as_deref());
+        Self { hub_pid, redis_url, before }
+    }
+
+    /// [`per_message`] from the start to now.
+    pub fn finish(&self, messages: u64) -> (Value, String) {
+        per_message(&self.before, &sample(self.hub_pid, self.redis_url.as_deref()), messages)
+    }
+}
+
 /// Per message answered between `before` and `after`, as JSON, and one line to print.
-pub fn per_message(before: &Sample, after: &Sample, messages: u64) -> (Value, String) {
+fn per_message(before: &Sample, after: &Sample, messages: u64) -> (Value, String) {
     let n = messages.max(1) as f64;
     let micros = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| ((b - a) * 1e6 / n).round());
     let hub = micros(before.hub_cpu, after.hub_cpu);

@@ -130,6 +130,11 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// Starts measuring what the hub, this generator and Redis spend per message (see `cost`).
+    pub fn cost_meter(&self) -> super::cost::Meter {
+        super::cost::Meter::start(self.hub.pid(), self.redis.as_ref().map(|r| r.url().to_owned()))
+    }
+
     /// Starts the fakes and the hub (`extra_env` after the standard variables, so it wins) and
     /// waits until the hub is healthy.
     pub async fn start(args: &RigArgs, scenario: &str, extra_env: &[(&str, String)]) -> Result<Rig> {

@@ -10,7 +10,6 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::chart::Band;
-use super::cost;
 use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
 use super::rig::{Rig, RigArgs};
@@ -185,11 +184,9 @@ async fn measured_run(rig: &mut Rig, warmup: usize, concurrency: usize, spec: &L
     warm_up(rig, warmup, concurrency.min(256)).await?;
     let probe = rig.hub.mem_probe();
     let rss_before = probe.rss_bytes().await;
-    let redis_url = rig.redis.as_ref().map(|r| r.url().to_owned());
-    let cost_before = cost::sample(rig.hub.pid(), redis_url.as_deref());
+    let meter = rig.cost_meter();
     let outcome = run_load(rig, spec).await?;
-    let cost_after = cost::sample(rig.hub.pid(), redis_url.as_deref());
-    let cost = Some(cost::per_message(&cost_before, &cost_after, outcome.replied));
+    let cost = Some(meter.finish(outcome.replied));
     let rss_after = probe.rss_bytes().await;
     let healthy_after = rig.hub.ensure_running().is_ok() && rig.hub.healthy().await;
     let metrics = rig.hub.metrics().await.unwrap_or_default();

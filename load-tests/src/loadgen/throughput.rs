@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::cost;
 use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
 use super::rig::{Rig, RigArgs};
@@ -140,11 +139,9 @@ async fn measure(rig: &mut Rig, args: &ThroughputArgs) -> Result<(LoadOutcome, V
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         settle: Duration::from_millis(500),
     };
-    let redis_url = rig.redis.as_ref().map(|r| r.url().to_owned());
-    let cost_before = cost::sample(rig.hub.pid(), redis_url.as_deref());
+    let meter = rig.cost_meter();
     let outcome = run_load(rig, &spec).await?;
-    let (cost, cost_line) =
-        cost::per_message(&cost_before, &cost::sample(rig.hub.pid(), redis_url.as_deref()), outcome.replied);
+    let (cost, cost_line) = meter.finish(outcome.replied);
     let rss_after = probe.rss_bytes().await;
     let metrics = rig.hub.metrics().await.unwrap_or_default();
     println!("{}", outcome_text("throughput", &outcome));
