@@ -5,7 +5,10 @@
 //! backoff (up to 8 s per wait, or any `Retry-After`). The AI agent already bounds each call
 //! with a timeout and a circuit breaker, so a hidden retry loop would only burn that budget and
 //! hammer a struggling endpoint: the client is built on a bare `ReqwestService` instead (needs
-//! async-openai's `middleware` feature), so each call is exactly one HTTP request.
+//! async-openai's `middleware` feature). A call is sent a second time only when the first got no
+//! HTTP answer at all (connection refused, or closed before the response): one lost connection
+//! would otherwise hand the customer to a human. Only the answer that arrives is used, so the
+//! customer still gets one reply; at worst the model worked twice.
 
 use super::{CLOSE_TOOL, HANDOFF_TOOL, OpenAiError, OpenAiSettings, inbound};
 use async_openai::Client;
@@ -161,6 +164,20 @@ fn describe(err: &OpenAIError) -> String {
     text.chars().take(MAX_ERROR_CHARS).collect()
 }
 
+/// The request got no HTTP answer: the connection failed or closed before a response came.
+/// Timeouts are not among them (the model may still be working on it, and the agent's own
+/// timeout bounds the call), nor is any answer, even an error status.
+fn unanswered(err: &OpenAIError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(http) = e.downcast_ref::<openai_http::Error>() {
+            return !http.is_timeout() && (http.is_connect() || http.is_request()) && http.status().is_none();
+        }
+        cause = e.source();
+    }
+    false
+}
+
 fn action_kind(action: &LlmAction) -> &'static str {
     match action {
         LlmAction::Reply(_) => "reply",
@@ -172,9 +189,14 @@ fn action_kind(action: &LlmAction) -> &'static str {
 #[async_trait]
 impl LlmClient for OpenAiClient {
     async fn complete(&self, req: LlmRequest) -> Result<LlmResponse, LlmError> {
-        let request = self.build_request(&req);
         let started = Instant::now();
-        let result = self.client.chat().create(request).await;
+        let mut result = self.client.chat().create(self.build_request(&req)).await;
+        if let Err(e) = &result
+            && unanswered(e)
+        {
+            tracing::debug!(model = %self.model, error = %describe(e), "llm call got no answer; sent once more");
+            result = self.client.chat().create(self.build_request(&req)).await;
+        }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let response = result.map_err(|e| {
             let reason = describe(&e);

@@ -1,8 +1,11 @@
 //! Tests of `outbound` against the load-tests crate's `FakeOpenAi`.
 
 use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use switchboard_load_tests::fakes::openai::{FakeOpenAi, Mode};
+use tokio::io::AsyncReadExt;
 
 fn settings(base_url: String) -> OpenAiSettings {
     OpenAiSettings {
@@ -138,6 +141,52 @@ async fn bad_key_and_unreachable_server_are_unavailable() {
     let LlmError::Unavailable(why) = &err else { panic!("{err:?}") };
     assert!(why.to_lowercase().contains("refused"), "the cause is named: {why}");
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+/// A front for `fake` that closes its first `drop_first` connections without answering (as a
+/// crashed or overloaded server does) and passes later ones through; counts the connections.
+async fn dropping_front(fake: &FakeOpenAi, drop_first: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = fake.base_url().trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if seen.fetch_add(1, Ordering::SeqCst) < drop_first {
+                // Read the request first, so the client has sent it when the connection closes.
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = tokio::time::timeout(Duration::from_millis(200), inbound.read(&mut buf)).await;
+                drop(inbound);
+                continue;
+            }
+            let mut outbound = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let path = fake.base_url().splitn(4, '/').nth(3).unwrap_or_default().to_owned();
+    (format!("http://{addr}/{path}"), connections)
+}
+
+#[tokio::test]
+async fn a_call_whose_connection_closes_unanswered_is_sent_once_more() {
+    let fake = FakeOpenAi::start().await.expect("fake openai");
+    fake.set_mode(Mode::Fixed { text: "Olá! Como posso ajudar?".into(), delay: Duration::ZERO });
+    let (url, connections) = dropping_front(&fake, 1).await;
+    let client = OpenAiClient::new(&settings(url)).unwrap();
+    let r = client.complete(request()).await.expect("answered on the second try");
+    assert_eq!(r.action, LlmAction::Reply("Olá! Como posso ajudar?".into()));
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(fake.requests().len(), 1, "the model answered once");
+
+    // Twice unanswered: the call fails after the second try, and no third is made.
+    let (url, connections) = dropping_front(&fake, usize::MAX).await;
+    let client = OpenAiClient::new(&settings(url)).unwrap();
+    let err = client.complete(request()).await.expect_err("never answered");
+    assert!(matches!(&err, LlmError::Unavailable(_)), "{err:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
 
 #[test]
