@@ -73,6 +73,8 @@ pub async fn start(
         dedup_ttl: Duration::from_secs(settings.backend.dedup_ttl_secs()),
         batch: settings.backend.batch.max(1),
         max_queued_replies: settings.server.max_queued_replies,
+        max_queue_delay: (settings.backend.kind == "redis" && settings.backend.redis.max_queue_delay_ms > 0)
+            .then(|| Duration::from_millis(settings.backend.redis.max_queue_delay_ms)),
         ..HubSettings::default()
     };
     let outbound = wiring

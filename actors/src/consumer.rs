@@ -18,6 +18,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -33,6 +34,10 @@ const HANDOVER_DEADLINE: Duration = Duration::from_secs(8);
 /// How long an input may take before its conversation is reported as stuck.
 const SLOW_INPUT: Duration = Duration::from_secs(10);
 
+/// How long a partition whose events wait too long refuses new webhooks; renewed while they do.
+/// Providers retry after `Retry-After: 1`.
+const HOLD: Duration = Duration::from_secs(1);
+
 /// What one partition's consumer works with.
 pub(crate) struct PartitionRunner {
     pub partition: u32,
@@ -46,6 +51,10 @@ pub(crate) struct PartitionRunner {
     pub placement: Arc<dyn Placement>,
     pub verdicts: Arc<dyn Verdicts>,
     pub metrics: Arc<HubMetrics>,
+    /// Longest wait of an event in the partition before webhooks are held off (`None`: never).
+    pub max_queue_delay: Option<Duration>,
+    /// Until when (ms) the hold this node last asked for lasts.
+    pub held_until: AtomicU64,
 }
 
 impl PartitionRunner {
@@ -158,9 +167,42 @@ impl PartitionRunner {
         }
     }
 
+    /// Holds off new webhooks while even the newest event of a batch waited longer than
+    /// `max_queue_delay`: the partition has a standing backlog, and taking more would only make
+    /// every customer wait longer (and, past Redis's command limit, make the node redo work).
+    /// The hold is renewed halfway through, so one write per half second at most.
+    async fn hold_off_when_behind(&self, deliveries: &[Delivery]) {
+        let (Some(bound), Some(newest)) =
+            (self.max_queue_delay, deliveries.iter().map(|d| d.envelope.occurred_at).max())
+        else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        let waited_ms = now.saturating_sub(newest);
+        let (hold_ms, held_until) = (HOLD.as_millis() as u64, self.held_until.load(Ordering::Relaxed));
+        if waited_ms <= bound.as_millis() as u64 || now + hold_ms / 2 < held_until {
+            return;
+        }
+        let p = self.partition;
+        match self.bus.hold_off(p, HOLD).await {
+            Ok(()) => {
+                self.held_until.store(now + hold_ms, Ordering::Relaxed);
+                if now >= held_until {
+                    tracing::warn!(
+                        partition = p,
+                        waited_ms,
+                        "partition behind: new webhooks answered 503 while it catches up"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(partition = p, error = %e, "could not hold off webhooks"),
+        }
+    }
+
     /// Hands a batch to its conversations (in order: sends are queued in batch order) and
     /// acknowledges what they persisted.
     async fn handle(&self, deliveries: Vec<Delivery>, epoch: u64) {
+        self.hold_off_when_behind(&deliveries).await;
         let (partition, bus, registry, replies) = (self.partition, &self.bus, &self.registry, &self.replies);
         let mut ids = Vec::with_capacity(deliveries.len());
         let mut pending = Vec::with_capacity(deliveries.len());

@@ -25,7 +25,7 @@ use crate::tenant::TenantPolicy;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -86,6 +86,9 @@ pub struct HubSettings {
     /// Replies the outboxes may hold (waiting or being sent) before ingress answers 503: when
     /// providers are slower than customers, the provider's retries wait instead of our memory.
     pub max_queued_replies: usize,
+    /// Longest an event may wait in its partition before that partition's webhooks get 503
+    /// for a while (see `PartitionRunner::hold_off_when_behind`); `None`: never.
+    pub max_queue_delay: Option<Duration>,
 }
 
 impl Default for HubSettings {
@@ -96,6 +99,7 @@ impl Default for HubSettings {
             batch: 256,
             command_timeout: Duration::from_secs(10),
             max_queued_replies: 10_000,
+            max_queue_delay: None,
         }
     }
 }
@@ -257,6 +261,8 @@ impl Hub {
                     batch: settings.batch,
                     placement: backend.placement.clone(),
                     metrics: metrics.clone(),
+                    max_queue_delay: settings.max_queue_delay,
+                    held_until: AtomicU64::new(0),
                 };
                 let (running, stop) = (consumers.clone(), shutdown.subscribe());
                 running.fetch_add(1, Ordering::SeqCst);

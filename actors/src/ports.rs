@@ -66,6 +66,14 @@ pub trait Bus: Send + Sync + 'static {
     ) -> Option<Result<Claim, BusError>> {
         None
     }
+    /// The partition's consumer is behind (its events wait too long before they are handled):
+    /// for `span`, new webhook events (`publish_unique`) get `Full`, so providers hold the
+    /// surplus and retry instead of the backlog growing. Duplicates are still recognised, and
+    /// internal events are never refused. Default: nothing (the memory bus bounds its queues by
+    /// length instead).
+    async fn hold_off(&self, _partition: u32, _span: Duration) -> Result<(), BusError> {
+        Ok(())
+    }
     /// Events of `partition` queued only in this process (the memory bus): a graceful stop
     /// waits for them to be handled. `0` where the bus keeps them elsewhere (Redis keeps them
     /// for the partition's next owner).

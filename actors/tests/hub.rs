@@ -20,11 +20,19 @@ use switchboard_actors::ports::*;
 use switchboard_actors::tenant::{Route, TenantPolicy};
 use tokio::sync::mpsc;
 
-/// A one-partition bus that can be made to refuse.
+/// A one-partition bus that can be made to refuse; records the holds the consumer asks for.
 struct ValveBus {
     open: AtomicBool,
     tx: mpsc::Sender<Delivery>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+    holds: Mutex<Vec<Duration>>,
+}
+
+impl ValveBus {
+    fn new(open: bool) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(16);
+        Arc::new(Self { open: AtomicBool::new(open), tx, rx: tokio::sync::Mutex::new(rx), holds: Mutex::default() })
+    }
 }
 
 #[async_trait]
@@ -44,6 +52,10 @@ impl Bus for ValveBus {
         Ok(out)
     }
     async fn ack(&self, _: u32, _: &[String]) -> Result<(), BusError> {
+        Ok(())
+    }
+    async fn hold_off(&self, _: u32, span: Duration) -> Result<(), BusError> {
+        self.holds.lock().unwrap().push(span);
         Ok(())
     }
 }
@@ -67,8 +79,7 @@ impl Dedup for SetDedup {
 
 #[actix::test]
 async fn full_bus_answers_busy_and_the_retry_is_accepted() {
-    let (tx, rx) = mpsc::channel(16);
-    let bus = Arc::new(ValveBus { open: AtomicBool::new(false), tx, rx: tokio::sync::Mutex::new(rx) });
+    let bus = ValveBus::new(false);
     let backend = Backend {
         bus: bus.clone(),
         dedup: Arc::new(SetDedup::default()),
@@ -95,8 +106,7 @@ async fn full_bus_answers_busy_and_the_retry_is_accepted() {
 
 #[actix::test]
 async fn the_tenant_feed_carries_persisted_events_in_order_and_only_to_that_tenant() {
-    let (tx, rx) = mpsc::channel(16);
-    let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
+    let bus = ValveBus::new(true);
     let store = Arc::new(MapStore::default());
     let backend = Backend {
         placement: Arc::new(AllPartitions::new(bus.partitions())),
@@ -184,8 +194,7 @@ fn whatsapp_text(n: u32) -> Envelope<Input> {
 
 /// A hub whose placement the test moves by hand, owning partition 0 at epoch 1, with its store.
 fn hub_on_partition_0() -> (Hub, Arc<MapStore>, Arc<HandPlacement>) {
-    let (tx, rx) = mpsc::channel(16);
-    let bus = Arc::new(ValveBus { open: AtomicBool::new(true), tx, rx: tokio::sync::Mutex::new(rx) });
+    let bus = ValveBus::new(true);
     let store = Arc::new(MapStore::default());
     let placement = Arc::new(HandPlacement {
         tx: tokio::sync::watch::channel(Ownership([(0, 1)].into())).0,
@@ -289,4 +298,53 @@ async fn a_partition_won_back_at_a_new_epoch_is_taken_over_again() {
         hub.metrics().counters().into_iter().any(|(name, _, n)| name == "rehydrations" && n >= 1),
         "the conversation was reloaded from the store, not trusted from memory"
     );
+}
+
+/// A hub on `bus` that holds off webhooks after events waited `max_queue_delay`.
+fn hub_watching_delay(bus: Arc<ValveBus>, max_queue_delay: Option<Duration>) -> Hub {
+    let backend = Backend {
+        bus: bus.clone(),
+        dedup: Arc::new(SetDedup::default()),
+        store: Arc::new(MapStore::default()),
+        clock: Arc::new(SystemClock),
+        placement: Arc::new(AllPartitions::new(1)),
+        verdicts: Arc::new(LocalVerdicts),
+    };
+    let tenant =
+        TenantSetup { policy: TenantPolicy::example("t", Route::Queue("sales".into())), llm: None, channels: vec![] };
+    Hub::start(backend, vec![tenant], HubSettings { max_queue_delay, ..HubSettings::default() })
+}
+
+/// Puts message `n`, received `age_ms` ago, on the bus and waits until the consumer took it.
+async fn queued_for(bus: &ValveBus, n: u32, age_ms: u64) {
+    let mut env = whatsapp_text(n);
+    env.occurred_at = SystemClock.now_ms() - age_ms;
+    bus.tx.send(Delivery { id: n.to_string(), envelope: env }).await.unwrap();
+    for _ in 0..200 {
+        if bus.tx.capacity() == bus.tx.max_capacity() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[actix::test]
+async fn a_partition_whose_events_waited_too_long_holds_off_webhooks_and_renews_the_hold_sparingly() {
+    let bus = ValveBus::new(true);
+    let _hub = hub_watching_delay(bus.clone(), Some(Duration::from_secs(2)));
+    queued_for(&bus, 1, 100).await;
+    assert!(bus.holds.lock().unwrap().is_empty(), "a short wait is no reason to push back");
+    queued_for(&bus, 2, 5_000).await;
+    assert_eq!(*bus.holds.lock().unwrap(), [Duration::from_secs(1)], "5 s in the queue: held off for a second");
+    queued_for(&bus, 3, 5_000).await;
+    assert_eq!(bus.holds.lock().unwrap().len(), 1, "the hold in force is not rewritten on every batch");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    queued_for(&bus, 4, 5_000).await;
+    assert_eq!(bus.holds.lock().unwrap().len(), 2, "renewed halfway through while the delay lasts");
+
+    let quiet = ValveBus::new(true);
+    let _hub = hub_watching_delay(quiet.clone(), None);
+    queued_for(&quiet, 1, 5_000).await;
+    assert!(quiet.holds.lock().unwrap().is_empty(), "turned off: never held");
 }

@@ -114,6 +114,10 @@ pub struct RedisConfig {
     pub dlq_after: u64,
     /// Entries a partition stream may hold; at the bound webhooks answer 503 + Retry-After.
     pub stream_max_len: u64,
+    /// Milliseconds an event may wait in its partition before it is handled: past this, the
+    /// partition's new webhooks answer 503 + Retry-After for a second (renewed while it lasts), so
+    /// providers hold the surplus instead of a backlog that every customer waits behind. `0`: off.
+    pub max_queue_delay_ms: u64,
     /// Journal events between two snapshots of a conversation: loading replays at most this
     /// many events on the last snapshot, and each step writes only its events, not the state.
     pub snapshot_every: u64,
@@ -132,6 +136,7 @@ impl Default for RedisConfig {
             heartbeat_ms: 500,
             dlq_after: 5,
             stream_max_len: 100_000,
+            max_queue_delay_ms: 2_000,
             snapshot_every: 16,
         }
     }

@@ -34,11 +34,12 @@ local min = pending[2] or ARGV[1]
 return redis.call('XTRIM', KEYS[1], 'MINID', '=', min)
 ";
 
-/// Appends to a stream below its bound (KEYS: stream, and optionally an ingress mark; ARGV:
-/// bound, group, payload, and the mark's TTL in ms); returns the new id, or nil when the stream
-/// is full. With a mark, a webhook's dedup gate and its append are one step: `DUP` (nothing
-/// appended) when the mark says the provider's message is already on the bus, `PENDING` when an
-/// older two-step gate is at it, else the append and the mark together. At the bound it first trims what the group has
+/// Appends to a stream below its bound (KEYS: stream, and optionally an ingress mark and the
+/// partition's hold; ARGV: bound, group, payload, and the mark's TTL in ms); returns the new id,
+/// or nil when the stream is full. With a mark, a webhook's dedup gate and its append are one
+/// step: `DUP` (nothing appended) when the mark says the provider's message is already on the
+/// bus, `PENDING` when an older two-step gate is at it, `HELD` while the partition's owner is
+/// behind (`hold_off`), else the append and the mark together. At the bound it first trims what the group has
 /// acknowledged (everything older than the oldest pending entry or, when nothing is pending, up
 /// to the last delivered one): the periodic trim runs only every `trim_every` acks, and a stream
 /// full of acknowledged entries must not refuse forever. Undelivered and pending entries are
@@ -50,6 +51,7 @@ if KEYS[2] then
   local mark = redis.call('GET', KEYS[2])
   if mark == 'd' then return 'DUP' end
   if mark then return 'PENDING' end
+  if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 'HELD' end
 end
 local bound = tonumber(ARGV[1])
 if redis.call('XLEN', KEYS[1]) >= bound then
@@ -421,16 +423,21 @@ impl Bus for RedisBus {
             let stream = &self.partition(partition)?.key;
             let json = serde_json::to_string(envelope).map_err(|e| BusError::Unavailable(e.to_string()))?;
             let mut append = PUBLISH.key(stream);
-            append.key(self.keys.ingress(partition, key));
+            append.key(self.keys.ingress(partition, key)).key(self.keys.hold(partition));
             append.arg(self.settings.max_len).arg(GROUP).arg(&json).arg(millis(ttl));
             match self.run_publish(&append).await?.as_deref() {
-                None => Err(BusError::Full { partition }),
+                None | Some("HELD") => Err(BusError::Full { partition }),
                 Some("DUP") => Ok(Claim::Done),
                 Some("PENDING") => Ok(Claim::Pending),
                 Some(_) => Ok(Claim::New),
             }
         };
         Some(once.await)
+    }
+
+    async fn hold_off(&self, partition: u32, span: Duration) -> Result<(), BusError> {
+        let hold = redis::cmd("SET").arg(self.keys.hold(partition)).arg(1).arg("PX").arg(millis(span)).to_owned();
+        self.pooled::<()>(&hold).await
     }
 
     async fn publish(&self, partition: u32, envelope: Envelope<Input>, wait: bool) -> Result<(), BusError> {
@@ -682,6 +689,32 @@ mod tests {
         assert_eq!(once(8, "wamid.A").await.unwrap(), Claim::New, "after the TTL the id is forgotten");
         let (seen, _) = take(&bus, 1, 2).await;
         assert_eq!(seen, [7, 8]);
+    }
+
+    #[tokio::test]
+    async fn a_held_partition_refuses_new_webhooks_only_and_only_for_the_span() {
+        let (server, pool) = start().await;
+        let bus = node(&pool, &server, StreamSettings::default());
+        let ttl = Duration::from_secs(60);
+        let once = |n: u64, key: &'static str| {
+            let bus = &bus;
+            async move { bus.publish_unique(1, &env(n), key, ttl).await.expect("supported") }
+        };
+        assert_eq!(once(1, "wamid.A").await.unwrap(), Claim::New);
+        bus.hold_off(1, Duration::from_millis(400)).await.unwrap();
+        assert!(matches!(once(2, "wamid.B").await, Err(BusError::Full { partition: 1 })), "new message held off");
+        assert_eq!(once(3, "wamid.A").await.unwrap(), Claim::Done, "a repeat is still recognised");
+        bus.publish(1, env(4), false).await.unwrap();
+        assert_eq!(once(5, "wamid.C").await.unwrap_err().to_string(), "bus partition 1 is full");
+        assert_eq!(
+            bus.publish_unique(2, &env(6), "wamid.D", ttl).await.unwrap().unwrap(),
+            Claim::New,
+            "other partitions take webhooks"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(once(7, "wamid.B").await.unwrap(), Claim::New, "refused, so not marked: the retry passes");
+        let (seen, _) = take(&bus, 1, 3).await;
+        assert_eq!(seen, [1, 4, 7], "only the accepted message and the internal event are on the bus");
     }
 
     #[tokio::test]

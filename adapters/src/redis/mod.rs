@@ -268,6 +268,12 @@ impl Keys {
         format!("{}dd:{key}", self.prefix)
     }
 
+    /// Present while partition `p`'s owner is behind: its new webhooks are refused
+    /// (`RedisBus::hold_off`).
+    pub fn hold(&self, p: u32) -> String {
+        format!("{}{{{p}}}:hold", self.prefix)
+    }
+
     /// The dedup mark of a provider message bound for partition `p`: in the partition's slot, so
     /// that one script checks it, appends the event and marks it (`RedisBus::publish_unique`).
     pub fn ingress(&self, p: u32, key: &str) -> String {
