@@ -71,7 +71,7 @@ pub async fn start(
     let hub_settings = HubSettings {
         workers: settings.server.actor_workers.max(1),
         dedup_ttl: Duration::from_secs(settings.backend.dedup_ttl_secs()),
-        batch: settings.backend.batch.max(1),
+        batch: settings.backend.batch(),
         max_queued_replies: settings.server.max_queued_replies,
         max_queue_delay: (settings.backend.kind == "redis" && settings.backend.redis.max_queue_delay_ms > 0)
             .then(|| Duration::from_millis(settings.backend.redis.max_queue_delay_ms)),

@@ -130,7 +130,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let pool = connect(&redis, Duration::from_millis(r.connect_timeout_ms)).await.context("redis backend")?;
     let keys = Keys::new(&r.prefix);
     let streams = StreamSettings {
-        max_batch: b.batch.max(1),
+        max_batch: b.batch(),
         dlq_after: r.dlq_after,
         max_len: r.stream_max_len,
         ..StreamSettings::default()

@@ -167,18 +167,18 @@ impl PartitionRunner {
         }
     }
 
-    /// Holds off new webhooks while even the newest event of a batch waited longer than
-    /// `max_queue_delay`: the partition has a standing backlog, and taking more would only make
-    /// every customer wait longer (and, past Redis's command limit, make the node redo work).
-    /// The hold is renewed halfway through, so one write per half second at most.
-    async fn hold_off_when_behind(&self, deliveries: &[Delivery]) {
-        let (Some(bound), Some(newest)) =
-            (self.max_queue_delay, deliveries.iter().map(|d| d.envelope.occurred_at).max())
-        else {
+    /// Holds off new webhooks while the oldest event of a batch has waited longer than
+    /// `max_queue_delay`, counted from ingress to when the batch is taken and again to when it
+    /// is handled: the backlog of a node past its capacity sits in its conversations' mailboxes
+    /// more than in the stream, so a slow batch counts as much as a long stream. Taking more
+    /// would only make every customer wait longer (and, past Redis's command limit, make the
+    /// node redo work). The hold is renewed halfway through, so one write per half second at most.
+    async fn hold_off_when_behind(&self, oldest: Option<u64>) {
+        let (Some(bound), Some(oldest)) = (self.max_queue_delay, oldest) else {
             return;
         };
         let now = self.clock.now_ms();
-        let waited_ms = now.saturating_sub(newest);
+        let waited_ms = now.saturating_sub(oldest);
         let (hold_ms, held_until) = (HOLD.as_millis() as u64, self.held_until.load(Ordering::Relaxed));
         if waited_ms <= bound.as_millis() as u64 || now + hold_ms / 2 < held_until {
             return;
@@ -202,7 +202,8 @@ impl PartitionRunner {
     /// Hands a batch to its conversations (in order: sends are queued in batch order) and
     /// acknowledges what they persisted.
     async fn handle(&self, deliveries: Vec<Delivery>, epoch: u64) {
-        self.hold_off_when_behind(&deliveries).await;
+        let oldest = deliveries.iter().map(|d| d.envelope.occurred_at).min();
+        self.hold_off_when_behind(oldest).await;
         let (partition, bus, registry, replies) = (self.partition, &self.bus, &self.registry, &self.replies);
         let mut ids = Vec::with_capacity(deliveries.len());
         let mut pending = Vec::with_capacity(deliveries.len());
@@ -296,6 +297,7 @@ impl PartitionRunner {
         if let Err(e) = bus.acked_elsewhere(partition, &acked).await {
             tracing::warn!(partition, error = %e, "trimming behind acknowledged entries failed");
         }
+        self.hold_off_when_behind(oldest).await;
     }
 }
 

@@ -70,8 +70,8 @@ pub struct BackendConfig {
     /// Seconds a provider message id is remembered for dedup (default: 1 day in memory, 7 days in
     /// Redis, as WhatsApp redelivers for up to 7 days).
     pub dedup_ttl_secs: Option<u64>,
-    /// Events a partition consumer takes at once.
-    pub batch: usize,
+    /// Events a partition consumer takes at once (default: 256 in memory, 32 in Redis).
+    pub batch: Option<usize>,
     /// Journal events the memory backend keeps per conversation (older ones are dropped).
     pub memory_journal_limit: usize,
     /// The Redis backend.
@@ -79,6 +79,13 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
+    /// The consumer batch in effect. Redis's is smaller: every event in hand costs Redis round
+    /// trips, and 64 partitions × 256 events in hand on an overloaded node queued so many behind
+    /// each other that replies took longer than the 2 s command limit (BENCHMARKS.md, session 10).
+    pub fn batch(&self) -> usize {
+        self.batch.unwrap_or(if self.kind == "redis" { 32 } else { 256 }).max(1)
+    }
+
     /// The dedup TTL in effect.
     pub fn dedup_ttl_secs(&self) -> u64 {
         self.dedup_ttl_secs.unwrap_or(if self.kind == "redis" { 7 * 86_400 } else { 86_400 })
@@ -149,7 +156,7 @@ impl Default for BackendConfig {
             partitions: 64,
             partition_capacity: 512,
             dedup_ttl_secs: None,
-            batch: 256,
+            batch: None,
             memory_journal_limit: 1000,
             redis: RedisConfig::default(),
         }
