@@ -55,6 +55,9 @@ pub(crate) struct PartitionRunner {
     pub max_queue_delay: Option<Duration>,
     /// Until when (ms) the hold this node last asked for lasts.
     pub held_until: AtomicU64,
+    /// When (ms) this node last took the partition over: events older than that waited for the
+    /// failover or handover, not behind this node's backlog, and do not count as delay.
+    pub owned_since: AtomicU64,
 }
 
 impl PartitionRunner {
@@ -73,6 +76,7 @@ impl PartitionRunner {
                 got = async { owned.wait_for(|o| o.owns(p)).await.is_ok() } => if !got { return },
             }
             let epoch = owned.borrow().0.get(&p).copied().unwrap_or_default();
+            self.owned_since.store(self.clock.now_ms(), Ordering::Relaxed);
             if let Err(e) = self.take_over(epoch).await {
                 tracing::warn!(partition = p, error = %e, "could not take the partition over");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -202,7 +206,10 @@ impl PartitionRunner {
     /// Hands a batch to its conversations (in order: sends are queued in batch order) and
     /// acknowledges what they persisted.
     async fn handle(&self, deliveries: Vec<Delivery>, epoch: u64) {
-        let oldest = deliveries.iter().map(|d| d.envelope.occurred_at).min();
+        // Replaying what a previous owner left (after a crash, entries seconds old) is catching
+        // up, not overload: holding webhooks then would only make providers retry out of order.
+        let since = self.owned_since.load(Ordering::Relaxed);
+        let oldest = deliveries.iter().map(|d| d.envelope.occurred_at).filter(|&at| at >= since).min();
         self.hold_off_when_behind(oldest).await;
         let (partition, bus, registry, replies) = (self.partition, &self.bus, &self.registry, &self.replies);
         let mut ids = Vec::with_capacity(deliveries.len());

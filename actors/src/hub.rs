@@ -263,6 +263,7 @@ impl Hub {
                     metrics: metrics.clone(),
                     max_queue_delay: settings.max_queue_delay,
                     held_until: AtomicU64::new(0),
+                    owned_since: AtomicU64::new(0),
                 };
                 let (running, stop) = (consumers.clone(), shutdown.subscribe());
                 running.fetch_add(1, Ordering::SeqCst);

@@ -332,19 +332,23 @@ async fn queued_for(bus: &ValveBus, n: u32, age_ms: u64) {
 #[actix::test]
 async fn a_partition_whose_events_waited_too_long_holds_off_webhooks_and_renews_the_hold_sparingly() {
     let bus = ValveBus::new(true);
-    let _hub = hub_watching_delay(bus.clone(), Some(Duration::from_secs(2)));
-    queued_for(&bus, 1, 100).await;
+    let _hub = hub_watching_delay(bus.clone(), Some(Duration::from_millis(200)));
+    queued_for(&bus, 1, 5_000).await;
+    assert!(bus.holds.lock().unwrap().is_empty(), "queued before this node took the partition: catching up");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    queued_for(&bus, 2, 50).await;
     assert!(bus.holds.lock().unwrap().is_empty(), "a short wait is no reason to push back");
-    queued_for(&bus, 2, 5_000).await;
-    assert_eq!(*bus.holds.lock().unwrap(), [Duration::from_secs(1)], "5 s in the queue: held off for a second");
-    queued_for(&bus, 3, 5_000).await;
+    queued_for(&bus, 3, 400).await;
+    assert_eq!(*bus.holds.lock().unwrap(), [Duration::from_secs(1)], "past the bound: held off for a second");
+    queued_for(&bus, 4, 400).await;
     assert_eq!(bus.holds.lock().unwrap().len(), 1, "the hold in force is not rewritten on every batch");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    queued_for(&bus, 4, 5_000).await;
+    queued_for(&bus, 5, 400).await;
     assert_eq!(bus.holds.lock().unwrap().len(), 2, "renewed halfway through while the delay lasts");
 
     let quiet = ValveBus::new(true);
     let _hub = hub_watching_delay(quiet.clone(), None);
-    queued_for(&quiet, 1, 5_000).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    queued_for(&quiet, 1, 400).await;
     assert!(quiet.holds.lock().unwrap().is_empty(), "turned off: never held");
 }
