@@ -3,13 +3,15 @@
 //! slot and follows `MOVED`/`ASK`). Components ask for the kind of connection they need, never
 //! for a kind of server:
 //!
-//! - [`Pool::get`]: a connection for a few commands (lease scripts, claims, pings).
-//! - [`Pool::detached`]: a connection a component keeps and shares (see `shared`).
-//! - [`Pool::blocking`]: a connection of its own for a blocking read of one key. On a Cluster a
-//!   blocked `XREADGROUP` would stall every command queued behind it on the shared socket to
-//!   that node, so the reader gets a plain connection straight to the master serving the key.
-//!
-//! Every connection is opened on the Redis IO runtime (see `IO` in `mod.rs`).
+//! - [`Pool::get`]: a connection for a few commands (lease scripts, claims, pings), opened on
+//!   the Redis IO runtime (see `IO` in `mod.rs`).
+//! - [`Pool::here`]: a connection for the hot path, opened on the caller's own runtime (see
+//!   `shared`): its driver then runs on the thread that sends the commands and awaits the
+//!   replies, so a command costs no wake-up of another thread on the way out and none back.
+//! - [`Pool::blocking`]: a connection of its own for a blocking read of one key, on the caller's
+//!   runtime too. On a Cluster a blocked `XREADGROUP` would stall every command queued behind it
+//!   on the shared socket to that node, so the reader gets a plain connection straight to the
+//!   master serving the key.
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -18,13 +20,13 @@ use redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, R
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::IO;
+use super::{IO, OP_TIMEOUT};
 
 /// Where commands go: one Redis server or a Redis Cluster. Cheap to clone.
 #[derive(Clone)]
 pub enum Pool {
-    /// One server, through a deadpool of connections.
-    Single(deadpool_redis::Pool),
+    /// One server: a deadpool of connections, and the client that opens connections elsewhere.
+    Single(deadpool_redis::Pool, redis::Client),
     /// A Redis Cluster.
     Cluster(Arc<ClusterPool>),
 }
@@ -87,10 +89,23 @@ impl Pool {
         matches!(self, Self::Cluster(_))
     }
 
+    /// One server at `url`: a deadpool of `size` connections, each opened within `timeout`
+    /// and recycled (waited for) within it too.
+    pub fn single(url: &str, size: usize, timeout: Duration) -> Result<Self, String> {
+        let mut config = deadpool_redis::Config::from_url(url);
+        let mut pool_config = deadpool_redis::PoolConfig::new(size.max(1));
+        pool_config.timeouts =
+            deadpool_redis::Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) };
+        config.pool = Some(pool_config);
+        let pool = config.create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(|e| e.to_string())?;
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        Ok(Self::Single(pool, client))
+    }
+
     /// A connection for a few commands.
     pub async fn get(&self) -> Result<Conn, String> {
         match self {
-            Self::Single(pool) => {
+            Self::Single(pool, _) => {
                 let pool = pool.clone();
                 on_io(async move { pool.get().await.map_err(|e| e.to_string()) }).await.map(Conn::Pooled)
             }
@@ -113,7 +128,7 @@ impl Pool {
     /// good, or a Cluster connection of its own.
     pub(crate) async fn detached(&self) -> Result<Conn, String> {
         match self {
-            Self::Single(_) => match self.get().await? {
+            Self::Single(..) => match self.get().await? {
                 Conn::Pooled(conn) => Ok(Conn::Multiplexed(deadpool_redis::Connection::take(conn))),
                 other => Ok(other),
             },
@@ -121,11 +136,28 @@ impl Pool {
         }
     }
 
+    /// A connection of its own, opened on the caller's runtime (a Cluster connection still on
+    /// the IO runtime): only tasks of the runtime that opened it may keep using it, because it
+    /// dies with that runtime.
+    pub(crate) async fn here(&self) -> Result<Conn, String> {
+        match self {
+            Self::Single(_, client) => {
+                let timeout = OP_TIMEOUT;
+                let opened = tokio::time::timeout(timeout, client.get_multiplexed_async_connection()).await;
+                let conn = opened
+                    .map_err(|_| format!("redis did not accept a connection within {timeout:?}"))?
+                    .map_err(|e| e.to_string())?;
+                Ok(Conn::Multiplexed(conn))
+            }
+            Self::Cluster(_) => self.detached().await,
+        }
+    }
+
     /// A connection of its own for blocking reads of `key`, and on a Cluster the node
     /// (`host:port`) it is connected to, so that [`on_node`](Self::on_node) can reach it.
     pub(crate) async fn blocking(&self, key: &str) -> Result<(MultiplexedConnection, Option<String>), String> {
         match self {
-            Self::Single(_) => match self.detached().await? {
+            Self::Single(..) => match self.here().await? {
                 Conn::Multiplexed(conn) => Ok((conn, None)),
                 _ => Err("a single server gave no plain connection".into()),
             },

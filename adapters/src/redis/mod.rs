@@ -62,7 +62,6 @@ pub use store::RedisStore;
 pub use verdicts::RedisVerdicts;
 
 use connection::Pool;
-use deadpool_redis::{Config, Runtime};
 use std::time::Duration;
 
 /// Where the backend lives and how its keys are named.
@@ -146,17 +145,10 @@ pub async fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Pool
             }
         };
     }
-    let mut config = Config::from_url(settings.url.clone());
     // Bounded waits: a server that accepts connections but never answers must turn into errors
     // (and 503s), not into requests that hang.
-    let mut pool_config = deadpool_redis::PoolConfig::new(settings.pool_size.max(1));
-    pool_config.timeouts =
-        deadpool_redis::Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) };
-    config.pool = Some(pool_config);
-    let pool = config
-        .create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| ConnectError::BadUrl { url: url.clone(), why: e.to_string() })?;
-    let pool = Pool::Single(pool);
+    let pool = Pool::single(&settings.url, settings.pool_size, timeout)
+        .map_err(|why| ConnectError::BadUrl { url: url.clone(), why })?;
     if let Err(why) = ping(&pool, timeout).await {
         return Err(ConnectError::Unreachable { url, why });
     }
@@ -180,11 +172,12 @@ async fn cluster_enabled(url: &str, timeout: Duration) -> Option<bool> {
     info.lines().find_map(|l| l.trim().strip_prefix("cluster_enabled:")).map(|v| v == "1")
 }
 
-/// The runtime every Redis connection lives on. A multiplexed connection's driver is a task on
-/// the runtime that opened it, and it dies with that runtime: a connection first opened by an
-/// HTTP worker (a webhook's `XADD`, a `/readyz` ping) would break when the HTTP server stops at
-/// SIGTERM, in the middle of the partition handover that needs it. One thread of its own, never
-/// stopped, opens them all.
+/// The runtime the pooled connections (leases, claims, pings) and a Cluster's connections live
+/// on. A multiplexed connection's driver is a task on the runtime that opened it, and it dies
+/// with that runtime: a pooled connection first opened by an HTTP worker (a `/readyz` ping)
+/// would break when the HTTP server stops at SIGTERM, in the middle of the partition handover
+/// that needs it. One thread of its own, never stopped, opens them all. The hot path's
+/// connections are each thread's own instead (see `shared`).
 static IO: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -1,41 +1,59 @@
-//! One multiplexed connection for every non-blocking command of a component, shared by all its
-//! requests (Redis pipelines them on one socket). Checking a connection out of the deadpool-redis
-//! pool costs a round trip (it sends `UNWATCH` + `PING` first), which doubled the round trips of
-//! the hot path; this takes one connection out of the pool once, and takes a fresh one after an
-//! error that means the socket is gone. On a Redis Cluster it is one cluster connection (one
-//! socket per master), opened for this component.
+//! One multiplexed connection per thread for every non-blocking command of a component, shared
+//! by all the requests of that thread (Redis pipelines them on one socket). Checking a connection
+//! out of the deadpool-redis pool costs a round trip (it sends `UNWATCH` + `PING` first), which
+//! doubled the round trips of the hot path; this opens a connection once per thread and opens a
+//! fresh one after an error that means the socket is gone.
+//!
+//! Per thread, because a multiplexed connection's driver is a task on the runtime that opened
+//! it: a connection opened on the IO runtime made every command wake the IO thread, and every
+//! reply wake the caller's thread again, about ten thread wake-ups per message answered. Opened
+//! by the thread that uses it, on that thread's runtime, the command, the socket and the reply
+//! stay on one thread. Each thread's connection dies with its runtime (an HTTP worker's at
+//! shutdown), and only that thread's tasks use it. On a Redis Cluster it is one cluster
+//! connection (one socket per master) per component, on the IO runtime, as before.
 
 use super::OP_TIMEOUT;
 use super::connection::{Conn, Pool};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
-/// The shared connection of one component; cheap to clone.
+/// Whose connection: a thread's, or (`None`) every thread's on a Cluster.
+type Slot = Option<ThreadId>;
+
+/// The shared connections of one component, one per thread; cheap to clone.
 #[derive(Clone)]
 pub struct Shared {
     pool: Pool,
-    slot: Arc<Mutex<Option<Conn>>>,
+    slots: Arc<Mutex<HashMap<Slot, Conn>>>,
 }
 
 impl Shared {
-    /// Connections come from `pool` (one at a time, kept until it breaks).
+    /// Connections come from `pool` (one per thread, kept until it breaks).
     pub fn new(pool: Pool) -> Self {
-        Self { pool, slot: Arc::default() }
+        Self { pool, slots: Arc::default() }
     }
 
-    /// The shared connection, taken from the pool when there is none (or the last one broke).
+    fn slots(&self) -> MutexGuard<'_, HashMap<Slot, Conn>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This thread's connection, opened when it has none (or its last one broke). On a Cluster
+    /// every thread shares the component's one connection.
     pub async fn get(&self) -> Result<SharedConn, String> {
-        let cached = self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let key = if self.pool.is_cluster() { None } else { Some(std::thread::current().id()) };
+        let cached = self.slots().get(&key).cloned();
         let conn = match cached {
             Some(conn) => conn,
             None => {
-                let conn = self.pool.detached().await?;
-                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+                let conn = self.pool.here().await?;
+                self.slots().insert(key, conn.clone());
                 conn
             }
         };
-        Ok(SharedConn { conn, slot: self.slot.clone() })
+        Ok(SharedConn { conn, key, slots: self.slots.clone() })
     }
 
     /// Whether commands go to a Redis Cluster (where a pipeline must stay within one slot).
@@ -47,7 +65,8 @@ impl Shared {
 /// A handle on the shared connection; forgets it for everyone when a command finds it broken.
 pub struct SharedConn {
     conn: Conn,
-    slot: Arc<Mutex<Option<Conn>>>,
+    key: Slot,
+    slots: Arc<Mutex<HashMap<Slot, Conn>>>,
 }
 
 impl SharedConn {
@@ -55,7 +74,7 @@ impl SharedConn {
         if let Err(e) = result
             && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout())
         {
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
         }
     }
 }
@@ -107,9 +126,7 @@ mod tests {
     use std::time::Duration;
     use switchboard_load_tests::redis_server::RedisServer;
 
-    #[tokio::test]
-    async fn one_connection_serves_everyone_and_a_broken_one_is_replaced() {
-        let server = RedisServer::start().unwrap();
+    async fn shared_on(server: &RedisServer) -> Shared {
         let settings = RedisSettings {
             url: server.url().into(),
             cluster: false,
@@ -117,7 +134,13 @@ mod tests {
             partitions: 1,
             pool_size: 2,
         };
-        let shared = Shared::new(connect(&settings, Duration::from_secs(2)).await.unwrap());
+        Shared::new(connect(&settings, Duration::from_secs(2)).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_everyone_and_a_broken_one_is_replaced() {
+        let server = RedisServer::start().unwrap();
+        let shared = shared_on(&server).await;
         let mut conn = shared.get().await.unwrap();
         let id = || redis::cmd("CLIENT").arg("ID").to_owned();
         let first: i64 = id().query_async(&mut conn).await.unwrap();
@@ -134,5 +157,27 @@ mod tests {
             Err(_) => id().query_async(&mut shared.get().await.unwrap()).await.unwrap(),
         };
         assert_ne!(after, first, "a fresh connection after the broken one");
+    }
+
+    #[tokio::test]
+    async fn each_thread_has_its_own_connection_and_one_that_stopped_breaks_no_other() {
+        let server = RedisServer::start().unwrap();
+        let shared = shared_on(&server).await;
+        let id = || redis::cmd("CLIENT").arg("ID").to_owned();
+        let here: i64 = id().query_async(&mut shared.get().await.unwrap()).await.unwrap();
+
+        // Another thread with a runtime of its own, like an HTTP worker that stops at shutdown.
+        let other = shared.clone();
+        let there: i64 = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move { id().query_async(&mut other.get().await.unwrap()).await.unwrap() })
+        })
+        .join()
+        .unwrap();
+        assert_ne!(here, there, "the other thread opened a connection of its own");
+
+        // That thread and its runtime are gone; this thread's connection still answers.
+        let again: i64 = id().query_async(&mut shared.get().await.unwrap()).await.unwrap();
+        assert_eq!(again, here, "this thread keeps its connection");
     }
 }

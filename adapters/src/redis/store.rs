@@ -439,7 +439,6 @@ impl ConversationStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deadpool_redis::{Config, Runtime};
     use std::time::Duration;
     use switchboard_actors::domain::{AgentId, Author};
     use switchboard_actors::state::text;
@@ -448,8 +447,8 @@ mod tests {
     const PARTITIONS: u32 = 8;
 
     async fn store_on(server: &RedisServer) -> RedisStore {
-        let pool = Config::from_url(server.url()).create_pool(Some(Runtime::Tokio1)).unwrap();
-        RedisStore::new(Pool::Single(pool), Keys::new(server.prefix()), PARTITIONS)
+        let pool = Pool::single(server.url(), 4, std::time::Duration::from_secs(2)).unwrap();
+        RedisStore::new(pool, Keys::new(server.prefix()), PARTITIONS)
     }
 
     fn conversation(tenant: &str, id: &str) -> ConversationState {
