@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
+use switchboard_actors::ports::RETRY_AFTER;
 
 /// An error a handler returns.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::Busy | Self::Unavailable(_)) {
             // WhatsApp and Telegram retry non-2xx; tell them when.
-            res.insert_header(("Retry-After", "1"));
+            res.insert_header(("Retry-After", RETRY_AFTER.as_secs().max(1).to_string()));
         }
         res.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
     }

@@ -35,8 +35,8 @@ const HANDOVER_DEADLINE: Duration = Duration::from_secs(8);
 const SLOW_INPUT: Duration = Duration::from_secs(10);
 
 /// How long a partition whose events wait too long refuses new webhooks; renewed while they do.
-/// Providers retry after `Retry-After: 1`.
-const HOLD: Duration = Duration::from_secs(1);
+/// Providers retry after the same span (the 503's `Retry-After`).
+const HOLD: Duration = crate::ports::RETRY_AFTER;
 
 /// What one partition's consumer works with.
 pub(crate) struct PartitionRunner {

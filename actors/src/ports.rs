@@ -10,6 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// How long a sender told to come back later (503) should wait: what the HTTP answer's
+/// `Retry-After` says, and how long a partition whose events wait too long refuses webhooks.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Why the bus refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
