@@ -26,7 +26,7 @@ use super::{IO, OP_TIMEOUT};
 #[derive(Clone)]
 pub enum Pool {
     /// One server: a deadpool of connections, and the client that opens connections elsewhere.
-    Single(deadpool_redis::Pool, redis::Client),
+    Single(deadpool_redis::Pool, Arc<redis::Client>),
     /// A Redis Cluster.
     Cluster(Arc<ClusterPool>),
 }
@@ -99,7 +99,7 @@ impl Pool {
         config.pool = Some(pool_config);
         let pool = config.create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(|e| e.to_string())?;
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        Ok(Self::Single(pool, client))
+        Ok(Self::Single(pool, Arc::new(client)))
     }
 
     /// A connection for a few commands.
