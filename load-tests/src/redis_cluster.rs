@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::redis_server::ask;
+
+/// How a start that lost a port race fails (and is tried again).
+const EXITED: &str = "exited at start (port taken?)";
+
 /// Masters started: the fewest `redis-cli --cluster create` accepts.
 const MASTERS: usize = 3;
 
@@ -28,6 +33,19 @@ impl RedisCluster {
     /// Starts three masters, creates the cluster, and waits until every node reports
     /// `cluster_state:ok` (all 16,384 slots served).
     pub fn start() -> Result<Self> {
+        // A port free when chosen may be taken before its node binds it (by another test's
+        // server or a client connection's ephemeral port): that node exits, and the next
+        // attempt takes other ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Err(e) if attempt < 5 && e.to_string().contains(EXITED) => attempt += 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self> {
         let mut cluster = Self {
             nodes: Vec::new(),
             dirs: Vec::new(),
@@ -54,8 +72,22 @@ impl RedisCluster {
             cluster.dirs.push(dir);
             cluster.ports.push(port);
         }
-        for &port in &cluster.ports {
-            wait_until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "redis-server to listen")?;
+        for (node, &port) in cluster.nodes.iter_mut().zip(&cluster.ports) {
+            let pid = node.id();
+            let mut exited = false;
+            wait_until(
+                || {
+                    exited = !matches!(node.try_wait(), Ok(None));
+                    exited || ask(port, "PING").is_some_and(|a| a.starts_with("+PONG"))
+                },
+                "redis-server to listen",
+            )?;
+            if exited {
+                bail!("redis-server on port {port} {EXITED}");
+            }
+            if !ask(port, "INFO server").is_some_and(|i| i.contains(&format!("process_id:{pid}\r\n"))) {
+                bail!("port {port} is served by another redis-server than the one started: it {EXITED}");
+            }
         }
         let addresses: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let created = Command::new("redis-cli")

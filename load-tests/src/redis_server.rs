@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// Environment variable naming a Redis server to use instead of starting one.
 pub const REDIS_URL_ENV: &str = "SWITCHBOARD_TEST_REDIS_URL";
 
+/// Ports tried before a server of its own gives up starting.
+const PORT_ATTEMPTS: u32 = 5;
+
 /// A Redis server for one test (or a shared one from the environment).
 pub struct RedisServer {
     child: Option<Child>,
@@ -40,19 +43,32 @@ impl RedisServer {
         {
             return Ok(Self { child: None, dir: None, port: 0, args: Vec::new(), url, prefix });
         }
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let dir = std::env::temp_dir().join(format!("switchboard-redis-{port}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let mut server = Self {
-            child: None,
-            dir: Some(dir),
-            port,
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-            url: format!("redis://127.0.0.1:{port}"),
-            prefix,
-        };
-        server.spawn()?;
-        Ok(server)
+        // A port free when chosen may be taken before the server binds it (by another test's
+        // server or a client connection's ephemeral port): the server then exits, and the next
+        // attempt takes another port.
+        let mut attempt = 1;
+        loop {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let dir = std::env::temp_dir().join(format!("switchboard-redis-{port}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let mut server = Self {
+                child: None,
+                dir: Some(dir),
+                port,
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                url: format!("redis://127.0.0.1:{port}"),
+                prefix: prefix.clone(),
+            };
+            match server.spawn() {
+                Err(_) if attempt < PORT_ATTEMPTS && server.exited() => attempt += 1,
+                started => return started.map(|()| server),
+            }
+        }
+    }
+
+    /// Whether the process started last has exited.
+    fn exited(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
     }
 
     /// Starts the process on this server's port and directory and waits until it answers.
@@ -88,21 +104,21 @@ impl RedisServer {
     }
 
     /// Waits until the server answers `PING` (a server loading its append-only file accepts
-    /// connections but answers `-LOADING` until it is done).
-    fn wait_ready(&self) -> Result<()> {
-        use std::io::{Read, Write};
+    /// connections but answers `-LOADING` until it is done), and makes sure that the server
+    /// answering is the process started here.
+    fn wait_ready(&mut self) -> Result<()> {
         let port = self.port;
+        let pid = self.child.as_ref().map(Child::id).context("no redis-server process")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut answer = [0u8; 5];
-                if stream.write_all(b"PING\r\n").is_ok()
-                    && stream.read_exact(&mut answer).is_ok()
-                    && &answer == b"+PONG"
-                {
-                    return Ok(());
-                }
+            if self.exited() {
+                bail!("redis-server on port {port} exited at start (port taken?)");
+            }
+            if ask(port, "PING").is_some_and(|a| a.starts_with("+PONG")) {
+                return match ask(port, "INFO server") {
+                    Some(info) if info.contains(&format!("process_id:{pid}\r\n")) => Ok(()),
+                    _ => bail!("port {port} is served by another redis-server than the one started"),
+                };
             }
             #[expect(clippy::disallowed_methods, reason = "synchronous test set-up, not an actor or handler")]
             std::thread::sleep(Duration::from_millis(10));
@@ -133,6 +149,29 @@ impl Drop for RedisServer {
     }
 }
 
+/// The reply to one inline `command` to the server on `port` (as much of it as arrives within
+/// a second, up to 16 KiB); `None` when nothing answers.
+pub(crate) fn ask(port: u16, command: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    // A simple reply ends with its first CRLF; a bulk one (`$<len>`) once `len` bytes followed.
+    while reply.len() < 16 * 1024 {
+        let n = stream.read(&mut buf).ok().filter(|&n| n > 0)?;
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        let Some((head, body)) = text.split_once("\r\n") else { continue };
+        match head.strip_prefix('$').and_then(|len| len.parse::<usize>().ok()) {
+            Some(len) if body.len() < len => continue,
+            _ => return Some(text.into_owned()),
+        }
+    }
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
 /// A key prefix no other test instance uses: `sbtest:<unique>:`.
 pub fn unique_prefix() -> String {
     format!("sbtest:{}:", uuid_like())
@@ -144,4 +183,27 @@ fn uuid_like() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     format!("{:x}{:x}{:x}", nanos & 0xffff_ffff, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_whose_port_is_taken_is_not_mistaken_for_the_one_there() {
+        let first = RedisServer::start_with(&["--appendonly", "no"]).unwrap();
+        let dir = std::env::temp_dir().join(format!("switchboard-redis-taken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut second = RedisServer {
+            child: None,
+            dir: Some(dir),
+            port: first.port,
+            args: Vec::new(),
+            url: first.url.clone(),
+            prefix: unique_prefix(),
+        };
+        let error = second.spawn().expect_err("the port is taken").to_string();
+        assert!(error.contains("exited") || error.contains("another redis-server"), "{error}");
+        assert_eq!(ask(first.port, "PING").as_deref(), Some("+PONG\r\n"), "the first server still answers");
+    }
 }
