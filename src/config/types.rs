@@ -106,8 +106,9 @@ pub struct RedisConfig {
     /// This node's name in the partitions' consumer groups; unique per node and stable across its
     /// restarts, so a restarted node takes back what it had been given and not acknowledged.
     pub node_id: String,
-    /// Pooled connections (blocking stream reads use their own, one per partition); single
-    /// server only: on a Cluster each component keeps one cluster connection.
+    /// Pooled connections for leases, claims and health checks (blocking stream reads use their
+    /// own, one per partition, and the hot path one per thread); single server only: on a
+    /// Cluster each component keeps one cluster connection.
     pub pool_size: usize,
     /// Milliseconds to wait for Redis at start-up before giving up with an error.
     pub connect_timeout_ms: u64,
