@@ -17,7 +17,7 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::report::{hist_json, hist_line, write_json};
-use super::rig::{APP_SECRET, PHONE_NUMBER_ID, Rig, RigArgs};
+use super::rig::{APP_SECRET, PHONE_NUMBER_ID, Rig, RigArgs, run_name};
 use crate::payloads::{wa_sign, wa_text};
 
 const TOKEN: &str = "loadgen-agent-token";
@@ -64,7 +64,7 @@ pub async fn run(args: &ConsoleArgs) -> Result<bool> {
         bail!("--sessions, --customers and --rate must be positive");
     }
     let env = [("DEMO_AGENT_ANA_TOKEN", TOKEN.to_owned()), ("SWITCHBOARD__TENANTS__DEMO__ENTRY", "vendas".to_owned())];
-    let rig = Rig::start(&args.rig, "console-fanout", &env).await?;
+    let rig = Rig::start(&args.rig, run_name("console-fanout", args.out.as_deref()), &env).await?;
     let result = measure(&rig, args).await;
     rig.stop().await;
     let (clean, report) = result?;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::engine::{LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
-use super::rig::{Rig, RigArgs};
+use super::rig::{Rig, RigArgs, run_name};
 use super::schedule::Schedule;
 use super::throughput::{LOAD_NUMBER_BASE, unix_now, warm_up};
 use super::timeline::Row;
@@ -63,7 +63,7 @@ pub async fn run(args: &IdleArgs) -> Result<bool> {
     if let Some(s) = args.idle_timeout_secs {
         env.push(("SWITCHBOARD__TENANTS__DEMO__IDLE_TIMEOUT_SECS", s.to_string()));
     }
-    let mut rig = Rig::start(&args.rig, "idle-rss", &env).await?;
+    let mut rig = Rig::start(&args.rig, run_name("idle-rss", args.out.as_deref()), &env).await?;
     let result = measure(&mut rig, args).await;
     rig.stop().await;
     let (clean, report, rows) = result?;

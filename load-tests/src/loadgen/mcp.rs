@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use super::report::{hist_json, hist_line, write_json};
-use super::rig::{Rig, RigArgs};
+use super::rig::{Rig, RigArgs, run_name};
 
 const TOKEN: &str = "loadgen-bot-token";
 const NEWEST: &str = "2026-07-28";
@@ -119,7 +119,7 @@ pub async fn run(args: &McpArgs) -> Result<bool> {
         // The rig's own env asks for warn; rmcp logs every stateless request at info.
         ("RUST_LOG", "warn,rmcp=error".to_owned()),
     ];
-    let rig = Rig::start(&args.rig, "mcp-tools", &env).await?;
+    let rig = Rig::start(&args.rig, run_name("mcp-tools", args.out.as_deref()), &env).await?;
     let result = measure(&rig, args, Arc::new(arguments)).await;
     rig.stop().await;
     let (clean, report) = result?;

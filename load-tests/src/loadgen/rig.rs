@@ -7,7 +7,7 @@
 //! gets: loadgen's credentials, the demo tenant on `entry = "ai"`, rate limits lifted).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -42,7 +42,8 @@ pub struct RigArgs {
     /// Workspace root: the hub's working directory [default: this crate's parent].
     #[arg(long, value_name = "DIR")]
     pub repo_root: Option<PathBuf>,
-    /// File for the hub's stdout/stderr [default: <repo>/load-tests/results/hub-<scenario>.log].
+    /// File for the hub's stdout/stderr [default: <repo>/load-tests/results/hub-<name>.log, where
+    /// <name> is the stem of `--out` if given, else the scenario's name].
     #[arg(long, value_name = "FILE")]
     pub hub_log: Option<PathBuf>,
     /// Delay of every fake OpenAI answer, in milliseconds [default: 0; steady: 300].
@@ -114,6 +115,12 @@ impl RigArgs {
     }
 }
 
+/// A run's name: the stem of its `--out` file if given (so that runs with different outputs
+/// keep their hub logs apart), else the scenario's name.
+pub fn run_name<'a>(scenario: &'a str, out: Option<&'a Path>) -> &'a str {
+    out.and_then(|o| o.file_stem()).and_then(|s| s.to_str()).unwrap_or(scenario)
+}
+
 /// Fakes plus hub. Dropping it kills the hub and stops the fakes; [`Rig::stop`] does it
 /// gracefully.
 pub struct Rig {
@@ -137,7 +144,8 @@ impl Rig {
 
     /// Starts the fakes and the hub (`extra_env` after the standard variables, so it wins) and
     /// waits until the hub is healthy.
-    pub async fn start(args: &RigArgs, scenario: &str, extra_env: &[(&str, String)]) -> Result<Rig> {
+    /// `run` names the hub's log (see [`run_name`]).
+    pub async fn start(args: &RigArgs, run: &str, extra_env: &[(&str, String)]) -> Result<Rig> {
         let [graph_at, openai_at, telegram_at] = args.fake_addrs()?;
         let graph = FakeGraph::start_at(graph_at, ACCESS_TOKEN, args.graph_workers)
             .await
@@ -180,7 +188,7 @@ impl Rig {
             bin: args.hub_bin.clone().unwrap_or_else(|| root.join("target/release/switchboard")),
             workdir: root,
             env,
-            log: args.hub_log.clone().unwrap_or_else(|| args.results_path(&format!("hub-{scenario}.log"))),
+            log: args.hub_log.clone().unwrap_or_else(|| args.results_path(&format!("hub-{run}.log"))),
             port: None,
         };
         let _ = std::fs::remove_file(&spec.log); // the hub appends; this run starts a new log
@@ -255,4 +263,17 @@ pub fn hub_env(graph_url: &str, openai_url: &str, telegram_url: &str) -> Vec<(St
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+#[cfg(test)]
+mod run_name_tests {
+    use super::run_name;
+    use std::path::Path;
+
+    #[test]
+    fn a_run_with_an_output_file_names_its_hub_log_after_it() {
+        let out = Path::new("load-tests/results/2026-12-03/throughput-redis-max.json");
+        assert_eq!(run_name("throughput", Some(out)), "throughput-redis-max");
+        assert_eq!(run_name("throughput", None), "throughput");
+    }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::chart::Band;
 use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
-use super::rig::{Rig, RigArgs};
+use super::rig::{Rig, RigArgs, run_name};
 use super::schedule::Think;
 use super::throughput::{LOAD_NUMBER_BASE, unix_now, warm_up};
 use super::wire::ChannelMix;
@@ -114,7 +114,7 @@ impl CommonArgs {
     pub async fn measure(&self, rig_args: &RigArgs, scenario: &str, spec: &LoadSpec) -> Result<Measured> {
         self.check()?;
         let env = [("SWITCHBOARD__TENANTS__DEMO__AI__MAX_IN_FLIGHT", self.ai_max_in_flight.to_string())];
-        let mut rig = Rig::start(rig_args, scenario, &env).await?;
+        let mut rig = Rig::start(rig_args, run_name(scenario, self.out.as_deref()), &env).await?;
         let result = measured_run(&mut rig, self.warmup, self.concurrency, spec).await;
         rig.stop().await;
         let mut measured = result?;

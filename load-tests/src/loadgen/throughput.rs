@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
-use super::rig::{Rig, RigArgs};
+use super::rig::{Rig, RigArgs, run_name};
 use super::schedule::Schedule;
 use super::wire::ChannelMix;
 
@@ -75,7 +75,7 @@ pub async fn run(args: &ThroughputArgs) -> Result<bool> {
     if !args.rate.is_finite() || args.rate < 0.0 {
         bail!("--rate must be a finite number >= 0");
     }
-    let mut rig = Rig::start(&args.rig, "throughput", &[]).await?;
+    let mut rig = Rig::start(&args.rig, run_name("throughput", args.out.as_deref()), &[]).await?;
     let result = measure(&mut rig, args).await;
     rig.stop().await;
     let (outcome, report) = result?;
