@@ -180,7 +180,12 @@ impl CommonArgs {
     }
 }
 
-async fn measured_run(rig: &mut Rig, warmup: usize, concurrency: usize, spec: &LoadSpec) -> Result<Measured> {
+pub(super) async fn measured_run(
+    rig: &mut Rig,
+    warmup: usize,
+    concurrency: usize,
+    spec: &LoadSpec,
+) -> Result<Measured> {
     warm_up(rig, warmup, concurrency.min(256)).await?;
     let probe = rig.hub.mem_probe();
     let rss_before = probe.rss_bytes().await;

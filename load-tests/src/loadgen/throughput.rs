@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::engine::{LoadOutcome, LoadSpec, Pace, run_load};
 use super::report::{mib, outcome_json, outcome_text, timeline_json, write_charts, write_json};
 use super::rig::{Rig, RigArgs, run_name};
+use super::scenario::{Measured, measured_run};
 use super::schedule::Schedule;
 use super::wire::ChannelMix;
 
@@ -119,9 +120,6 @@ pub async fn warm_up(rig: &mut Rig, n: usize, concurrency: usize) -> Result<()> 
 }
 
 async fn measure(rig: &mut Rig, args: &ThroughputArgs) -> Result<(LoadOutcome, Value)> {
-    warm_up(rig, args.warmup, args.concurrency).await?;
-    let probe = rig.hub.mem_probe();
-    let rss_before = probe.rss_bytes().await;
     let pace = if args.rate > 0.0 {
         Pace::Open(Schedule::constant(args.rate, args.messages)?)
     } else {
@@ -139,11 +137,9 @@ async fn measure(rig: &mut Rig, args: &ThroughputArgs) -> Result<(LoadOutcome, V
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         settle: Duration::from_millis(500),
     };
-    let meter = rig.cost_meter();
-    let outcome = run_load(rig, &spec).await?;
-    let (cost, cost_line) = meter.finish(outcome.replied);
-    let rss_after = probe.rss_bytes().await;
-    let metrics = rig.hub.metrics().await.unwrap_or_default();
+    let Measured { outcome, rss_before, rss_after, metrics, cost, .. } =
+        measured_run(rig, args.warmup, args.concurrency, &spec).await?;
+    let (cost, cost_line) = cost.unwrap_or_default();
     println!("{}", outcome_text("throughput", &outcome));
     let show = |b: Option<u64>| b.map_or_else(|| "unknown".to_owned(), mib);
     println!(
