@@ -62,7 +62,8 @@ impl Shared {
     }
 }
 
-/// A handle on the shared connection; forgets it for everyone when a command finds it broken.
+/// A handle on a shared connection; forgets it (for every task of its thread) when a command
+/// finds it broken.
 pub struct SharedConn {
     conn: Conn,
     key: Slot,
