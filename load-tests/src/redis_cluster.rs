@@ -8,10 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::redis_server::ask;
-
-/// How a start that lost a port race fails (and is tried again).
-const EXITED: &str = "exited at start (port taken?)";
+use crate::redis_server::{Listen, await_own};
 
 /// Masters started: the fewest `redis-cli --cluster create` accepts.
 const MASTERS: usize = 3;
@@ -36,16 +33,16 @@ impl RedisCluster {
         // A port free when chosen may be taken before its node binds it (by another test's
         // server or a client connection's ephemeral port): that node exits, and the next
         // attempt takes other ports.
-        let mut attempt = 1;
-        loop {
-            match Self::start_once() {
-                Err(e) if attempt < 5 && e.to_string().contains(EXITED) => attempt += 1,
-                started => return started,
+        for _ in 0..5 {
+            if let Some(cluster) = Self::start_once()? {
+                return Ok(cluster);
             }
         }
+        bail!("a redis-server of the cluster lost its port to another process 5 times")
     }
 
-    fn start_once() -> Result<Self> {
+    /// The cluster, or `None` when a node lost its port (see [`Listen::PortLost`]).
+    fn start_once() -> Result<Option<Self>> {
         let mut cluster = Self {
             nodes: Vec::new(),
             dirs: Vec::new(),
@@ -73,20 +70,8 @@ impl RedisCluster {
             cluster.ports.push(port);
         }
         for (node, &port) in cluster.nodes.iter_mut().zip(&cluster.ports) {
-            let pid = node.id();
-            let mut exited = false;
-            wait_until(
-                || {
-                    exited = !matches!(node.try_wait(), Ok(None));
-                    exited || ask(port, "PING").is_some_and(|a| a.starts_with("+PONG"))
-                },
-                "redis-server to listen",
-            )?;
-            if exited {
-                bail!("redis-server on port {port} {EXITED}");
-            }
-            if !ask(port, "INFO server").is_some_and(|i| i.contains(&format!("process_id:{pid}\r\n"))) {
-                bail!("port {port} is served by another redis-server than the one started: it {EXITED}");
+            if await_own(node, port, Duration::from_secs(20))? == Listen::PortLost {
+                return Ok(None);
             }
         }
         let addresses: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -104,7 +89,7 @@ impl RedisCluster {
         for &port in &cluster.ports {
             wait_until(|| cluster_info(port).is_some_and(|i| i.contains("cluster_state:ok")), "cluster_state:ok")?;
         }
-        Ok(cluster)
+        Ok(Some(cluster))
     }
 
     /// The nodes as the hub's `backend.redis.url` takes them with `cluster = true`:

@@ -59,20 +59,16 @@ impl RedisServer {
                 url: format!("redis://127.0.0.1:{port}"),
                 prefix: prefix.clone(),
             };
-            match server.spawn() {
-                Err(_) if attempt < PORT_ATTEMPTS && server.exited() => attempt += 1,
-                started => return started.map(|()| server),
+            match server.spawn()? {
+                Listen::PortLost if attempt < PORT_ATTEMPTS => attempt += 1,
+                Listen::PortLost => bail!("redis-server lost its port to another process {attempt} times"),
+                Listen::Ready => return Ok(server),
             }
         }
     }
 
-    /// Whether the process started last has exited.
-    fn exited(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
-    }
-
     /// Starts the process on this server's port and directory and waits until it answers.
-    fn spawn(&mut self) -> Result<()> {
+    fn spawn(&mut self) -> Result<Listen> {
         let dir = self.dir.clone().context("a shared server cannot be started")?;
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -83,8 +79,8 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .context("starting redis-server (install it: apt-get install redis-server)")?;
-        self.child = Some(child);
-        self.wait_ready()
+        let child = self.child.insert(child);
+        await_own(child, self.port, Duration::from_secs(10))
     }
 
     /// SIGKILL, as a crash: nothing is flushed beyond what the server's own settings (e.g.
@@ -100,30 +96,10 @@ impl RedisServer {
     /// with the same arguments, so it loads what it persisted there.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
-        self.spawn()
-    }
-
-    /// Waits until the server answers `PING` (a server loading its append-only file accepts
-    /// connections but answers `-LOADING` until it is done), and makes sure that the server
-    /// answering is the process started here.
-    fn wait_ready(&mut self) -> Result<()> {
-        let port = self.port;
-        let pid = self.child.as_ref().map(Child::id).context("no redis-server process")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.exited() {
-                bail!("redis-server on port {port} exited at start (port taken?)");
-            }
-            if ask(port, "PING").is_some_and(|a| a.starts_with("+PONG")) {
-                return match ask(port, "INFO server") {
-                    Some(info) if info.contains(&format!("process_id:{pid}\r\n")) => Ok(()),
-                    _ => bail!("port {port} is served by another redis-server than the one started"),
-                };
-            }
-            #[expect(clippy::disallowed_methods, reason = "synchronous test set-up, not an actor or handler")]
-            std::thread::sleep(Duration::from_millis(10));
+        match self.spawn()? {
+            Listen::Ready => Ok(()),
+            Listen::PortLost => bail!("redis-server lost port {} to another process", self.port),
         }
-        bail!("redis-server on port {port} did not start within 10 s")
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -147,6 +123,36 @@ impl Drop for RedisServer {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// How waiting for a `redis-server` just started ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// It answers on its port.
+    Ready,
+    /// It exited at start, or another process answers on its port: a port free when chosen
+    /// was taken before the server bound it (by another test's server or a client connection's
+    /// ephemeral port). Starting again on another port is the cure.
+    PortLost,
+}
+
+/// Waits up to `limit` until `child`, a `redis-server` started on `port`, answers `PING` (a
+/// server loading its append-only file accepts connections but answers `-LOADING` until it is
+/// done), and makes sure that the server answering is `child` itself.
+pub(crate) fn await_own(child: &mut Child, port: u16, limit: Duration) -> Result<Listen> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return Ok(Listen::PortLost);
+        }
+        if ask(port, "PING").is_some_and(|a| a.starts_with("+PONG")) {
+            let own = ask(port, "INFO server").is_some_and(|i| i.contains(&format!("process_id:{}\r\n", child.id())));
+            return Ok(if own { Listen::Ready } else { Listen::PortLost });
+        }
+        #[expect(clippy::disallowed_methods, reason = "synchronous test set-up, not an actor or handler")]
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bail!("redis-server on port {port} did not start within {limit:?}")
 }
 
 /// The reply to one inline `command` to the server on `port` (as much of it as arrives within
@@ -202,8 +208,7 @@ mod tests {
             url: first.url.clone(),
             prefix: unique_prefix(),
         };
-        let error = second.spawn().expect_err("the port is taken").to_string();
-        assert!(error.contains("exited") || error.contains("another redis-server"), "{error}");
+        assert_eq!(second.spawn().unwrap(), Listen::PortLost, "the port is taken");
         assert_eq!(ask(first.port, "PING").as_deref(), Some("+PONG\r\n"), "the first server still answers");
     }
 }

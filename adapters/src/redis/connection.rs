@@ -124,18 +124,6 @@ impl Pool {
         }
     }
 
-    /// A connection the caller keeps (and may clone): taken out of the single server's pool for
-    /// good, or a Cluster connection of its own.
-    pub(crate) async fn detached(&self) -> Result<Conn, String> {
-        match self {
-            Self::Single(..) => match self.get().await? {
-                Conn::Pooled(conn) => Ok(Conn::Multiplexed(deadpool_redis::Connection::take(conn))),
-                other => Ok(other),
-            },
-            Self::Cluster(cluster) => cluster.open().await.map(Conn::Cluster),
-        }
-    }
-
     /// A connection of its own, opened on the caller's runtime (a Cluster connection still on
     /// the IO runtime): only tasks of the runtime that opened it may keep using it, because it
     /// dies with that runtime.
@@ -149,7 +137,7 @@ impl Pool {
                     .map_err(|e| e.to_string())?;
                 Ok(Conn::Multiplexed(conn))
             }
-            Self::Cluster(_) => self.detached().await,
+            Self::Cluster(cluster) => cluster.open().await.map(Conn::Cluster),
         }
     }
 
