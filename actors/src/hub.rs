@@ -1,7 +1,7 @@
 //! The hub: wires ports, tenants and actors together on one node, runs the partition consumers,
 //! and is the single entry point for ingress (webhooks) and commands (console, REST, MCP).
 
-use crate::agents::ai::{AiAgent, Summarize};
+use crate::agents::ai::{AiAgent, AiLimits, Summarize};
 use crate::agents::queue::{GetQueueSnapshot, Loads, LoadsElsewhere, QueueAgent, QueueSnapshot, SetPresence};
 use crate::agents::triage::TriageAgent;
 use crate::consumer::{PartitionRunner, follow_ownership};
@@ -11,7 +11,7 @@ use crate::domain::{AgentId, Author, ChannelRef, ConversationId, TenantId};
 use crate::event::{Envelope, Event, Input};
 use crate::feed::{EventFeed, FeedBatch};
 use crate::metrics::HubMetrics;
-use crate::outbox::{Busy, Outbox, OutboxPolicy};
+use crate::outbox::{Busy, ChannelLimits, Outbox, OutboxPolicy, SendOutbound};
 use crate::partition::partition_of;
 use crate::ports::{
     Bus, BusError, Claim, Clock, ConversationStore, Dedup, LlmClient, LlmRequest, Outbound, Placement, Speaker,
@@ -185,57 +185,66 @@ impl Hub {
                     (q.name.clone(), QueueAgent::start_in_arbiter(arbiter, start))
                 })
                 .collect();
-            let outboxes = setup
-                .channels
-                .into_iter()
-                .enumerate()
-                .map(|(j, ch)| {
-                    let (s, c, m) = (sink.clone(), backend.clock.clone(), metrics.clone());
-                    let arb = &arbiters[(i + j + 1) % arbiters.len()];
-                    let breaker = format!("outbound:{id}:{}", ch.channel.name);
-                    let start =
-                        move |_: &mut Context<Outbox>| Outbox::new(ch.outbound, ch.policy, s, c, m).named(breaker);
-                    let addr = Outbox::start_in_arbiter(arb, start);
+            // Each actor thread has its own outbox per channel and its own AI agent, with HTTP
+            // clients of their own: a conversation's model call and sends stay on its thread.
+            let mut outboxes: Vec<HashMap<ChannelRef, Recipient<SendOutbound>>> = vec![HashMap::new(); arbiters.len()];
+            for ch in setup.channels {
+                let shared =
+                    ChannelLimits::new(&ch.policy).named(format!("outbound:{id}:{}", ch.channel.name), &metrics);
+                for (k, arb) in arbiters.iter().enumerate() {
+                    let (s, c, m, l, p) =
+                        (sink.clone(), backend.clock.clone(), metrics.clone(), shared.clone(), ch.policy.clone());
+                    let outbound = ch.outbound.with_own_connections().unwrap_or_else(|| ch.outbound.clone());
+                    let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(outbound, p, s, c, m).within(l));
                     all_outboxes.push(addr.clone());
-                    (ch.channel, addr.recipient())
-                })
-                .collect();
+                    outboxes[k].insert(ch.channel.clone(), addr.recipient());
+                }
+            }
             for (name, addr) in &queues {
                 let (store, placement) = (backend.store.clone(), backend.placement.clone());
                 let partitions = backend.bus.partitions();
                 arbiter.spawn(follow_ownership(store, placement, partitions, id.clone(), name.clone(), addr.clone()));
             }
-            let (p, llm, m) = (policy.clone(), setup.llm, metrics.clone());
-            let ai = AiAgent::start_in_arbiter(arbiter, move |_| AiAgent::new(p, llm, m));
+            let limits = AiLimits::new(&policy, &metrics);
+            let ais: Vec<Addr<AiAgent>> = arbiters
+                .iter()
+                .map(|arb| {
+                    let llm = setup.llm.as_ref().map(|llm| llm.with_own_connections().unwrap_or_else(|| llm.clone()));
+                    let (l, p, m) = (limits.clone(), policy.clone(), metrics.clone());
+                    AiAgent::start_in_arbiter(arb, move |_| AiAgent::sharing(l, p, llm, m))
+                })
+                .collect();
             let p = policy.clone();
             let triage = TriageAgent::start_in_arbiter(arbiter, move |_| TriageAgent::new(p));
             routes.insert(id.clone(), TenantRoutes { policy: policy.clone(), queues: queues.clone() });
             let feed = EventFeed::default();
             handles.insert(
                 id.clone(),
-                TenantHandles { policy: policy.clone(), feed: feed.clone(), queues, ai: ai.clone() },
+                TenantHandles { policy: policy.clone(), feed: feed.clone(), queues, ai: ais[0].clone() },
             );
-            pending_runtimes.push((id, policy, ai, triage, outboxes, feed));
+            pending_runtimes.push((id, policy, ais, triage, outboxes, feed));
         }
         let dispatcher = Dispatcher::start_in_arbiter(&arbiters[0], move |_| Dispatcher::new(routes));
-        let runtimes: HashMap<TenantId, Arc<TenantRuntime>> = pending_runtimes
-            .into_iter()
-            .map(|(id, policy, ai, triage, outboxes, feed)| {
-                let rt = TenantRuntime {
-                    policy,
-                    dispatcher: DispatcherPort::from(&dispatcher),
-                    ai: ai.recipient(),
-                    triage: triage.recipient(),
-                    outboxes,
-                    store: backend.store.clone(),
-                    clock: backend.clock.clone(),
-                    metrics: metrics.clone(),
-                    feed,
-                };
-                (id, Arc::new(rt))
+        // The tenants as seen from each actor thread: the same but for the AI agents and outboxes.
+        let runtimes: Vec<Arc<HashMap<TenantId, Arc<TenantRuntime>>>> = (0..arbiters.len())
+            .map(|k| {
+                let tenants = pending_runtimes.iter().map(|(id, policy, ais, triage, outboxes, feed)| {
+                    let rt = TenantRuntime {
+                        policy: policy.clone(),
+                        dispatcher: DispatcherPort::from(&dispatcher),
+                        ai: ais[k].clone().recipient(),
+                        triage: triage.clone().recipient(),
+                        outboxes: outboxes[k].clone(),
+                        store: backend.store.clone(),
+                        clock: backend.clock.clone(),
+                        metrics: metrics.clone(),
+                        feed: feed.clone(),
+                    };
+                    (id.clone(), Arc::new(rt))
+                });
+                Arc::new(tenants.collect())
             })
             .collect();
-        let runtimes = Arc::new(runtimes);
         let replies: Arc<Replies> = Arc::default();
         let outbox_addrs: Arc<[Addr<Outbox>]> = all_outboxes.clone().into();
         if let Some(incoming) = backend.verdicts.incoming() {
@@ -246,7 +255,7 @@ impl Hub {
         let registries = (0..backend.bus.partitions())
             .map(|p| {
                 let arbiter = &arbiters[p as usize % arbiters.len()];
-                let rts = runtimes.clone();
+                let rts = runtimes[p as usize % arbiters.len()].clone();
                 let registry =
                     ConversationRegistry::start_in_arbiter(arbiter, move |_| ConversationRegistry::new(p, rts));
                 let runner = PartitionRunner {

@@ -1,4 +1,5 @@
-//! Outbox: one per channel (a WhatsApp number, a Telegram bot). Sends through the `Outbound`
+//! Outbox: one per channel (a WhatsApp number, a Telegram bot) and actor thread, the channel's
+//! limits shared (a conversation's sends always go through its own thread's outbox). Sends through the `Outbound`
 //! port with a rate limit (per channel, and per chat where the provider wants it), retries with
 //! backoff on throttling and transient errors, and a circuit breaker. Sends of one conversation
 //! go out one at a time and in order; different conversations go in parallel. Results return to
@@ -57,6 +58,33 @@ struct Limits {
     channel: DefaultDirectRateLimiter,
     per_chat: Option<DefaultKeyedRateLimiter<String>>,
     in_flight: Semaphore,
+}
+
+/// What the outboxes of one channel share: its rate limits, its bound on sends in flight and
+/// its breaker.
+#[derive(Clone)]
+pub struct ChannelLimits {
+    limits: Arc<Limits>,
+    breaker: Arc<Mutex<CircuitBreaker>>,
+}
+
+impl ChannelLimits {
+    /// The limits `policy` sets.
+    pub fn new(policy: &OutboxPolicy) -> Self {
+        let limits = Limits {
+            channel: RateLimiter::direct(quota(policy.per_second)),
+            per_chat: policy.per_chat_per_second.map(|n| RateLimiter::keyed(quota(n))),
+            in_flight: Semaphore::new(policy.max_in_flight.max(1)),
+        };
+        let breaker = CircuitBreaker::new(policy.breaker_failures, policy.breaker_cooldown);
+        Self { limits: Arc::new(limits), breaker: Arc::new(Mutex::new(breaker)) }
+    }
+
+    /// Reports the channel's breaker at `/metrics` as `name`.
+    pub fn named(self, name: String, metrics: &HubMetrics) -> Self {
+        metrics.series.watch_breaker(name, &self.breaker);
+        self
+    }
 }
 
 fn quota(per_second: u32) -> Quota {
@@ -118,7 +146,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox over `outbound`.
+    /// An outbox over `outbound`, with limits of its own.
     pub fn new(
         outbound: Arc<dyn Outbound>,
         policy: OutboxPolicy,
@@ -126,17 +154,12 @@ impl Outbox {
         clock: Arc<dyn Clock>,
         metrics: Arc<HubMetrics>,
     ) -> Self {
-        let limits = Limits {
-            channel: RateLimiter::direct(quota(policy.per_second)),
-            per_chat: policy.per_chat_per_second.map(|n| RateLimiter::keyed(quota(n))),
-            in_flight: Semaphore::new(policy.max_in_flight.max(1)),
-        };
-        let breaker = CircuitBreaker::new(policy.breaker_failures, policy.breaker_cooldown);
+        let ChannelLimits { limits, breaker } = ChannelLimits::new(&policy);
         Self {
             outbound,
             policy,
-            limits: Arc::new(limits),
-            breaker: Arc::new(Mutex::new(breaker)),
+            limits,
+            breaker,
             lanes: HashMap::new(),
             recent: Recent::default(),
             sink,
@@ -145,10 +168,9 @@ impl Outbox {
         }
     }
 
-    /// Reports this outbox's breaker at `/metrics` as `name`.
-    pub fn named(self, name: String) -> Self {
-        self.metrics.series.watch_breaker(name, &self.breaker);
-        self
+    /// The same outbox within `shared` limits instead, which the channel's other outboxes share.
+    pub fn within(self, shared: ChannelLimits) -> Self {
+        Self { limits: shared.limits, breaker: shared.breaker, ..self }
     }
 
     fn start_send(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {

@@ -311,6 +311,13 @@ pub enum SendError {
 pub trait Outbound: Send + Sync + 'static {
     /// Sends one message; returns the provider's message id.
     async fn send(&self, msg: &OutboundMessage) -> Result<String, SendError>;
+
+    /// The same sender with connections of its own, for the outbox on another actor thread: a
+    /// pooled HTTP connection's I/O runs on the thread that opened it, so a client shared by
+    /// threads moves every request's reads and writes across threads. `None`: share this one.
+    fn with_own_connections(&self) -> Option<Arc<dyn Outbound>> {
+        None
+    }
 }
 
 /// Speaker of a chat turn given to the model.
@@ -384,6 +391,12 @@ pub enum LlmError {
 pub trait LlmClient: Send + Sync + 'static {
     /// One completion.
     async fn complete(&self, req: LlmRequest) -> Result<LlmResponse, LlmError>;
+
+    /// The same model with connections of its own, for the AI agent on another actor thread
+    /// (see [`Outbound::with_own_connections`]). `None`: share this one.
+    fn with_own_connections(&self) -> Option<Arc<dyn LlmClient>> {
+        None
+    }
 }
 
 /// Wall clock in milliseconds since the Unix epoch; injected so tests control time.

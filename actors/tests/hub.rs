@@ -4,12 +4,11 @@
 mod support;
 
 use async_trait::async_trait;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::MapStore;
+use support::{MapStore, SetDedup};
 use switchboard_actors::domain::{
     ChannelKind, ChannelRef, Contact, Content, ConversationId, DeliveryState, DeliveryUpdate, InboundMessage,
     ReplyAddress, TenantId,
@@ -56,23 +55,6 @@ impl Bus for ValveBus {
     }
     async fn hold_off(&self, _: u32, span: Duration) -> Result<(), BusError> {
         self.holds.lock().unwrap().push(span);
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct SetDedup(Mutex<HashSet<String>>);
-
-#[async_trait]
-impl Dedup for SetDedup {
-    async fn claim(&self, key: &str) -> Result<Claim, DedupError> {
-        Ok(if self.0.lock().unwrap().insert(key.to_owned()) { Claim::New } else { Claim::Done })
-    }
-    async fn confirm(&self, _: &str, _: Duration) -> Result<(), DedupError> {
-        Ok(())
-    }
-    async fn forget(&self, key: &str) -> Result<(), DedupError> {
-        self.0.lock().unwrap().remove(key);
         Ok(())
     }
 }

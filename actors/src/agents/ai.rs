@@ -1,4 +1,4 @@
-//! AiAgent: one per tenant. Calls the model through the `LlmClient` port behind a timeout, a
+//! AiAgent: one per tenant and actor thread (see `hub`), the tenant's limits shared. Calls the model through the `LlmClient` port behind a timeout, a
 //! circuit breaker and a governor rate limit; when the model cannot answer it returns the
 //! tenant's fallback text plus a handoff to the default queue, so a customer never meets silence.
 
@@ -13,20 +13,18 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::Semaphore;
 
-/// The AI agent of one tenant.
-pub struct AiAgent {
-    policy: Arc<TenantPolicy>,
-    llm: Option<Arc<dyn LlmClient>>,
+/// What the AI agents of one tenant share: its model's breaker, rate and concurrency limits.
+#[derive(Clone)]
+pub struct AiLimits {
     /// Shared with `/metrics`, which reports its state.
     breaker: Arc<Mutex<CircuitBreaker>>,
     limiter: Arc<DefaultDirectRateLimiter>,
     in_flight: Arc<Semaphore>,
-    metrics: Arc<HubMetrics>,
 }
 
-impl AiAgent {
-    /// An agent using `llm`; `None` (no model configured) always falls back.
-    pub fn new(policy: Arc<TenantPolicy>, llm: Option<Arc<dyn LlmClient>>, metrics: Arc<HubMetrics>) -> Self {
+impl AiLimits {
+    /// The limits of `policy`'s tenant; its breaker is reported at `/metrics`.
+    pub fn new(policy: &TenantPolicy, metrics: &HubMetrics) -> Self {
         let rate = NonZeroU32::new(policy.ai.rate_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let breaker = Arc::new(Mutex::new(CircuitBreaker::new(policy.ai.breaker_failures, policy.ai.breaker_cooldown)));
         metrics.series.watch_breaker(format!("llm:{}", policy.id), &breaker);
@@ -34,15 +32,39 @@ impl AiAgent {
             breaker,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
             in_flight: Arc::new(Semaphore::new(policy.ai.max_in_flight.max(1))),
-            policy,
-            llm,
-            metrics,
         }
+    }
+}
+
+/// An AI agent of one tenant.
+pub struct AiAgent {
+    policy: Arc<TenantPolicy>,
+    llm: Option<Arc<dyn LlmClient>>,
+    limits: AiLimits,
+    metrics: Arc<HubMetrics>,
+}
+
+impl AiAgent {
+    /// An agent using `llm`, with limits of its own; `None` (no model configured) always falls
+    /// back.
+    pub fn new(policy: Arc<TenantPolicy>, llm: Option<Arc<dyn LlmClient>>, metrics: Arc<HubMetrics>) -> Self {
+        let limits = AiLimits::new(&policy, &metrics);
+        Self::sharing(limits, policy, llm, metrics)
+    }
+
+    /// An agent using `llm` within `limits`, which other agents of the tenant share.
+    pub fn sharing(
+        limits: AiLimits,
+        policy: Arc<TenantPolicy>,
+        llm: Option<Arc<dyn LlmClient>>,
+        metrics: Arc<HubMetrics>,
+    ) -> Self {
+        Self { policy, llm, limits, metrics }
     }
 
     /// The breaker (a panic elsewhere while it was held leaves it usable).
     fn breaker(&self) -> MutexGuard<'_, CircuitBreaker> {
-        self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
+        self.limits.breaker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn fallback(&self, why: String) -> AiOutcome {
@@ -111,8 +133,8 @@ impl AiAgent {
             return Box::pin(fut::ready(Err("circuit breaker open".into())));
         }
         let metrics = self.metrics.clone();
-        let limiter = self.limiter.clone();
-        let in_flight = self.in_flight.clone();
+        let limiter = self.limits.limiter.clone();
+        let in_flight = self.limits.in_flight.clone();
         let timeout = self.policy.ai.timeout;
         let started = tokio::time::Instant::now();
         // Waiting for the limiter or a free slot counts against the timeout (a tenant over its

@@ -56,6 +56,24 @@ impl ConversationStore for MapStore {
     }
 }
 
+/// A dedup gate in a set.
+#[derive(Default)]
+pub struct SetDedup(Mutex<std::collections::HashSet<String>>);
+
+#[async_trait]
+impl Dedup for SetDedup {
+    async fn claim(&self, key: &str) -> Result<Claim, DedupError> {
+        Ok(if self.0.lock().unwrap().insert(key.to_owned()) { Claim::New } else { Claim::Done })
+    }
+    async fn confirm(&self, _: &str, _: Duration) -> Result<(), DedupError> {
+        Ok(())
+    }
+    async fn forget(&self, key: &str) -> Result<(), DedupError> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
 /// A model that answers with a script: `echo` of the pending customer lines, after `delay`.
 pub struct ScriptedLlm {
     pub delay: Duration,

@@ -187,6 +187,12 @@ impl Outbound for TelegramOutbound {
             }
         }
     }
+
+    fn with_own_connections(&self) -> Option<std::sync::Arc<dyn Outbound>> {
+        // `Bot::new` builds a client of its own.
+        let bot = Bot::new(self.token.clone()).set_api_url(self.bot.api_url().clone());
+        Some(std::sync::Arc::new(Self { bot, ..self.clone() }))
+    }
 }
 
 #[cfg(test)]

@@ -18,12 +18,7 @@ pub struct WhatsAppOutbound {
 impl WhatsAppOutbound {
     /// A sender for the configured number.
     pub fn new(settings: &WhatsAppSettings) -> Result<Self, WhatsAppError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(256)
-            .build()
-            .map_err(|e| WhatsAppError::InvalidConfig(e.to_string()))?;
+        let client = http_client().map_err(|e| WhatsAppError::InvalidConfig(e.to_string()))?;
         let url = format!(
             "{}/{}/{}/messages",
             settings.graph_url.trim_end_matches('/'),
@@ -32,6 +27,14 @@ impl WhatsAppOutbound {
         );
         Ok(Self { client, url, token: settings.access_token.clone() })
     }
+}
+
+fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(256)
+        .build()
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -119,6 +122,11 @@ impl Outbound for WhatsAppOutbound {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| SendError::Transient("graph answered 200 without a message id".into()))
+    }
+
+    fn with_own_connections(&self) -> Option<std::sync::Arc<dyn Outbound>> {
+        let client = http_client().ok()?;
+        Some(std::sync::Arc::new(Self { client, url: self.url.clone(), token: self.token.clone() }))
     }
 }
 
