@@ -72,6 +72,10 @@ pub struct RigArgs {
     /// second) started on a free port.
     #[arg(long)]
     pub redis: bool,
+    /// A setting of that redis-server, as in its config file (repeatable), e.g.
+    /// `--redis-config "auto-aof-rewrite-min-size 1gb"`.
+    #[arg(long = "redis-config", value_name = "NAME VALUE", requires = "redis")]
+    pub redis_config: Vec<String>,
     /// Drive an already-running deployment at URL (e.g. `http://10.0.0.5:8080`) instead of
     /// spawning a hub. Point it at the fakes (--fakes-bind) with the environment printed at
     /// start; its memory is charted only if its /metrics has process_resident_memory_bytes.
@@ -174,7 +178,14 @@ impl Rig {
             return Rig::attach(target, args, env, graph, telegram, openai).await;
         }
         let redis = if args.redis {
-            let server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"])?;
+            let mut config = vec!["--appendonly".to_owned(), "yes".into(), "--appendfsync".into(), "everysec".into()];
+            for setting in &args.redis_config {
+                let Some((name, value)) = setting.trim().split_once(' ') else {
+                    bail!("--redis-config wants \"NAME VALUE\", got {setting:?}");
+                };
+                config.extend([format!("--{name}"), value.trim().to_owned()]);
+            }
+            let server = RedisServer::start_with(&config.iter().map(String::as_str).collect::<Vec<_>>())?;
             env.push(("SWITCHBOARD__BACKEND__KIND".into(), "redis".into()));
             env.push(("SWITCHBOARD__BACKEND__REDIS__URL".into(), server.url().to_owned()));
             env.push(("SWITCHBOARD__BACKEND__REDIS__PREFIX".into(), server.prefix().to_owned()));
