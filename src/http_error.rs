@@ -6,6 +6,11 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use switchboard_actors::ports::RETRY_AFTER;
 
+/// The `Retry-After` header of every 503: when a provider or a load balancer should try again.
+pub fn retry_after() -> (&'static str, String) {
+    ("Retry-After", RETRY_AFTER.as_secs().max(1).to_string())
+}
+
 /// An error a handler returns.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -68,7 +73,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::Busy | Self::Unavailable(_)) {
             // WhatsApp and Telegram retry non-2xx; tell them when.
-            res.insert_header(("Retry-After", RETRY_AFTER.as_secs().max(1).to_string()));
+            res.insert_header(retry_after());
         }
         res.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
     }

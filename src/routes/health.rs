@@ -32,7 +32,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         // Load balancers take the node out until the backend is back; webhooks meanwhile answer
         // 503 with Retry-After, so providers retry.
         Err(why) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "1"))
+            .insert_header(crate::http_error::retry_after())
             .json(json!({ "status": "unavailable", "backend": backend, "error": why })),
     }
 }
