@@ -195,7 +195,7 @@ impl Hub {
                     let (s, c, m, l, p) =
                         (sink.clone(), backend.clock.clone(), metrics.clone(), shared.clone(), ch.policy.clone());
                     let outbound = ch.outbound.with_own_connections().unwrap_or_else(|| ch.outbound.clone());
-                    let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(outbound, p, s, c, m).within(l));
+                    let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(l, outbound, p, s, c, m));
                     all_outboxes.push(addr.clone());
                     outboxes[k].insert(ch.channel.clone(), addr.recipient());
                 }
@@ -220,6 +220,7 @@ impl Hub {
             let feed = EventFeed::default();
             handles.insert(
                 id.clone(),
+                // Summaries (asked for by agents, through HTTP) use the first thread's agent.
                 TenantHandles { policy: policy.clone(), feed: feed.clone(), queues, ai: ais[0].clone() },
             );
             pending_runtimes.push((id, policy, ais, triage, outboxes, feed));

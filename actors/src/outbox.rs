@@ -1,9 +1,9 @@
 //! Outbox: one per channel (a WhatsApp number, a Telegram bot) and actor thread, the channel's
-//! limits shared (a conversation's sends always go through its own thread's outbox). Sends through the `Outbound`
-//! port with a rate limit (per channel, and per chat where the provider wants it), retries with
-//! backoff on throttling and transient errors, and a circuit breaker. Sends of one conversation
-//! go out one at a time and in order; different conversations go in parallel. Results return to
-//! the conversation as `outbound.result` inputs on the bus.
+//! limits shared; a conversation's sends always go through its own thread's outbox. Sends
+//! through the `Outbound` port with a rate limit (per channel, and per chat where the provider
+//! wants it), retries with backoff on throttling and transient errors, and a circuit breaker.
+//! Sends of one conversation go out one at a time and in order; different conversations go in
+//! parallel. Results return to the conversation as `outbound.result` inputs on the bus.
 
 use crate::breaker::CircuitBreaker;
 use crate::domain::ConversationId;
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Limits and retry behaviour of one outbox.
+/// Limits and retry behaviour of one channel (all its outboxes together).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxPolicy {
     /// Messages per second for the whole channel (WhatsApp: 80 per number; Telegram: 30 per bot).
@@ -36,7 +36,7 @@ pub struct OutboxPolicy {
     pub breaker_failures: u32,
     /// Breaker cooldown.
     pub breaker_cooldown: Duration,
-    /// Sends in flight at once on this channel (bounds connections to the provider).
+    /// Sends in flight at once on this channel (bounds the connections in use to the provider).
     pub max_in_flight: usize,
 }
 
@@ -130,7 +130,7 @@ struct Lane {
     waiting: VecDeque<SendOutbound>,
 }
 
-/// The outbox of one channel.
+/// An outbox of one channel, on one actor thread.
 pub struct Outbox {
     outbound: Arc<dyn Outbound>,
     policy: OutboxPolicy,
@@ -146,31 +146,26 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox over `outbound`, with limits of its own.
+    /// An outbox over `outbound` within `limits`, which the channel's other outboxes share.
     pub fn new(
+        limits: ChannelLimits,
         outbound: Arc<dyn Outbound>,
         policy: OutboxPolicy,
         sink: Arc<dyn InputSink>,
         clock: Arc<dyn Clock>,
         metrics: Arc<HubMetrics>,
     ) -> Self {
-        let ChannelLimits { limits, breaker } = ChannelLimits::new(&policy);
         Self {
             outbound,
             policy,
-            limits,
-            breaker,
+            limits: limits.limits,
+            breaker: limits.breaker,
             lanes: HashMap::new(),
             recent: Recent::default(),
             sink,
             clock,
             metrics,
         }
-    }
-
-    /// The same outbox within `shared` limits instead, which the channel's other outboxes share.
-    pub fn within(self, shared: ChannelLimits) -> Self {
-        Self { limits: shared.limits, breaker: shared.breaker, ..self }
     }
 
     fn start_send(&mut self, msg: SendOutbound, ctx: &mut Context<Self>) {

@@ -12,7 +12,7 @@ use support::{SinkProbe, channel, settle};
 use switchboard_actors::domain::{ConversationId, OutboundContent, ReplyAddress, TenantId};
 use switchboard_actors::event::{Input, SendOutcome};
 use switchboard_actors::metrics::HubMetrics;
-use switchboard_actors::outbox::{Outbox, OutboxPolicy, SendOutbound};
+use switchboard_actors::outbox::{ChannelLimits, Outbox, OutboxPolicy, SendOutbound};
 use switchboard_actors::ports::{ManualClock, Outbound, OutboundMessage, SendError};
 use tokio::time::Instant;
 
@@ -70,7 +70,9 @@ fn outcomes(sink: &SinkProbe) -> Vec<(String, u64, SendOutcome)> {
 fn start(provider: Arc<ScriptedProvider>, policy: OutboxPolicy) -> (Addr<Outbox>, Arc<SinkProbe>, Arc<HubMetrics>) {
     let sink = Arc::new(SinkProbe::default());
     let metrics = Arc::new(HubMetrics::default());
-    let outbox = Outbox::new(provider, policy, sink.clone(), Arc::new(ManualClock::at(0)), metrics.clone()).start();
+    let limits = ChannelLimits::new(&policy);
+    let outbox =
+        Outbox::new(limits, provider, policy, sink.clone(), Arc::new(ManualClock::at(0)), metrics.clone()).start();
     (outbox, sink, metrics)
 }
 

@@ -56,8 +56,8 @@ impl Bus for LaneBus {
 /// Which copy of a client made a call, on which thread, for whom.
 type Calls = Arc<Mutex<Vec<(usize, ThreadId, String)>>>;
 
-/// A client that numbers its copies (0: the one the hub was given) and records its calls; its
-/// sends take a while, and it records how many were in flight at once.
+/// A client that numbers its copies (0: the one the hub was given) and records its calls; each
+/// call takes a while, and it records how many were in flight at once across its copies.
 #[derive(Clone, Default)]
 struct Recorder {
     copy: usize,
@@ -71,19 +71,19 @@ impl Recorder {
     fn copied(&self) -> Self {
         Self { copy: self.copies.fetch_add(1, Ordering::SeqCst) + 1, ..self.clone() }
     }
-    fn record(&self, whom: &str) {
+    async fn call(&self, whom: &str) {
         self.calls.lock().unwrap().push((self.copy, std::thread::current().id(), whom.to_owned()));
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl Outbound for Recorder {
     async fn send(&self, msg: &OutboundMessage) -> Result<String, SendError> {
-        self.record(&msg.to.recipient);
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.call(&msg.to.recipient).await;
         Ok(format!("wamid.OUT{}", self.calls.lock().unwrap().len()))
     }
     fn with_own_connections(&self) -> Option<Arc<dyn Outbound>> {
@@ -95,7 +95,7 @@ impl Outbound for Recorder {
 impl LlmClient for Recorder {
     async fn complete(&self, req: LlmRequest) -> Result<LlmResponse, LlmError> {
         let last = req.history.last().map(|(_, text)| text.clone()).unwrap_or_default();
-        self.record(&last);
+        self.call(&last).await;
         Ok(LlmResponse { action: LlmAction::Reply(format!("echo: {last}")), prompt_tokens: 1, completion_tokens: 1 })
     }
     fn with_own_connections(&self) -> Option<Arc<dyn LlmClient>> {
@@ -126,7 +126,7 @@ fn thread_of_each_copy(calls: &[(usize, ThreadId, String)]) -> HashMap<usize, Th
 }
 
 #[actix::test]
-async fn a_conversations_model_call_and_send_stay_on_its_thread_and_the_channel_limit_holds_for_all() {
+async fn a_conversations_model_call_and_send_stay_on_its_thread_and_the_limits_hold_for_all_threads() {
     let bus = LaneBus::new();
     let backend = Backend {
         placement: Arc::new(AllPartitions::new(PARTITIONS)),
@@ -142,17 +142,16 @@ async fn a_conversations_model_call_and_send_stay_on_its_thread_and_the_channel_
         outbound: Arc::new(sender.clone()),
         policy: OutboxPolicy { per_second: 10_000, max_in_flight: 1, ..OutboxPolicy::default() },
     };
-    let tenant = TenantSetup {
-        policy: TenantPolicy::example("t", Route::Ai),
-        llm: Some(Arc::new(model.clone())),
-        channels: vec![channel],
-    };
+    let mut policy = TenantPolicy::example("t", Route::Ai);
+    policy.ai.max_in_flight = 1;
+    let tenant = TenantSetup { policy, llm: Some(Arc::new(model.clone())), channels: vec![channel] };
     let hub = Hub::start(backend, vec![tenant], HubSettings { workers: 2, ..HubSettings::default() });
 
     let customers: Vec<String> = (0..24).map(|n| format!("55119000000{n:02}")).collect();
-    let partitions: HashSet<u32> =
-        customers.iter().map(|c| partition_of(&format!("t:whatsapp.main:{c}"), PARTITIONS) % 2).collect();
-    assert_eq!(partitions.len(), 2, "the customers' conversations live on both actor threads");
+    // Partition p runs on actor thread p % 2.
+    let thread_of = |c: &str| partition_of(&format!("t:whatsapp.main:{c}"), PARTITIONS) % 2;
+    let used: HashSet<u32> = customers.iter().map(|c| thread_of(c)).collect();
+    assert_eq!(used.len(), 2, "the customers' conversations live on both actor threads");
     for customer in &customers {
         assert_eq!(hub.ingest(message(customer), Some(format!("t:{customer}"))).await.unwrap(), Ingested::Accepted);
     }
@@ -162,22 +161,23 @@ async fn a_conversations_model_call_and_send_stay_on_its_thread_and_the_channel_
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let (sends, turns) = (sender.calls.lock().unwrap().clone(), model.calls.lock().unwrap().clone());
-    assert_eq!(sends.len(), customers.len(), "one answer each");
+    assert_eq!(sends.len(), customers.len(), "one answer each, and no more");
     let (send_threads, model_threads) = (thread_of_each_copy(&sends), thread_of_each_copy(&turns));
     assert_eq!(send_threads.len(), 2, "one copy of the sender per actor thread, and only those send");
     assert_eq!(model_threads.len(), 2, "one copy of the model per actor thread, and only those call");
     assert!(!send_threads.contains_key(&0) && !model_threads.contains_key(&0), "the hub's own copy is left idle");
     assert_ne!(send_threads[&1], send_threads[&2], "the two senders run on different threads");
+    let mut threads_by_actor_thread: HashMap<u32, HashSet<ThreadId>> = HashMap::new();
     for customer in &customers {
-        let sent_on = sends.iter().find(|(_, _, to)| to == customer).map(|(copy, ..)| send_threads[copy]);
-        let asked_on =
-            turns.iter().find(|(_, _, text)| text.ends_with(customer.as_str())).map(|(copy, ..)| model_threads[copy]);
-        assert_eq!(sent_on, asked_on, "{customer}: the model call and the send ran on the same thread");
+        let sent = sends.iter().find(|(_, _, to)| to == customer).expect("sent");
+        let asked = turns.iter().find(|(_, _, text)| text.ends_with(customer.as_str())).expect("asked the model");
+        assert_eq!(send_threads[&sent.0], model_threads[&asked.0], "{customer}: model call and send on one thread");
+        threads_by_actor_thread.entry(thread_of(customer)).or_default().insert(send_threads[&sent.0]);
     }
-    assert_eq!(
-        sender.most_in_flight.load(Ordering::SeqCst),
-        1,
-        "the channel's bound of one send at a time holds across threads"
-    );
+    let (even, odd) = (&threads_by_actor_thread[&0], &threads_by_actor_thread[&1]);
+    assert!(even.len() == 1 && odd.len() == 1 && even != odd, "each partition's conversations on its thread");
+    assert_eq!(sender.most_in_flight.load(Ordering::SeqCst), 1, "the channel's one send at a time, across threads");
+    assert_eq!(model.most_in_flight.load(Ordering::SeqCst), 1, "the tenant's one model call at a time, across threads");
 }

@@ -18,3 +18,10 @@ pub mod telegram;
 pub mod tools;
 pub mod webchat;
 pub mod whatsapp;
+
+/// An HTTP client of its own for a sender or model on another actor thread (see
+/// `Outbound::with_own_connections`), or `None`, logged, when it cannot be built: the caller
+/// then shares the one it has.
+pub(crate) fn own_client<T, E: std::fmt::Display>(built: Result<T, E>) -> Option<T> {
+    built.map_err(|e| tracing::warn!(error = %e, "no HTTP client of its own for another thread: it shares one")).ok()
+}

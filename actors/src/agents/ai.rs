@@ -1,6 +1,7 @@
-//! AiAgent: one per tenant and actor thread (see `hub`), the tenant's limits shared. Calls the model through the `LlmClient` port behind a timeout, a
-//! circuit breaker and a governor rate limit; when the model cannot answer it returns the
-//! tenant's fallback text plus a handoff to the default queue, so a customer never meets silence.
+//! AiAgent: one per tenant and actor thread (see `hub`), the tenant's limits shared. Calls the
+//! model through the `LlmClient` port behind a timeout, a circuit breaker and a governor rate
+//! limit; when the model cannot answer it returns the tenant's fallback text plus a handoff to
+//! the default queue, so a customer never meets silence.
 
 use crate::breaker::CircuitBreaker;
 use crate::metrics::HubMetrics;

@@ -28,7 +28,7 @@ pub struct TenantRuntime {
     pub policy: Arc<TenantPolicy>,
     /// Routing.
     pub dispatcher: DispatcherPort,
-    /// The tenant's AI agent.
+    /// The tenant's AI agent on this actor thread.
     pub ai: Recipient<Generate>,
     /// The tenant's triage bot.
     pub triage: Recipient<Triage>,

@@ -62,7 +62,7 @@ impl OpenAiClient {
             return Err(OpenAiError::InvalidConfig("model is empty".into()));
         }
         let config = OpenAIConfig::new().with_api_base(&base_url).with_api_key(&settings.api_key);
-        let client = Client::with_config(config).with_http_service(ReqwestService::new(http_client()?));
+        let client = client(config)?;
         Ok(Self {
             client,
             base_url,
@@ -96,15 +96,16 @@ impl OpenAiClient {
     }
 }
 
-/// The HTTP client under async-openai. No retry layer around it: see the module header. Idle
-/// connections are dropped after 4 s, before the usual 5 s keep-alive of servers and proxies
-/// ends them: reusing one the server is closing at that moment fails the call ("error sending
-/// request"), and a model call is not retried.
-fn http_client() -> Result<openai_http::Client, OpenAiError> {
-    openai_http::Client::builder()
+/// async-openai over an HTTP client of its own. No retry layer around the transport: see the
+/// module header. Idle connections are dropped after 4 s, before the usual 5 s keep-alive of
+/// servers and proxies ends them: reusing one the server is closing at that moment fails the
+/// call ("error sending request"), and a model call is not retried.
+fn client(config: OpenAIConfig) -> Result<Client<OpenAIConfig>, OpenAiError> {
+    let http = openai_http::Client::builder()
         .pool_idle_timeout(std::time::Duration::from_secs(4))
         .build()
-        .map_err(|e| OpenAiError::InvalidConfig(format!("http client: {e}")))
+        .map_err(|e| OpenAiError::InvalidConfig(format!("http client: {e}")))?;
+    Ok(Client::with_config(config).with_http_service(ReqwestService::new(http)))
 }
 
 /// The two tools. The queue is an `enum` of the tenant's queues so the model cannot invent
@@ -224,8 +225,7 @@ impl LlmClient for OpenAiClient {
     }
 
     fn with_own_connections(&self) -> Option<std::sync::Arc<dyn LlmClient>> {
-        let http = http_client().ok()?;
-        let client = Client::with_config(self.client.config().clone()).with_http_service(ReqwestService::new(http));
+        let client = crate::own_client(client(self.client.config().clone()))?;
         Some(std::sync::Arc::new(Self { client, ..self.clone() }))
     }
 }

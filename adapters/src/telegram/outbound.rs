@@ -189,8 +189,9 @@ impl Outbound for TelegramOutbound {
     }
 
     fn with_own_connections(&self) -> Option<std::sync::Arc<dyn Outbound>> {
-        // `Bot::new` builds a client of its own.
-        let bot = Bot::new(self.token.clone()).set_api_url(self.bot.api_url().clone());
+        // The client `Bot::new` builds, without its panic when that fails.
+        let client = crate::own_client(teloxide::net::default_reqwest_settings().build())?;
+        let bot = Bot::with_client(self.token.clone(), client).set_api_url(self.bot.api_url());
         Some(std::sync::Arc::new(Self { bot, ..self.clone() }))
     }
 }

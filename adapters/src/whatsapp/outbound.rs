@@ -125,7 +125,7 @@ impl Outbound for WhatsAppOutbound {
     }
 
     fn with_own_connections(&self) -> Option<std::sync::Arc<dyn Outbound>> {
-        let client = http_client().ok()?;
+        let client = crate::own_client(http_client())?;
         Some(std::sync::Arc::new(Self { client, url: self.url.clone(), token: self.token.clone() }))
     }
 }
