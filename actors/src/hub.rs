@@ -170,7 +170,8 @@ impl Hub {
         let mut routes = HashMap::new();
         let mut handles = HashMap::new();
         let mut pending_runtimes = Vec::new();
-        let mut all_outboxes = Vec::new();
+        // Per actor thread, its outboxes (every tenant's and channel's).
+        let mut outboxes_of_thread: Vec<Vec<Addr<Outbox>>> = vec![Vec::new(); arbiters.len()];
         for (i, setup) in tenants.into_iter().enumerate() {
             let arbiter = &arbiters[i % arbiters.len()];
             let policy = Arc::new(setup.policy);
@@ -196,7 +197,7 @@ impl Hub {
                         (sink.clone(), backend.clock.clone(), metrics.clone(), shared.clone(), ch.policy.clone());
                     let outbound = ch.outbound.with_own_connections().unwrap_or_else(|| ch.outbound.clone());
                     let addr = Outbox::start_in_arbiter(arb, move |_| Outbox::new(l, outbound, p, s, c, m));
-                    all_outboxes.push(addr.clone());
+                    outboxes_of_thread[k].push(addr.clone());
                     outboxes[k].insert(ch.channel.clone(), addr.recipient());
                 }
             }
@@ -247,7 +248,7 @@ impl Hub {
             })
             .collect();
         let replies: Arc<Replies> = Arc::default();
-        let outbox_addrs: Arc<[Addr<Outbox>]> = all_outboxes.clone().into();
+        let outboxes_of_thread: Vec<Arc<[Addr<Outbox>]>> = outboxes_of_thread.into_iter().map(Into::into).collect();
         if let Some(incoming) = backend.verdicts.incoming() {
             arbiters[0].spawn(hand_out_verdicts(incoming, replies.clone()));
         }
@@ -265,7 +266,8 @@ impl Hub {
                     store: backend.store.clone(),
                     clock: backend.clock.clone(),
                     registry: registry.clone(),
-                    outboxes: outbox_addrs.clone(),
+                    // Only its thread's outboxes can hold this partition's sends.
+                    outboxes: outboxes_of_thread[p as usize % arbiters.len()].clone(),
                     verdicts: backend.verdicts.clone(),
                     replies: replies.clone(),
                     batch: settings.batch,
@@ -297,7 +299,7 @@ impl Hub {
             settings,
             shutdown,
             consumers,
-            outboxes: all_outboxes,
+            outboxes: outboxes_of_thread.iter().flat_map(|o| o.iter().cloned()).collect(),
             origin: backend.verdicts.origin(),
         }))
     }
