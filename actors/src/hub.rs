@@ -212,7 +212,7 @@ impl Hub {
                 .map(|arb| {
                     let llm = setup.llm.as_ref().map(|llm| llm.with_own_connections().unwrap_or_else(|| llm.clone()));
                     let (l, p, m) = (limits.clone(), policy.clone(), metrics.clone());
-                    AiAgent::start_in_arbiter(arb, move |_| AiAgent::sharing(l, p, llm, m))
+                    AiAgent::start_in_arbiter(arb, move |_| AiAgent::new(l, p, llm, m))
                 })
                 .collect();
             let p = policy.clone();
@@ -256,8 +256,9 @@ impl Hub {
         let consumers = Arc::new(AtomicUsize::new(0));
         let registries = (0..backend.bus.partitions())
             .map(|p| {
-                let arbiter = &arbiters[p as usize % arbiters.len()];
-                let rts = runtimes[p as usize % arbiters.len()].clone();
+                // Partition p runs on actor thread p % n, with that thread's agents and outboxes.
+                let thread = p as usize % arbiters.len();
+                let (arbiter, rts) = (&arbiters[thread], runtimes[thread].clone());
                 let registry =
                     ConversationRegistry::start_in_arbiter(arbiter, move |_| ConversationRegistry::new(p, rts));
                 let runner = PartitionRunner {
@@ -267,7 +268,7 @@ impl Hub {
                     clock: backend.clock.clone(),
                     registry: registry.clone(),
                     // Only its thread's outboxes can hold this partition's sends.
-                    outboxes: outboxes_of_thread[p as usize % arbiters.len()].clone(),
+                    outboxes: outboxes_of_thread[thread].clone(),
                     verdicts: backend.verdicts.clone(),
                     replies: replies.clone(),
                     batch: settings.batch,

@@ -46,15 +46,9 @@ pub struct AiAgent {
 }
 
 impl AiAgent {
-    /// An agent using `llm`, with limits of its own; `None` (no model configured) always falls
-    /// back.
-    pub fn new(policy: Arc<TenantPolicy>, llm: Option<Arc<dyn LlmClient>>, metrics: Arc<HubMetrics>) -> Self {
-        let limits = AiLimits::new(&policy, &metrics);
-        Self::sharing(limits, policy, llm, metrics)
-    }
-
-    /// An agent using `llm` within `limits`, which other agents of the tenant share.
-    pub fn sharing(
+    /// An agent using `llm` within `limits`, which the tenant's other agents share; `None` (no
+    /// model configured) always falls back.
+    pub fn new(
         limits: AiLimits,
         policy: Arc<TenantPolicy>,
         llm: Option<Arc<dyn LlmClient>>,
@@ -267,7 +261,8 @@ mod tests {
         policy.ai.timeout = Duration::from_millis(500);
         let llm = Arc::new(Flaky { calls: AtomicU32::new(0), fail, delay });
         let metrics = Arc::new(HubMetrics::default());
-        (AiAgent::new(Arc::new(policy), Some(llm.clone()), metrics.clone()).start(), llm, metrics)
+        let limits = AiLimits::new(&policy, &metrics);
+        (AiAgent::new(limits, Arc::new(policy), Some(llm.clone()), metrics.clone()).start(), llm, metrics)
     }
 
     #[actix::test]

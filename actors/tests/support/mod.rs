@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_actors::agents::ai::AiAgent;
+use switchboard_actors::agents::ai::{AiAgent, AiLimits};
 use switchboard_actors::agents::queue::QueueAgent;
 use switchboard_actors::agents::triage::TriageAgent;
 use switchboard_actors::conversation::{ProcessResult, TenantRuntime};
@@ -182,9 +182,10 @@ pub fn rig_with(policy: TenantPolicy, llm_delay: Duration, probes: Probes) -> Ri
             }
             port
         },
-        ai: probes
-            .ai
-            .unwrap_or_else(|| AiAgent::new(policy.clone(), Some(llm.clone()), metrics.clone()).start().recipient()),
+        ai: probes.ai.unwrap_or_else(|| {
+            let limits = AiLimits::new(&policy, &metrics);
+            AiAgent::new(limits, policy.clone(), Some(llm.clone()), metrics.clone()).start().recipient()
+        }),
         triage: TriageAgent::new(policy.clone()).start().recipient(),
         feed: Default::default(),
         outboxes: HashMap::from([(channel(), outbox.recipient())]),
